@@ -1,0 +1,161 @@
+"""The `grec` command line: one Typer app for every step of the platform."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from grec import settings
+
+app = typer.Typer(help="GRec: one multi-task recommender, trained, checked and served.", no_args_is_help=True)
+console = Console()
+
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Folder of parquet tables [default: $GREC_HOME/data/default]")]
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def parse_upsample(text: str | None) -> dict[str, int] | None:
+    """'CVR=4,AAL+CTCVR=2' -> {'CVR': 4, 'AAL+CTCVR': 2}."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if not value.strip().isdigit() or int(value) < 1:
+            raise typer.BadParameter(f"--upsample: {part!r} is not NAME=positive-integer")
+        out[key.strip()] = int(value)
+    return out
+
+
+@app.command()
+def simulate(
+    out: Annotated[Optional[Path], typer.Option(help="Output folder [default: $GREC_HOME/data/default]")] = None,
+    impressions: Annotated[int, typer.Option(help="Impressions over the whole window")] = 200_000,
+    items: Annotated[int, typer.Option(help="Catalogue size")] = 300,
+    train_weeks: Annotated[int, typer.Option(help="Weeks of training data")] = 13,
+    test_weeks: Annotated[int, typer.Option(help="Weeks of test data after them")] = 1,
+    start: Annotated[str, typer.Option(help="First day, UTC")] = "2026-06-01",
+    seed: Annotated[int, typer.Option()] = 0,
+):
+    """Simulate a telecom storefront: customers, items and impressions with true probabilities."""
+    from grec.data.simulate import SimulationConfig, simulate_to
+
+    out = out or settings.data_dir()
+    config = SimulationConfig(
+        n_impressions=impressions, n_items=items, train_weeks=train_weeks, test_weeks=test_weeks, start=start, seed=seed
+    )
+    with console.status(f"Simulating {impressions:,} impressions"):
+        paths = simulate_to(out, config)
+    summary = json.loads((Path(out) / "simulation.json").read_text())
+    console.print(f"Wrote {', '.join(str(p) for p in paths.values())}")
+    console.print_json(data=summary.get("summary", summary))
+
+
+@app.command()
+def train(
+    data: DataOpt = None,
+    model: Annotated[str, typer.Option(help="grec | mmoe | shared_bottom | single_task")] = "grec",
+    routing: Annotated[str, typer.Option(help="GRec routing: token | sentence | task | task_sentence")] = "task_sentence",
+    experts: Annotated[int, typer.Option(help="Experts (GRec 8, MMoE 4 by default)")] = 0,
+    top_k: Annotated[int, typer.Option(help="Experts per token (GRec)")] = 4,
+    capacity: Annotated[int, typer.Option(help="Tokens per expert per example, 0 for no limit (GRec)")] = 2,
+    d_model: Annotated[int, typer.Option(help="Model width")] = 64,
+    epochs: Annotated[int, typer.Option()] = 8,
+    batch_size: Annotated[int, typer.Option(help="(example, task) rows per step")] = 2048,
+    lr: Annotated[float, typer.Option()] = 2e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    upsample: Annotated[Optional[str], typer.Option(help="Repeat training rows, e.g. 'CVR=4,AAL+CTCVR=2'")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    out: Annotated[Optional[Path], typer.Option(help="Model folder [default: $GREC_HOME/models/<model>]")] = None,
+):
+    """Train GRec or a baseline; early-stops on the validation week; saves config, features and weights."""
+    from grec.data.dataset import load_dataset
+    from grec.model.baselines import BASELINES, BaselineConfig
+    from grec.model.checkpoint import build_model, save_model
+    from grec.model.grec import GRecConfig
+    from grec.model.inputs import InputConfig
+    from grec.train import TrainConfig, train_model
+
+    if model not in ("grec", *BASELINES):
+        raise typer.BadParameter(f"--model: {model!r} is not one of grec, {', '.join(BASELINES)}")
+    data_dir = data or settings.data_dir()
+    with console.status(f"Loading {data_dir}"):
+        dataset = load_dataset(data_dir, upsample=parse_upsample(upsample))
+    sizes = InputConfig.sizes_from(dataset.spec)
+    if model == "grec":
+        config = GRecConfig(**sizes, d_model=d_model, n_experts=experts or 8, top_k=top_k,
+                            capacity=capacity or None, routing=routing)
+    else:
+        config = BaselineConfig(**sizes, d_model=d_model, arch=model, n_experts=experts or 4)
+    name = model if model != "grec" else f"grec-{routing}"
+    out = out or settings.models_dir() / name
+    console.print(f"Training {name} on {', '.join(f'{k} {len(v):,}' for k, v in dataset.rows.items())} rows")
+    net = build_model(config)
+    summary = train_model(net, dataset, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                                     device=device), checkpoint_dir=out.with_name(f".{out.name}-ckpt"))
+    save_model(net.cpu(), dataset.spec, out)
+    write_json_atomic({"data": str(data_dir), "split": dataset.split.__dict__, **summary}, out / "train.json")
+    console.print(f"Saved {out} ({summary['seconds']:.0f}s, {summary['rows_per_second']:,.0f} rows/s)")
+
+
+def print_metrics(report: dict, title: str) -> None:
+    table = Table(title=title)
+    for col in ("task", "rows", "positive rate", "AUC", "oracle AUC", "AP", "oracle AP", "log-loss"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+
+    def add(name, m, style=None):
+        table.add_row(name, f"{m['rows']:,}", f"{m['rate']:.4f}", f"{m['auc']:.4f}", f"{m.get('oracle_auc', float('nan')):.4f}",
+                      f"{m['ap']:.4f}", f"{m.get('oracle_ap', float('nan')):.4f}", f"{m['logloss']:.4f}", style=style)
+
+    for name, m in report["by_task"].items():
+        add(name, m)
+    table.add_section()
+    for name, m in report["by_use_case"].items():
+        add(f"all flows {name}", m, style="bold")
+    console.print(table)
+    mean = report["mean"]
+    console.print(f"Mean over use cases: AUC {mean['auc']:.4f}, AP {mean['ap']:.4f}, log-loss {mean['logloss']:.4f}")
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Optional[Path], typer.Option("--model", help="Model folder [default: $GREC_HOME/models/grec-task_sentence]")] = None,
+    data: DataOpt = None,
+    split: Annotated[str, typer.Option(help="test | valid")] = "test",
+):
+    """Per-task AUC, AP and log-loss (and oracle AUC on simulated data), plus FLOPs per example."""
+    from grec.data.dataset import load_dataset
+    from grec.evaluate import evaluate as run_evaluation
+    from grec.evaluate import flops_per_example
+    from grec.model.checkpoint import load_model
+
+    model_dir = model_dir or settings.models_dir() / "grec-task_sentence"
+    if not (model_dir / "config.json").exists():
+        raise typer.BadParameter(f"--model: {model_dir} holds no trained model (no config.json); run `grec train`")
+    net, spec = load_model(model_dir)
+    dataset = load_dataset(data or settings.data_dir(), spec=spec)
+    report = run_evaluation(net, dataset, split)
+    report["flops_per_example"] = flops_per_example(net, dataset, split)
+    write_json_atomic(report, model_dir / f"eval-{split}.json")
+    print_metrics(report, f"{model_dir.name} on the {split} window ({dataset.source})")
+    fl = report["flops_per_example"]
+    console.print(f"FLOPs per example: {fl['total'] / 1e6:.2f}M total, {fl['mixing'] / 1e6:.2f}M in the mixing layer")
+    console.print(f"Report: {model_dir / f'eval-{split}.json'}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,404 @@
+"""From parquet tables to model-ready tensors and (example, task) rows.
+
+Flow of data: `load_tables` (schema-checked) -> `join_tables` (one flat row per impression, the same
+shape a feature store's training set has) -> `time_split` -> `FeatureSpec.fit` on the training
+rows -> `FeatureSpec.encode` -> `build_task_rows` (the paper's rows: CTR, ATC and CTCVR over every
+impression, CVR over clicked ones).
+
+Dimension letters: N impressions, R task rows, B batch, L sequence length, F feature fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from grec.data import schema
+from grec.data.schema import FLOWS, LABELS, USE_CASE_LABEL, USE_CASE_POPULATION, USE_CASES, SchemaError, Table
+from grec.data.text import HashingTextEncoder
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading with the contract enforced
+
+
+def _arrow_type_matches(dtype: str, t: pa.DataType) -> bool:
+    is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+    return {
+        "int64": lambda: pa.types.is_int64(t),
+        "int8": lambda: pa.types.is_int8(t),
+        "float32": lambda: pa.types.is_float32(t),
+        "string": lambda: pa.types.is_string(t) or pa.types.is_large_string(t),
+        "timestamp": lambda: pa.types.is_timestamp(t),
+        "list<int64>": lambda: is_list and pa.types.is_int64(t.value_type),
+        "vector<float32>": lambda: is_list and pa.types.is_float32(t.value_type),
+    }[dtype]()
+
+
+def check_arrow_schema(arrow_schema: pa.Schema, table: Table, source: str) -> None:
+    """Raise one SchemaError listing every missing or mistyped column of `table` in `source`."""
+    problems = []
+    for col in table.columns:
+        if col.name not in arrow_schema.names:
+            problems.append(f"missing column '{col.name}' (expected {col.dtype}: {col.description})")
+        elif not _arrow_type_matches(col.dtype, arrow_schema.field(col.name).type):
+            got = arrow_schema.field(col.name).type
+            problems.append(f"column '{col.name}' has type {got}, expected {col.dtype}")
+    if problems:
+        raise SchemaError(f"{source}: does not match the '{table.name}' schema: " + "; ".join(problems))
+
+
+def load_table(path: Path, table: Table) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise SchemaError(f"{path}: file not found (expected the '{table.name}' table)")
+    check_arrow_schema(pq.read_schema(path), table, str(path))
+    return pq.read_table(path, columns=table.names()).to_pandas()
+
+
+def load_tables(data_dir: Path) -> dict[str, pd.DataFrame]:
+    return {name: load_table(Path(data_dir) / t.file, t) for name, t in schema.TABLES.items()}
+
+
+def join_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One flat row per impression with its customer's and item's features joined on."""
+    imp = tables["impressions"]
+    frame = imp
+    for name, key in (("customers", "customer_id"), ("items", "item_id")):
+        other = tables[name].drop(columns=["updated_at"])
+        if other[key].duplicated().any():
+            dup = other.loc[other[key].duplicated(), key].iloc[0]
+            raise SchemaError(f"{name}: duplicate {key} {dup}")
+        missing = ~imp[key].isin(other[key])
+        if missing.any():
+            row = int(np.flatnonzero(missing.to_numpy())[0])
+            raise SchemaError(
+                f"impressions: {int(missing.sum())} rows reference a {key} absent from {name} "
+                f"(first: row {row}, {key}={int(imp[key].iloc[row])})"
+            )
+        frame = frame.merge(other, on=key, how="left", validate="many_to_one")
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits by time: the test window is the last `test_days`, validation the `valid_days` before it
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    valid_start: pd.Timestamp
+    test_start: pd.Timestamp
+    end: pd.Timestamp
+
+    @classmethod
+    def from_timestamps(cls, ts: pd.Series, test_days: int = 7, valid_days: int = 7) -> TimeSplit:
+        end = ts.max().floor("D") + pd.Timedelta(days=1)
+        test_start = end - pd.Timedelta(days=test_days)
+        return cls(test_start - pd.Timedelta(days=valid_days), test_start, end)
+
+    def masks(self, ts: pd.Series) -> dict[str, np.ndarray]:
+        return {
+            "train": (ts < self.valid_start).to_numpy(),
+            "valid": ((ts >= self.valid_start) & (ts < self.test_start)).to_numpy(),
+            "test": (ts >= self.test_start).to_numpy(),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding: vocabularies fitted on training rows, unknown codes to a reserved bucket
+
+
+@dataclass
+class Features:
+    """Model inputs, one row per impression (or per candidate at serving time)."""
+
+    context_categorical: torch.Tensor  # (N, Fc) long, code in [0, cardinality]; cardinality = unknown
+    context_numerical: torch.Tensor  # (N, Fn) float, signed log1p
+    search: torch.Tensor  # (N, Ds) float, query vector (zeros: no search)
+    item: torch.Tensor  # (N,) long, item_id + 2; 0 pad, 1 unknown
+    item_categorical: torch.Tensor  # (N, Fi) long
+    item_numerical: torch.Tensor  # (N, Fin) float, signed log1p
+    item_image: torch.Tensor  # (N, Dimg) float
+    item_text: torch.Tensor  # (N, Dtxt) float
+    seq_items: torch.Tensor  # (N, L) long, right-aligned (most recent last), 0 = padding
+    seq_pages: torch.Tensor  # (N, L) long, aligned with seq_items
+    flow: torch.Tensor  # (N,) long, index into FLOWS
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    def take(self, index: torch.Tensor) -> Features:
+        return Features(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+
+    def to(self, device) -> Features:
+        return Features(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
+
+
+@dataclass
+class Batch:
+    """R rows to score, over the features of the N examples they come from.
+
+    Rows of one impression (its CTR, ATC, CTCVR and CVR rows) share one feature row, so the input
+    layer encodes each example once however many tasks it is scored for.
+    """
+
+    features: Features  # N examples
+    example: torch.Tensor  # (R,) long, row -> index into features
+    use_case: torch.Tensor  # (R,) long, index into USE_CASES
+
+    @classmethod
+    def single(cls, features: Features, use_case: torch.Tensor) -> Batch:
+        """One row per feature row."""
+        return cls(features, torch.arange(len(features), device=use_case.device), use_case)
+
+    @property
+    def flow(self) -> torch.Tensor:  # (R,) long
+        return self.features.flow[self.example]
+
+    @property
+    def task(self) -> torch.Tensor:  # (R,) long, index into schema.TASKS
+        return self.flow * len(USE_CASES) + self.use_case
+
+    def select(self, rows: torch.Tensor) -> Batch:
+        """A sub-batch of some rows, holding only the features those rows use."""
+        unique, example = torch.unique(self.example[rows], return_inverse=True)
+        return Batch(self.features.take(unique), example, self.use_case[rows])
+
+    def __len__(self) -> int:
+        return len(self.use_case)
+
+    def to(self, device) -> Batch:
+        return Batch(self.features.to(device), self.example.to(device), self.use_case.to(device))
+
+
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    # Prices, bills and counts are heavy-tailed; this keeps their order and tames the tail.
+    return (np.sign(x) * np.log1p(np.abs(x))).astype(np.float32)
+
+
+def _codes(frame: pd.DataFrame, column: str, cardinality: int) -> np.ndarray:
+    x = frame[column].to_numpy()
+    if (x < 0).any():
+        row = int(np.flatnonzero(x < 0)[0])
+        raise SchemaError(f"column '{column}': negative category code {x[row]} at row {row}")
+    return np.where(x >= cardinality, cardinality, x)
+
+
+def _vectors(frame: pd.DataFrame, column: str, dim: int) -> np.ndarray:
+    values = frame[column].to_numpy()
+    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    if (lengths != dim).any():
+        row = int(np.flatnonzero(lengths != dim)[0])
+        raise SchemaError(f"column '{column}': row {row} has length {lengths[row]}, expected {dim}")
+    return np.stack(values).astype(np.float32) if len(values) else np.zeros((0, dim), np.float32)
+
+
+def _pad_right_aligned(values: np.ndarray, length: int, shift: int, unknown: int) -> np.ndarray:
+    """Ragged id lists -> (N, length): keep the last `length`, right-align, id+shift (unknown above)."""
+    lens = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    out = np.zeros((len(values), length), dtype=np.int64)
+    if lens.sum() == 0:
+        return out
+    flat = np.concatenate([np.asarray(v, dtype=np.int64) for v in values])
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    keep = np.minimum(lens, length)
+    rows = np.repeat(np.arange(len(values)), keep)
+    within = np.arange(keep.sum()) - np.repeat(np.cumsum(keep) - keep, keep)  # 0..keep-1 per row
+    src = np.repeat(starts + lens - keep, keep) + within
+    cols = np.repeat(length - keep, keep) + within
+    ids = flat[src]
+    out[rows, cols] = np.where((ids < 0) | (ids + shift > unknown), unknown, ids + shift)
+    return out
+
+
+@dataclass
+class FeatureSpec:
+    """Which columns feed which input, and the vocabularies fitted on training rows.
+
+    Saved beside the model weights: serving encodes requests with the same spec.
+    """
+
+    context_categorical: list[str] = field(default_factory=lambda: list(schema.CONTEXT_CATEGORICAL))
+    context_numerical: list[str] = field(default_factory=lambda: list(schema.CONTEXT_NUMERICAL))
+    item_categorical: list[str] = field(default_factory=lambda: list(schema.ITEM_CATEGORICAL))
+    item_numerical: list[str] = field(default_factory=lambda: list(schema.ITEM_NUMERICAL))
+    context_cardinalities: list[int] = field(default_factory=list)
+    item_cardinalities: list[int] = field(default_factory=list)
+    n_items: int = 0  # item ids 0..n_items-1 were seen in training
+    n_pages: int = 0
+    seq_len: int = 20
+    search_dim: int = 64
+    image_dim: int = 0
+    text_dim: int = 0
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, **overrides) -> FeatureSpec:
+        spec = cls(**overrides)
+        spec.context_cardinalities = [int(frame[c].max()) + 1 for c in spec.context_categorical]
+        spec.item_cardinalities = [int(frame[c].max()) + 1 for c in spec.item_categorical]
+        spec.n_items = int(frame["item_id"].max()) + 1
+        seq_items = [v for v in frame["viewed_item_ids"].to_numpy() if len(v)]
+        seq_pages = [v for v in frame["visited_page_ids"].to_numpy() if len(v)]
+        spec.n_items = max(spec.n_items, max((int(v.max()) + 1 for v in seq_items), default=0))
+        spec.n_pages = max((int(v.max()) + 1 for v in seq_pages), default=0)
+        spec.image_dim = len(frame["image_embedding"].iloc[0])
+        spec.text_dim = len(frame["text_embedding"].iloc[0])
+        return spec
+
+    def encode(self, frame: pd.DataFrame) -> Features:
+        unknown_flow = ~frame["flow"].isin(FLOWS)
+        if unknown_flow.any():
+            row = int(np.flatnonzero(unknown_flow.to_numpy())[0])
+            raise SchemaError(f"column 'flow': unknown flow {frame['flow'].iloc[row]!r} at row {row}; known: {FLOWS}")
+        item = frame["item_id"].to_numpy()
+        tensors = dict(
+            context_categorical=np.stack(
+                [_codes(frame, c, k) for c, k in zip(self.context_categorical, self.context_cardinalities)], axis=1
+            ),
+            context_numerical=_signed_log1p(frame[self.context_numerical].to_numpy(np.float64)),
+            search=HashingTextEncoder(self.search_dim).encode(frame["search_query"].to_numpy()),
+            item=np.where((item < 0) | (item >= self.n_items), 1, item + 2),
+            item_categorical=np.stack(
+                [_codes(frame, c, k) for c, k in zip(self.item_categorical, self.item_cardinalities)], axis=1
+            ),
+            item_numerical=_signed_log1p(frame[self.item_numerical].to_numpy(np.float64)),
+            item_image=_vectors(frame, "image_embedding", self.image_dim),
+            item_text=_vectors(frame, "text_embedding", self.text_dim),
+            seq_items=_pad_right_aligned(frame["viewed_item_ids"].to_numpy(), self.seq_len, 2, self.n_items + 1),
+            seq_pages=_pad_right_aligned(frame["visited_page_ids"].to_numpy(), self.seq_len, 2, self.n_pages + 1),
+            flow=pd.Categorical(frame["flow"], categories=FLOWS).codes.astype(np.int64),
+        )
+        return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureSpec:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's (example, task) rows
+
+
+@dataclass
+class TaskRows:
+    impression: torch.Tensor  # (R,) long, index into Features
+    use_case: torch.Tensor  # (R,) long
+    label: torch.Tensor  # (R,) float
+    oracle: torch.Tensor | None  # (R,) float, true P(label) where the data is simulated
+
+    def __len__(self) -> int:
+        return len(self.impression)
+
+    def take(self, index: torch.Tensor) -> TaskRows:
+        oracle = None if self.oracle is None else self.oracle[index]
+        return TaskRows(self.impression[index], self.use_case[index], self.label[index], oracle)
+
+
+def oracle_by_use_case(frame: pd.DataFrame) -> np.ndarray | None:
+    """(N, U) true probability of each use case's label, or None for data without ground truth."""
+    if not set(schema.ORACLE_COLUMNS) <= set(frame.columns):
+        return None
+    p_click, p_atc, p_buy = (frame[c].to_numpy(np.float64) for c in schema.ORACLE_COLUMNS)
+    by_use_case = {"CTR": p_click, "ATC": p_click * p_atc, "CVR": p_atc * p_buy, "CTCVR": p_click * p_atc * p_buy}
+    return np.stack([by_use_case[u] for u in USE_CASES], axis=1).astype(np.float32)
+
+
+@dataclass
+class Labels:
+    """Per impression: the three funnel labels and, on simulated data, the true probabilities."""
+
+    labels: np.ndarray  # (N, 3) int8 in LABELS order
+    oracle: np.ndarray | None  # (N, U) float32
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> Labels:
+        return cls(frame[list(LABELS)].to_numpy(np.int8), oracle_by_use_case(frame))
+
+
+def build_task_rows(
+    labels: Labels,
+    index: np.ndarray,
+    flows: np.ndarray,
+    upsample: dict[str, int] | None = None,
+) -> TaskRows:
+    """(example, task) rows for the impressions in `index`.
+
+    `upsample` repeats the rows of a use case ("CVR") or a task ("AAL+CVR") an integer number of
+    times, as the paper balances sparse tasks; use it on training rows only.
+    """
+    parts = []
+    for u, use_case in enumerate(USE_CASES):
+        population = USE_CASE_POPULATION[use_case]
+        idx = index
+        if population is not None:
+            idx = index[labels.labels[index, LABELS.index(population)] == 1]
+        if upsample:
+            factors = np.full(len(idx), upsample.get(use_case, 1), dtype=np.int64)
+            for f, flow in enumerate(FLOWS):
+                factor = upsample.get(f"{flow}+{use_case}")
+                if factor is not None:
+                    factors[flows[idx] == f] = factor
+            idx = np.repeat(idx, factors)
+        label = labels.labels[idx, LABELS.index(USE_CASE_LABEL[use_case])].astype(np.float32)
+        oracle = None if labels.oracle is None else labels.oracle[idx, u]
+        parts.append((idx, np.full(len(idx), u), label, oracle))
+    impression, use_case, label, oracle = (
+        np.concatenate([p[i] for p in parts]) if parts[0][i] is not None else None for i in range(4)
+    )
+    return TaskRows(
+        torch.from_numpy(impression.astype(np.int64)),
+        torch.from_numpy(use_case.astype(np.int64)),
+        torch.from_numpy(label),
+        None if oracle is None else torch.from_numpy(oracle),
+    )
+
+
+@dataclass
+class Dataset:
+    """Everything training and evaluation need: encoded features, labels and the three row sets."""
+
+    spec: FeatureSpec
+    features: Features
+    labels: Labels
+    split: TimeSplit
+    rows: dict[str, TaskRows]  # train / valid / test
+    source: str = ""
+
+    def batch(self, rows: TaskRows) -> Batch:
+        """Rows -> a Batch holding each distinct impression's features once."""
+        unique, example = torch.unique(rows.impression, return_inverse=True)
+        return Batch(self.features.take(unique), example, rows.use_case)
+
+
+def load_dataset(
+    data_dir: Path,
+    upsample: dict[str, int] | None = None,
+    test_days: int = 7,
+    valid_days: int = 7,
+    spec: FeatureSpec | None = None,
+) -> Dataset:
+    """Load, join, split by time, fit the spec on training rows (unless given) and encode."""
+    frame = join_tables(load_tables(data_dir))
+    split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
+    masks = split.masks(frame["event_timestamp"])
+    if spec is None:
+        spec = FeatureSpec.fit(frame[masks["train"]])
+    features = spec.encode(frame)
+    labels = Labels.from_frame(frame)
+    flows = features.flow.numpy()
+    rows = {
+        name: build_task_rows(labels, np.flatnonzero(mask), flows, upsample if name == "train" else None)
+        for name, mask in masks.items()
+    }
+    return Dataset(spec, features, labels, split, rows, source=str(data_dir))

@@ -1,0 +1,155 @@
+"""The data contract: every table, feature, label and task the platform knows, defined once.
+
+Everything else (simulator, dataset, model inputs, later Feast and Great Expectations) reads names,
+types and roles from here rather than typing them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+FLOWS: tuple[str, ...] = ("AAL", "EUP", "NSE")  # add a line, upgrade, new customer
+USE_CASES: tuple[str, ...] = ("CTR", "ATC", "CVR", "CTCVR")
+LABELS: tuple[str, ...] = ("click", "add_to_cart", "purchase")
+
+# Which label each use case predicts, and over which impressions (None: all of them).
+USE_CASE_LABEL: dict[str, str] = {"CTR": "click", "ATC": "add_to_cart", "CVR": "purchase", "CTCVR": "purchase"}
+USE_CASE_POPULATION: dict[str, str | None] = {"CTR": None, "ATC": None, "CVR": "click", "CTCVR": None}
+
+# A task is a (flow, use case) pair; its id is flow-major so ids are stable across datasets.
+TASKS: tuple[tuple[str, str], ...] = tuple((f, u) for f in FLOWS for u in USE_CASES)
+
+
+def task_id(flow: str, use_case: str) -> int:
+    return FLOWS.index(flow) * len(USE_CASES) + USE_CASES.index(use_case)
+
+
+def task_name(task: int) -> str:
+    flow, use_case = TASKS[task]
+    return f"{flow}+{use_case}"
+
+
+class Role(str, Enum):
+    KEY = "key"
+    TIMESTAMP = "timestamp"
+    CONTEXT_CATEGORICAL = "context_categorical"
+    CONTEXT_NUMERICAL = "context_numerical"
+    SEARCH_TEXT = "search_text"
+    SEQUENCE_ITEMS = "sequence_items"
+    SEQUENCE_PAGES = "sequence_pages"
+    ITEM_CATEGORICAL = "item_categorical"
+    ITEM_NUMERICAL = "item_numerical"
+    ITEM_IMAGE = "item_image_embedding"
+    ITEM_TEXT = "item_text_embedding"
+    ITEM_DESCRIPTION = "item_description"
+    FLOW = "flow"
+    LABEL = "label"
+    ORACLE = "oracle_probability"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table. `dtype` is the pandas dtype as stored in parquet and read back.
+
+    Categorical features are non-negative integer codes; vocabulary sizes are fitted from data
+    (see grec.data.dataset.FeatureSpec) so real datasets with other cardinalities fit the same contract.
+    """
+
+    name: str
+    dtype: str  # int64 | int8 | float32 | string | timestamp | list<int64> | vector<float32>
+    role: Role
+    description: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    key: str
+    columns: tuple[Column, ...]
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.parquet"
+
+    def names(self, *roles: Role) -> list[str]:
+        return [c.name for c in self.columns if not roles or c.role in roles]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+C = Column
+CUSTOMERS = Table(
+    "customers",
+    key="customer_id",
+    columns=(
+        C("customer_id", "int64", Role.KEY, "Customer (or prospect) id"),
+        C("updated_at", "timestamp", Role.TIMESTAMP, "When this profile snapshot was taken"),
+        C("region", "int64", Role.CONTEXT_CATEGORICAL, "Sales region code"),
+        C("plan_type", "int64", Role.CONTEXT_CATEGORICAL, "Current plan family code (0: none, prospect)"),
+        C("device_os", "int64", Role.CONTEXT_CATEGORICAL, "OS of the customer's current device"),
+        C("age_band", "int64", Role.CONTEXT_CATEGORICAL, "Age band code"),
+        C("tenure_months", "float32", Role.CONTEXT_NUMERICAL, "Months as a customer (0 for prospects)"),
+        C("monthly_bill", "float32", Role.CONTEXT_NUMERICAL, "Average monthly bill, USD"),
+        C("lines_on_account", "float32", Role.CONTEXT_NUMERICAL, "Lines on the account"),
+        C("device_age_months", "float32", Role.CONTEXT_NUMERICAL, "Age of the current device in months"),
+    ),
+)
+
+ITEMS = Table(
+    "items",
+    key="item_id",
+    columns=(
+        C("item_id", "int64", Role.KEY, "Catalogue item id"),
+        C("updated_at", "timestamp", Role.TIMESTAMP, "When this catalogue entry was last changed"),
+        C("category", "int64", Role.ITEM_CATEGORICAL, "Product category code"),
+        C("brand", "int64", Role.ITEM_CATEGORICAL, "Brand code"),
+        C("os", "int64", Role.ITEM_CATEGORICAL, "Operating system code (0: none)"),
+        C("price", "float32", Role.ITEM_NUMERICAL, "List price, USD"),
+        C("storage_gb", "float32", Role.ITEM_NUMERICAL, "Storage in GB (0 when not applicable)"),
+        C("rating", "float32", Role.ITEM_NUMERICAL, "Average review rating, 1 to 5"),
+        C("discount_pct", "float32", Role.ITEM_NUMERICAL, "Current promotion, percent off"),
+        C("description", "string", Role.ITEM_DESCRIPTION, "Catalogue description text"),
+        C("image_embedding", "vector<float32>", Role.ITEM_IMAGE, "Pre-computed image embedding"),
+        C("text_embedding", "vector<float32>", Role.ITEM_TEXT, "Pre-computed description embedding"),
+    ),
+)
+
+IMPRESSIONS = Table(
+    "impressions",
+    key="impression_id",
+    columns=(
+        C("impression_id", "int64", Role.KEY, "Impression id"),
+        C("event_timestamp", "timestamp", Role.TIMESTAMP, "When the item was shown"),
+        C("customer_id", "int64", Role.KEY, "Who saw it"),
+        C("item_id", "int64", Role.KEY, "What was shown"),
+        C("flow", "string", Role.FLOW, "Customer flow: AAL, EUP or NSE"),
+        C("page_id", "int64", Role.CONTEXT_CATEGORICAL, "Page the impression was shown on"),
+        C("channel", "int64", Role.CONTEXT_CATEGORICAL, "0 web, 1 app, 2 retail-store tablet"),
+        C("position", "int64", Role.CONTEXT_CATEGORICAL, "Slot in the carousel, 0-based"),
+        C("search_query", "string", Role.SEARCH_TEXT, "What the customer searched for ('' if nothing)"),
+        C("viewed_item_ids", "list<int64>", Role.SEQUENCE_ITEMS, "Recently viewed item ids, oldest first"),
+        C("visited_page_ids", "list<int64>", Role.SEQUENCE_PAGES, "Page of each recent view, aligned"),
+        C("click", "int8", Role.LABEL, "Clicked"),
+        C("add_to_cart", "int8", Role.LABEL, "Added to cart (only after a click)"),
+        C("purchase", "int8", Role.LABEL, "Purchased (only after add-to-cart)"),
+        C("p_click", "float32", Role.ORACLE, "True P(click)"),
+        C("p_add_to_cart_given_click", "float32", Role.ORACLE, "True P(add_to_cart | click)"),
+        C("p_purchase_given_add_to_cart", "float32", Role.ORACLE, "True P(purchase | add_to_cart)"),
+    ),
+)
+del C
+
+TABLES: dict[str, Table] = {t.name: t for t in (CUSTOMERS, ITEMS, IMPRESSIONS)}
+ORACLE_COLUMNS = tuple(IMPRESSIONS.names(Role.ORACLE))
+
+# Model inputs by role, in a fixed order (the model's embedding tables follow this order).
+CONTEXT_CATEGORICAL = CUSTOMERS.names(Role.CONTEXT_CATEGORICAL) + IMPRESSIONS.names(Role.CONTEXT_CATEGORICAL)
+CONTEXT_NUMERICAL = CUSTOMERS.names(Role.CONTEXT_NUMERICAL)
+ITEM_CATEGORICAL = ITEMS.names(Role.ITEM_CATEGORICAL)
+ITEM_NUMERICAL = ITEMS.names(Role.ITEM_NUMERICAL)
+
+
+class SchemaError(ValueError):
+    """A table does not match the contract. The message names the file and the column."""

@@ -1,0 +1,98 @@
+"""Per-task metrics (AUC, average precision, log-loss, and the oracle's AUC on simulated data) and
+FLOPs per example counted by torch's FLOP counter, with the mixing (routing + experts) part apart,
+as the paper's Table 1 reports routing FLOPs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from grec.data.dataset import Dataset, TaskRows
+from grec.data.schema import FLOWS, USE_CASES, task_name
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: Dataset, rows: TaskRows, batch_size: int = 8192, device=None) -> np.ndarray:
+    """(R,) probabilities, in the order of `rows`."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    order = torch.argsort(rows.impression, stable=True)
+    out = torch.empty(len(rows))
+    for chunk in order.split(batch_size):
+        batch = data.batch(rows.take(chunk)).to(device)
+        out[chunk] = torch.sigmoid(model(batch).logits.float()).cpu()
+    return out.numpy()
+
+
+def binary_metrics(label: np.ndarray, prob: np.ndarray, oracle: np.ndarray | None = None) -> dict:
+    """AUC, AP and log-loss of `prob`; the same AUC and AP for the true probability when known."""
+    positives = int(label.sum())
+    m = {"rows": int(len(label)), "positives": positives, "rate": positives / max(len(label), 1)}
+    both = 0 < positives < len(label)
+    m["auc"] = float(roc_auc_score(label, prob)) if both else math.nan
+    m["ap"] = float(average_precision_score(label, prob)) if both else math.nan
+    m["logloss"] = float(log_loss(label, np.clip(prob, 1e-7, 1 - 1e-7), labels=[0, 1])) if len(label) else math.nan
+    if oracle is not None:
+        m["oracle_auc"] = float(roc_auc_score(label, oracle)) if both else math.nan
+        m["oracle_ap"] = float(average_precision_score(label, oracle)) if both else math.nan
+    return m
+
+
+def mean_auc_by_use_case(rows: TaskRows, prob: np.ndarray) -> dict:
+    """AUC per use case pooled over flows, and their mean: the early-stopping criterion."""
+    label, use_case = rows.label.numpy(), rows.use_case.numpy()
+    out = {}
+    for u, name in enumerate(USE_CASES):
+        sel = use_case == u
+        if 0 < label[sel].sum() < sel.sum():
+            out[name] = float(roc_auc_score(label[sel], prob[sel]))
+    out["mean"] = float(np.mean(list(out.values()))) if out else math.nan
+    return out
+
+
+def evaluate_predictions(data: Dataset, rows: TaskRows, prob: np.ndarray) -> dict:
+    """Metrics per task (flow + use case), per use case (pooled over flows), and their means."""
+    label, use_case = rows.label.numpy(), rows.use_case.numpy()
+    flow = data.features.flow[rows.impression].numpy()
+    oracle = None if rows.oracle is None else rows.oracle.numpy()
+
+    def metrics(sel):
+        return binary_metrics(label[sel], prob[sel], None if oracle is None else oracle[sel])
+
+    by_task = {}
+    for f in range(len(FLOWS)):
+        for u in range(len(USE_CASES)):
+            sel = (flow == f) & (use_case == u)
+            if sel.any():
+                by_task[task_name(f * len(USE_CASES) + u)] = metrics(sel)
+    by_use_case = {name: metrics(use_case == u) for u, name in enumerate(USE_CASES) if (use_case == u).any()}
+    mean = {k: float(np.nanmean([m[k] for m in by_use_case.values()])) for k in ("auc", "ap", "logloss")}
+    return {"by_task": by_task, "by_use_case": by_use_case, "mean": mean}
+
+
+def evaluate(model: nn.Module, data: Dataset, split: str = "test") -> dict:
+    rows = data.rows[split]
+    return evaluate_predictions(data, rows, predict(model, data, rows))
+
+
+@torch.no_grad()
+def flops_per_example(model: nn.Module, data: Dataset, split: str = "test", n_rows: int = 4096) -> dict:
+    """FLOPs per (example, task) row, total and for the mixing layer (router + experts) alone.
+
+    Counted by torch.utils.flop_counter (matrix products and attention) on a real batch of rows
+    with their natural task mix; `mixing` is the paper's "routing FLOPs"."""
+    rows = data.rows[split]
+    batch = data.batch(rows.take(torch.argsort(rows.impression)[:n_rows]))
+    model.eval().cpu()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(batch)
+    per_module = counter.get_flop_counts()
+    # "GRec.mixing", or "SingleTask.members.3.mixing" for each single-task member
+    mixing = sum(sum(ops.values()) for name, ops in per_module.items() if name.endswith(".mixing"))
+    return {"total": counter.get_total_flops() / len(batch), "mixing": mixing / len(batch)}

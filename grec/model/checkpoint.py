@@ -1,0 +1,57 @@
+"""Build, save and load any of the models. A model folder holds three files:
+`config.json` (the model's config dataclass, class named), `features.json` (the FeatureSpec that
+encodes its inputs) and `weights.pt` (the state dict). Written to a temporary folder, then renamed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from grec.data.dataset import FeatureSpec
+from grec.model.baselines import BaselineConfig, MMoE, SharedBottom, SingleTask
+from grec.model.grec import GRec, GRecConfig, config_to_json
+
+CONFIGS = {"GRecConfig": GRecConfig, "BaselineConfig": BaselineConfig}
+BASELINE_CLASSES = {"mmoe": MMoE, "shared_bottom": SharedBottom, "single_task": SingleTask}
+
+
+def build_model(config: GRecConfig | BaselineConfig) -> nn.Module:
+    if isinstance(config, GRecConfig):
+        return GRec(config)
+    if config.arch not in BASELINE_CLASSES:
+        raise ValueError(f"unknown baseline arch {config.arch!r}; choose from {sorted(BASELINE_CLASSES)}")
+    return BASELINE_CLASSES[config.arch](config)
+
+
+def save_model(model: nn.Module, spec: FeatureSpec, out_dir: Path) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    (tmp / "config.json").write_text(config_to_json(model.config))
+    spec.save(tmp / "features.json")
+    torch.save(model.state_dict(), tmp / "weights.pt")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def load_config(path: Path) -> GRecConfig | BaselineConfig:
+    raw = json.loads(Path(path).read_text())
+    name = raw.pop("model")
+    if name not in CONFIGS:
+        raise ValueError(f"{path}: unknown model config {name!r}")
+    return CONFIGS[name](**raw)
+
+
+def load_model(model_dir: Path, map_location: str = "cpu") -> tuple[nn.Module, FeatureSpec]:
+    model_dir = Path(model_dir)
+    model = build_model(load_config(model_dir / "config.json"))
+    model.load_state_dict(torch.load(model_dir / "weights.pt", map_location=map_location, weights_only=True))
+    return model.eval(), FeatureSpec.load(model_dir / "features.json")

@@ -1,0 +1,72 @@
+"""GRec: wide & deep inputs -> parallel-transformer fusion -> task-sentence sparse MoE -> towers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from grec.data.dataset import Batch
+from grec.model.attention import ParallelBlock
+from grec.model.inputs import N_TOKENS, InputConfig, InputLayer
+from grec.model.moe import MoEOutput, Routing, SparseMoE
+from grec.model.towers import UseCaseTowers
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # (B,) one logit per row, for the row's task
+    aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)  # unweighted
+    aux_loss: torch.Tensor | float = 0.0  # weighted sum: add it to the task loss
+    routing: Routing | None = None
+
+
+@dataclass
+class GRecConfig(InputConfig):
+    n_experts: int = 8
+    top_k: int = 4
+    expert_hidden: int = 128
+    capacity: int | None = 2  # tokens one expert takes from one example (the paper's setting)
+    routing: str = "task_sentence"
+    tower_hidden: int = 64
+    load_balance_coef: float = 1e-2
+    router_z_coef: float = 1e-3
+
+
+def config_to_json(config) -> str:
+    """Config JSON with the model class named, so `grec.model.load_model` can rebuild it."""
+    return json.dumps({"model": type(config).__name__, **dataclasses.asdict(config)}, indent=2)
+
+
+class MultiTaskNet(nn.Module):
+    """The skeleton GRec and its baselines share: inputs -> fusion block -> mixing -> towers.
+
+    Only the mixing layer differs (sparse MoE, MMoE, or a dense feed-forward), so a comparison
+    between them measures the mixing layer and nothing else.
+    """
+
+    def __init__(self, config: InputConfig, mixing: nn.Module):
+        super().__init__()
+        self.config = config
+        self.inputs = InputLayer(config)
+        self.fusion = ParallelBlock(config.d_model, config.n_heads, config.mlp_ratio, config.dropout)
+        self.mixing = mixing
+        self.norm = nn.LayerNorm(N_TOKENS * config.d_model)
+        self.towers = UseCaseTowers(N_TOKENS * config.d_model, config.tower_hidden, config.n_use_cases)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        tokens, task_sentence = self.inputs(batch)  # (B, S, D), (B, 2, D)
+        mixed: MoEOutput = self.mixing(self.fusion(tokens), batch.task, task_sentence)  # y (B, S, D)
+        logits = self.towers(self.norm(mixed.y.flatten(1)), batch.use_case)  # (B,)
+        weighted = sum(getattr(self.config, f"{k}_coef") * v for k, v in mixed.aux_losses.items())
+        return ModelOutput(logits, mixed.aux_losses, weighted, mixed.routing)
+
+
+class GRec(MultiTaskNet):
+    def __init__(self, config: GRecConfig):
+        c = config
+        super().__init__(c, SparseMoE(c.d_model, c.n_experts, c.top_k, c.expert_hidden, c.routing, c.capacity, c.n_tasks))

@@ -1,0 +1,188 @@
+"""The wide & deep input layer (GRec Fig. 2) and the behaviour-sequence encoder (Sec. 3.2).
+
+Every example becomes a short sentence of S = 5 tokens of width D:
+[behaviour, context, search, candidate item, task]. The mixing layer (MoE or a baseline's) and the
+towers read that sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grec.data.dataset import Batch, FeatureSpec, Features
+from grec.model.attention import ParallelBlock
+
+N_TOKENS = 5  # behaviour, context, search, item, task
+
+
+@dataclass
+class InputConfig:
+    """Input sizes (from the fitted FeatureSpec) and the widths of the shared input layers."""
+
+    context_cardinalities: list[int]
+    item_cardinalities: list[int]
+    n_items: int
+    n_pages: int
+    n_context_numerical: int
+    n_item_numerical: int
+    search_dim: int
+    image_dim: int
+    text_dim: int
+    seq_len: int = 20
+    n_flows: int = 3
+    n_use_cases: int = 4
+    d_model: int = 64
+    d_field: int = 16  # embedding width of each categorical field
+    n_heads: int = 4
+    n_seq_layers: int = 1
+    mlp_ratio: int = 2
+    dropout: float = 0.1
+
+    @staticmethod
+    def sizes_from(spec: FeatureSpec) -> dict:
+        return dict(
+            context_cardinalities=list(spec.context_cardinalities),
+            item_cardinalities=list(spec.item_cardinalities),
+            n_items=spec.n_items,
+            n_pages=spec.n_pages,
+            n_context_numerical=len(spec.context_numerical),
+            n_item_numerical=len(spec.item_numerical),
+            search_dim=spec.search_dim,
+            image_dim=spec.image_dim,
+            text_dim=spec.text_dim,
+            seq_len=spec.seq_len,
+        )
+
+    @property
+    def n_tasks(self) -> int:
+        return self.n_flows * self.n_use_cases
+
+
+class CategoricalFields(nn.Module):
+    """One embedding table per field (index `cardinality` is the unknown bucket), concatenated."""
+
+    def __init__(self, cardinalities: list[int], d_field: int):
+        super().__init__()
+        self.tables = nn.ModuleList(nn.Embedding(k + 1, d_field) for k in cardinalities)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, F) -> (B, F * d_field)."""
+        return torch.cat([table(codes[:, i]) for i, table in enumerate(self.tables)], dim=-1)
+
+
+class WideAndDeep(nn.Module):
+    """Deep: categorical embeddings -> FF. Wide: normalised numericals -> FF. Joined to width D."""
+
+    def __init__(self, cardinalities: list[int], n_numerical: int, d_field: int, d_model: int):
+        super().__init__()
+        self.fields = CategoricalFields(cardinalities, d_field)
+        self.deep = nn.Linear(len(cardinalities) * d_field, d_model)
+        self.norm = nn.BatchNorm1d(n_numerical)
+        self.wide = nn.Linear(n_numerical, d_model)
+
+    def forward(self, codes: torch.Tensor, numerical: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        deep = F.leaky_relu(self.deep(self.fields(codes)), 0.2)  # (B, D)
+        wide = F.leaky_relu(self.wide(self.norm(numerical)), 0.2)  # (B, D)
+        return deep, wide
+
+
+class ContextEncoder(nn.Module):
+    def __init__(self, c: InputConfig):
+        super().__init__()
+        self.wide_deep = WideAndDeep(c.context_cardinalities, c.n_context_numerical, c.d_field, c.d_model)
+        self.proj = nn.Linear(2 * c.d_model, c.d_model)
+
+    def forward(self, f: Features) -> torch.Tensor:
+        deep, wide = self.wide_deep(f.context_categorical, f.context_numerical)
+        return self.proj(torch.cat([deep, wide], dim=-1))  # (B, D)
+
+
+class ItemEncoder(nn.Module):
+    """Item id + item wide & deep + image and text embeddings, concatenated into one item vector."""
+
+    def __init__(self, c: InputConfig, item_ids: nn.Embedding):
+        super().__init__()
+        self.item_ids = item_ids
+        self.wide_deep = WideAndDeep(c.item_cardinalities, c.n_item_numerical, c.d_field, c.d_model)
+        self.image = nn.Linear(c.image_dim, c.d_model)
+        self.text = nn.Linear(c.text_dim, c.d_model)
+        self.proj = nn.Linear(5 * c.d_model, c.d_model)
+
+    def forward(self, f: Features) -> torch.Tensor:
+        deep, wide = self.wide_deep(f.item_categorical, f.item_numerical)
+        parts = [self.item_ids(f.item), deep, wide, self.image(f.item_image), self.text(f.item_text)]
+        return self.proj(torch.cat(parts, dim=-1))  # (B, D)
+
+
+class BehaviourEncoder(nn.Module):
+    """Recently viewed items and their pages -> parallel blocks with multi-query attention -> pooled.
+
+    A learned start token is always present, so an empty history still has something to attend to.
+    """
+
+    def __init__(self, c: InputConfig, item_ids: nn.Embedding):
+        super().__init__()
+        self.item_ids = item_ids
+        self.pages = nn.Embedding(c.n_pages + 2, c.d_model, padding_idx=0)
+        self.positions = nn.Parameter(torch.zeros(c.seq_len + 1, c.d_model))
+        self.start = nn.Parameter(torch.zeros(1, 1, c.d_model))
+        self.blocks = nn.ModuleList(
+            ParallelBlock(c.d_model, c.n_heads, c.mlp_ratio, c.dropout) for _ in range(c.n_seq_layers)
+        )
+        self.norm = nn.LayerNorm(c.d_model)
+        self.pool = nn.Linear(2 * c.d_model, c.d_model)
+        nn.init.normal_(self.positions, std=0.02)
+        nn.init.normal_(self.start, std=0.02)
+
+    def forward(self, f: Features) -> torch.Tensor:
+        B, L = f.seq_items.shape
+        events = self.item_ids(f.seq_items) + self.pages(f.seq_pages)  # (B, L, D)
+        x = torch.cat([self.start.expand(B, 1, -1), events], dim=1) + self.positions  # (B, L+1, D)
+        valid = torch.cat([f.seq_items.new_ones(B, 1, dtype=torch.bool), f.seq_items > 0], dim=1)  # (B, L+1)
+        for block in self.blocks:
+            x = block(x, valid)
+        x = self.norm(x)
+        w = valid.unsqueeze(-1).to(x.dtype)  # (B, L+1, 1)
+        mean = (x * w).sum(1) / w.sum(1)  # (B, D)
+        peak = x.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(1)  # (B, D)
+        return self.pool(torch.cat([mean, peak], dim=-1))  # (B, D)
+
+
+class TaskTokens(nn.Module):
+    """The task sentence: a flow token and a use-case token, e.g. [AAL, CVR]."""
+
+    def __init__(self, c: InputConfig):
+        super().__init__()
+        self.flows = nn.Embedding(c.n_flows, c.d_model)
+        self.use_cases = nn.Embedding(c.n_use_cases, c.d_model)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return torch.stack([self.flows(batch.flow), self.use_cases(batch.use_case)], dim=1)  # (B, 2, D)
+
+
+class InputLayer(nn.Module):
+    """Batch -> (tokens (B, S, D), task sentence (B, 2, D))."""
+
+    def __init__(self, c: InputConfig):
+        super().__init__()
+        item_ids = nn.Embedding(c.n_items + 2, c.d_model, padding_idx=0)  # shared by item and history
+        self.context = ContextEncoder(c)
+        self.search = nn.Linear(c.search_dim, c.d_model)
+        self.item = ItemEncoder(c, item_ids)
+        self.behaviour = BehaviourEncoder(c, item_ids)
+        self.task = TaskTokens(c)
+        self.token_types = nn.Parameter(torch.zeros(N_TOKENS, c.d_model))
+        nn.init.normal_(self.token_types, std=0.02)
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        f = batch.features
+        per_example = torch.stack(
+            [self.behaviour(f), self.context(f), F.leaky_relu(self.search(f.search), 0.2), self.item(f)], dim=1
+        )  # (N, S-1, D): computed once per example, shared by all its rows
+        task_sentence = self.task(batch)  # (B, 2, D)
+        tokens = torch.cat([per_example[batch.example], task_sentence.mean(1, keepdim=True)], dim=1)
+        return tokens + self.token_types, task_sentence  # (B, S, D), (B, 2, D)

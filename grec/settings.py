@@ -1,0 +1,28 @@
+"""Where run state lives: one folder, set by one variable, never inside the source tree's git."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STATE_ENV = "GREC_HOME"
+DEFAULT_STATE = ".grec"
+
+
+def state_dir() -> Path:
+    """The run-state folder (`$GREC_HOME`, default `./.grec`), created on first use."""
+    path = Path(os.environ.get(STATE_ENV, DEFAULT_STATE)).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir(name: str = "default") -> Path:
+    return state_dir() / "data" / name
+
+
+def models_dir() -> Path:
+    return state_dir() / "models"
+
+
+def runs_dir() -> Path:
+    return state_dir() / "runs"

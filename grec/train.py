@@ -1,0 +1,177 @@
+"""Training: AdamW, early stopping on the validation split (a window carved from the training
+period, never the test week), a checkpoint per epoch, a progress bar, seeds.
+
+Single-task baselines train one member per task, each on its own rows with its own early stopping.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from grec.data.dataset import Batch, Dataset, TaskRows
+from grec.data.schema import USE_CASES
+from grec.evaluate import mean_auc_by_use_case, predict
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 2048  # rows (example, task) per step
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 2  # epochs without validation improvement before stopping
+    seed: int = 0
+    device: str = "auto"  # auto: CUDA when present, else CPU
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)  # one entry per epoch
+    best_epoch: int = 0
+    best_valid_auc: float = float("nan")
+    seconds: float = 0.0
+    rows_per_second: float = 0.0
+    steps: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def iterate_batches(data: Dataset, rows: TaskRows, batch_size: int, generator: torch.Generator | None = None):
+    """Yield (Batch, labels). Rows are grouped by impression, so a batch encodes each example once;
+    with a generator the impressions come in random order (a fresh shuffle per call)."""
+    if generator is None:
+        order = torch.argsort(rows.impression, stable=True)
+    else:
+        rank = torch.randperm(len(data.features), generator=generator)
+        order = torch.argsort(rank[rows.impression], stable=True)
+    for chunk in order.split(batch_size):
+        part = rows.take(chunk)
+        yield data.batch(part), part.label
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    train_rows: TaskRows | None = None,
+    valid_rows: TaskRows | None = None,
+    checkpoint: Path | None = None,
+    desc: str = "train",
+) -> TrainResult:
+    """Train in place; on return the model holds the weights of its best validation epoch."""
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    model.to(device)
+    train_rows = data.rows["train"] if train_rows is None else train_rows
+    valid_rows = data.rows["valid"] if valid_rows is None else valid_rows
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    result, best_state, stale = TrainResult(), None, 0
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total, n = 0.0, 0
+        n_batches = -(-len(train_rows) // config.batch_size)
+        bar = tqdm(
+            iterate_batches(data, train_rows, config.batch_size, generator),
+            total=n_batches,
+            desc=f"{desc} epoch {epoch}",
+            disable=not config.progress,
+            leave=False,
+        )
+        for batch, labels in bar:
+            batch, labels = batch.to(device), labels.to(device)
+            out = model(batch)
+            loss = F.binary_cross_entropy_with_logits(out.logits, labels) + out.aux_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(labels)
+            n += len(labels)
+            result.steps += 1
+            bar.set_postfix(loss=f"{total / n:.4f}")
+        valid = mean_auc_by_use_case(valid_rows, predict(model, data, valid_rows, device=device))
+        entry = {"epoch": epoch, "train_loss": total / max(n, 1), "valid_auc": valid["mean"], **{
+            f"valid_auc_{u}": valid[u] for u in USE_CASES if u in valid}}
+        result.history.append(entry)
+        improved = not (valid["mean"] <= result.best_valid_auc)  # nan-safe: the first epoch always counts
+        if improved:
+            result.best_epoch, result.best_valid_auc, stale = epoch, valid["mean"], 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_torch_save(
+                {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "best_state": best_state, "history": result.history, "train_config": asdict(config)},
+                checkpoint,
+            )
+        if stale >= config.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - start
+    result.rows_per_second = len(train_rows) * len(result.history) / result.seconds
+    return result
+
+
+def fit_single_task(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None):
+    """Train each member of a SingleTask model on its own task's rows. Returns {task: TrainResult}."""
+    results = {}
+    for t, member in enumerate(model.members):
+        train, valid = (_task_rows(data, data.rows[s], t) for s in ("train", "valid"))
+        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"member-{t}.pt"
+        results[t] = fit(member, data, config, train, valid, ckpt, desc=f"task {t}")
+    return results
+
+
+def _task_rows(data: Dataset, rows: TaskRows, task: int) -> TaskRows:
+    flow = data.features.flow[rows.impression]
+    return rows.take(((flow * len(USE_CASES) + rows.use_case) == task).nonzero().squeeze(1))
+
+
+def train_model(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None) -> dict:
+    """Train any model. Returns a summary: seconds, rows per second, best epoch(s), history."""
+    if hasattr(model, "members"):
+        per_task = fit_single_task(model, data, config, checkpoint_dir)
+        seconds = sum(r.seconds for r in per_task.values())
+        rows_seen = sum(r.rows_per_second * r.seconds for r in per_task.values())
+        return {
+            "seconds": seconds,
+            "rows_per_second": rows_seen / seconds,
+            "best_epoch": {t: r.best_epoch for t, r in per_task.items()},
+            "history": {t: r.history for t, r in per_task.items()},
+        }
+    ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / "checkpoint.pt"
+    r = fit(model, data, config, checkpoint=ckpt)
+    return {"seconds": r.seconds, "rows_per_second": r.rows_per_second, "best_epoch": r.best_epoch,
+            "best_valid_auc": r.best_valid_auc, "history": r.history}

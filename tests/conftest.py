@@ -1,0 +1,72 @@
+"""Shared fixtures: a fresh state folder per test, a small simulated dataset, random model inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from grec.data.dataset import Batch, Features
+
+SIZES = dict(
+    context_cardinalities=[12, 6, 3, 6, 24, 3, 6],
+    item_cardinalities=[8, 8, 4],
+    n_items=300,
+    n_pages=24,
+    n_context_numerical=4,
+    n_item_numerical=4,
+    search_dim=64,
+    image_dim=32,
+    text_dim=32,
+)
+
+
+@pytest.fixture(autouse=True)
+def fresh_state(tmp_path, monkeypatch):
+    """Every test gets its own empty GREC_HOME."""
+    monkeypatch.setenv("GREC_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def random_features(n: int, seed: int = 0, seq_len: int = 20) -> Features:
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(0, seq_len + 1, (n,), generator=g)
+    pad = torch.arange(seq_len) < (seq_len - lengths)[:, None]  # right-aligned histories
+    seq_items = torch.randint(2, SIZES["n_items"] + 2, (n, seq_len), generator=g).masked_fill(pad, 0)
+    seq_pages = torch.randint(2, SIZES["n_pages"] + 2, (n, seq_len), generator=g).masked_fill(pad, 0)
+    return Features(
+        context_categorical=torch.stack([torch.randint(0, k + 1, (n,), generator=g) for k in SIZES["context_cardinalities"]], 1),
+        context_numerical=torch.randn(n, 4, generator=g),
+        search=torch.randn(n, 64, generator=g),
+        item=torch.randint(2, SIZES["n_items"] + 2, (n,), generator=g),
+        item_categorical=torch.stack([torch.randint(0, k + 1, (n,), generator=g) for k in SIZES["item_cardinalities"]], 1),
+        item_numerical=torch.randn(n, 4, generator=g),
+        item_image=torch.randn(n, 32, generator=g),
+        item_text=torch.randn(n, 32, generator=g),
+        seq_items=seq_items,
+        seq_pages=seq_pages,
+        flow=torch.randint(0, 3, (n,), generator=g),
+    )
+
+
+def random_batch(n_examples: int = 64, rows_per_example: int = 3, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed + 1)
+    example = torch.arange(n_examples).repeat_interleave(rows_per_example)
+    use_case = torch.randint(0, 4, (len(example),), generator=g)
+    return Batch(random_features(n_examples, seed), example, use_case)
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory):
+    """A small simulated storefront (about 60k impressions), written once per test session."""
+    from grec.data.simulate import SimulationConfig, simulate_to
+
+    out = tmp_path_factory.mktemp("data") / "small"
+    simulate_to(out, SimulationConfig(n_impressions=60_000, seed=7))
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_dataset(small_data):
+    from grec.data.dataset import load_dataset
+
+    return load_dataset(small_data)
