@@ -31,16 +31,16 @@ from grec.data.text import HashingTextEncoder
 
 
 def _arrow_type_matches(dtype: str, t: pa.DataType) -> bool:
-    is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-    return {
-        "int64": lambda: pa.types.is_int64(t),
-        "int8": lambda: pa.types.is_int8(t),
-        "float32": lambda: pa.types.is_float32(t),
-        "string": lambda: pa.types.is_string(t) or pa.types.is_large_string(t),
-        "timestamp": lambda: pa.types.is_timestamp(t),
-        "list<int64>": lambda: is_list and pa.types.is_int64(t.value_type),
-        "vector<float32>": lambda: is_list and pa.types.is_float32(t.value_type),
-    }[dtype]()
+    """The contract's type, or an equivalent wider form another writer may have used."""
+    want = schema.ARROW_TYPES[dtype]
+    if pa.types.is_list(want):
+        is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+        return is_list and t.value_type == want.value_type
+    if pa.types.is_timestamp(want):
+        return pa.types.is_timestamp(t)
+    if pa.types.is_string(want):
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+    return t == want
 
 
 def check_arrow_schema(arrow_schema: pa.Schema, table: Table, source: str) -> None:
@@ -309,9 +309,8 @@ def oracle_by_use_case(frame: pd.DataFrame) -> np.ndarray | None:
     """(N, U) true probability of each use case's label, or None for data without ground truth."""
     if not set(schema.ORACLE_COLUMNS) <= set(frame.columns):
         return None
-    p_click, p_atc, p_buy = (frame[c].to_numpy(np.float64) for c in schema.ORACLE_COLUMNS)
-    by_use_case = {"CTR": p_click, "ATC": p_click * p_atc, "CVR": p_atc * p_buy, "CTCVR": p_click * p_atc * p_buy}
-    return np.stack([by_use_case[u] for u in USE_CASES], axis=1).astype(np.float32)
+    scores = schema.oracle_scores(frame)
+    return np.stack([scores[u] for u in USE_CASES], axis=1).astype(np.float32)
 
 
 @dataclass

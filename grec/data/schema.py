@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
+import pyarrow as pa
+
 FLOWS: tuple[str, ...] = ("AAL", "EUP", "NSE")  # add a line, upgrade, new customer
 USE_CASES: tuple[str, ...] = ("CTR", "ATC", "CVR", "CTCVR")
 LABELS: tuple[str, ...] = ("click", "add_to_cart", "purchase")
@@ -153,3 +156,28 @@ ITEM_NUMERICAL = ITEMS.names(Role.ITEM_NUMERICAL)
 
 class SchemaError(ValueError):
     """A table does not match the contract. The message names the file and the column."""
+
+
+# How each contract dtype is stored in parquet. Readers also accept the equivalent wider forms
+# (large strings and lists, fixed-size lists, any timestamp unit): see grec.data.dataset.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "int64": pa.int64(),
+    "int8": pa.int8(),
+    "float32": pa.float32(),
+    "string": pa.string(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "list<int64>": pa.list_(pa.int64()),
+    "vector<float32>": pa.list_(pa.float32()),
+}
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    """The pyarrow schema a table is written with."""
+    return pa.schema([pa.field(col.name, ARROW_TYPES[col.dtype]) for col in table.columns])
+
+
+def oracle_scores(impressions) -> dict[str, np.ndarray]:
+    """Per use case, the true probability of its label on every row, from the funnel's stored
+    conditional probabilities (CVR is meaningful on clicked rows)."""
+    p_click, p_atc, p_purchase = (impressions[c].to_numpy(np.float64) for c in ORACLE_COLUMNS)
+    return {"CTR": p_click, "ATC": p_click * p_atc, "CVR": p_atc * p_purchase, "CTCVR": p_click * p_atc * p_purchase}

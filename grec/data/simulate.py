@@ -82,6 +82,8 @@ from grec.data.schema import (
     IMPRESSIONS,
     ITEMS,
     TABLES,
+    arrow_schema,
+    oracle_scores,
     USE_CASE_LABEL,
     USE_CASE_POPULATION,
     USE_CASES,
@@ -995,22 +997,6 @@ def simulate(config: SimulationConfig) -> dict[str, pd.DataFrame]:
     }
 
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "int64": pa.int64(),
-    "int8": pa.int8(),
-    "float32": pa.float32(),
-    "string": pa.string(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "list<int64>": pa.list_(pa.int64()),
-    "vector<float32>": pa.list_(pa.float32()),
-}
-
-
-def arrow_schema(table: Table) -> pa.Schema:
-    """The pyarrow schema a table is written with (the contract's dtypes as arrow types)."""
-    return pa.schema([pa.field(col.name, _ARROW_TYPES[col.dtype]) for col in table.columns])
-
-
 def _column_to_arrow(series: pd.Series, arrow_type: pa.DataType, where: str) -> pa.Array:
     if pa.types.is_list(arrow_type):
         values_type = arrow_type.value_type
@@ -1072,19 +1058,6 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, Pa
         _atomic_write(path, lambda tmp, arrow=arrow: pq.write_table(arrow, tmp))
         paths[name] = path
     return paths
-
-
-def oracle_scores(impressions: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per use case, the true probability of its label on every row (CVR meaningful on clicks)."""
-    p_click = impressions["p_click"].to_numpy(np.float64)
-    p_atc = impressions["p_add_to_cart_given_click"].to_numpy(np.float64)
-    p_purchase = impressions["p_purchase_given_add_to_cart"].to_numpy(np.float64)
-    return {
-        "CTR": p_click,
-        "ATC": p_click * p_atc,
-        "CVR": p_atc * p_purchase,
-        "CTCVR": p_click * p_atc * p_purchase,
-    }
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:

@@ -56,12 +56,22 @@ class MultiTaskNet(nn.Module):
         self.fusion = ParallelBlock(config.d_model, config.n_heads, config.mlp_ratio, config.dropout)
         self.mixing = mixing
         self.norm = nn.LayerNorm(N_TOKENS * config.d_model)
-        self.towers = UseCaseTowers(N_TOKENS * config.d_model, config.tower_hidden, config.n_use_cases)
+        self.register_buffer("pairs", torch.triu_indices(N_TOKENS, N_TOKENS, offset=1), persistent=False)  # (2, S(S-1)/2)
+        d_tower = N_TOKENS * config.d_model + self.pairs.shape[1]
+        self.towers = UseCaseTowers(d_tower, config.tower_hidden, config.n_use_cases)
+
+    def interactions(self, y: torch.Tensor) -> torch.Tensor:
+        """Dot products between every pair of tokens (DLRM's interaction): match signals such as
+        search intent x candidate item, explicit instead of left for the towers to discover.
+        y (B, S, D) -> (B, S*(S-1)/2)."""
+        gram = torch.einsum("bsd,btd->bst", y, y) / y.shape[-1] ** 0.5  # (B, S, S)
+        return gram[:, self.pairs[0], self.pairs[1]]
 
     def forward(self, batch: Batch) -> ModelOutput:
         tokens, task_sentence = self.inputs(batch)  # (B, S, D), (B, 2, D)
         mixed: MoEOutput = self.mixing(self.fusion(tokens), batch.task, task_sentence)  # y (B, S, D)
-        logits = self.towers(self.norm(mixed.y.flatten(1)), batch.use_case)  # (B,)
+        tower_in = torch.cat([self.norm(mixed.y.flatten(1)), self.interactions(mixed.y)], dim=-1)
+        logits = self.towers(tower_in, batch.use_case)  # (B,)
         weighted = sum(getattr(self.config, f"{k}_coef") * v for k, v in mixed.aux_losses.items())
         return ModelOutput(logits, mixed.aux_losses, weighted, mixed.routing)
 

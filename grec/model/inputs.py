@@ -119,9 +119,11 @@ class ItemEncoder(nn.Module):
 
 
 class BehaviourEncoder(nn.Module):
-    """Recently viewed items and their pages -> parallel blocks with multi-query attention -> pooled.
+    """Recently viewed items and their pages -> parallel blocks with multi-query attention.
 
-    A learned start token is always present, so an empty history still has something to attend to.
+    The sequence is encoded once per example; the candidate item then reads it through target
+    attention (DIN-style), so "has this customer been looking at items like this one" survives the
+    pooling. A learned start token is always present, so an empty history still has a key.
     """
 
     def __init__(self, c: InputConfig, item_ids: nn.Embedding):
@@ -134,11 +136,13 @@ class BehaviourEncoder(nn.Module):
             ParallelBlock(c.d_model, c.n_heads, c.mlp_ratio, c.dropout) for _ in range(c.n_seq_layers)
         )
         self.norm = nn.LayerNorm(c.d_model)
-        self.pool = nn.Linear(2 * c.d_model, c.d_model)
+        self.query = nn.Linear(c.d_model, c.d_model, bias=False)
+        self.pool = nn.Linear(3 * c.d_model, c.d_model)
         nn.init.normal_(self.positions, std=0.02)
         nn.init.normal_(self.start, std=0.02)
 
-    def forward(self, f: Features) -> torch.Tensor:
+    def forward(self, f: Features, item: torch.Tensor) -> torch.Tensor:
+        """f: features of N examples; item (N, D) the candidate's vector -> (N, D)."""
         B, L = f.seq_items.shape
         events = self.item_ids(f.seq_items) + self.pages(f.seq_pages)  # (B, L, D)
         x = torch.cat([self.start.expand(B, 1, -1), events], dim=1) + self.positions  # (B, L+1, D)
@@ -149,7 +153,9 @@ class BehaviourEncoder(nn.Module):
         w = valid.unsqueeze(-1).to(x.dtype)  # (B, L+1, 1)
         mean = (x * w).sum(1) / w.sum(1)  # (B, D)
         peak = x.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(1)  # (B, D)
-        return self.pool(torch.cat([mean, peak], dim=-1))  # (B, D)
+        scores = torch.einsum("bld,bd->bl", x, self.query(item)) / x.shape[-1] ** 0.5  # (B, L+1)
+        target = torch.einsum("bl,bld->bd", scores.masked_fill(~valid, float("-inf")).softmax(-1), x)  # (B, D)
+        return self.pool(torch.cat([mean, peak, target], dim=-1))  # (B, D)
 
 
 class TaskTokens(nn.Module):
@@ -180,8 +186,9 @@ class InputLayer(nn.Module):
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         f = batch.features
+        item = self.item(f)  # (N, D)
         per_example = torch.stack(
-            [self.behaviour(f), self.context(f), F.leaky_relu(self.search(f.search), 0.2), self.item(f)], dim=1
+            [self.behaviour(f, item), self.context(f), F.leaky_relu(self.search(f.search), 0.2), item], dim=1
         )  # (N, S-1, D): computed once per example, shared by all its rows
         task_sentence = self.task(batch)  # (B, 2, D)
         tokens = torch.cat([per_example[batch.example], task_sentence.mean(1, keepdim=True)], dim=1)

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from grec.data import schema
+from grec.data.schema import oracle_scores
 from grec.data.simulate import (
     CATEGORY_KEYWORD,
     MAX_SEQ_LEN,
     PROSPECT_MAX_SEQ_LEN,
     SimulationConfig,
-    oracle_scores,
     simulate,
     simulate_to,
     summarize,
