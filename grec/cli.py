@@ -16,6 +16,8 @@ from grec import settings
 
 app = typer.Typer(help="GRec: one multi-task recommender, trained, checked and served.", no_args_is_help=True)
 console = Console()
+if console.width < 110:  # pipes and CI report 80 columns; the metrics table needs more
+    console = Console(width=110)
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Folder of parquet tables [default: $GREC_HOME/data/default]")]
 
@@ -73,10 +75,10 @@ def train(
     experts: Annotated[int, typer.Option(help="Experts (GRec 8, MMoE 4 by default)")] = 0,
     top_k: Annotated[int, typer.Option(help="Experts per token (GRec)")] = 4,
     capacity: Annotated[int, typer.Option(help="Tokens per expert per example, 0 for no limit (GRec)")] = 2,
-    d_model: Annotated[int, typer.Option(help="Model width")] = 64,
+    d_model: Annotated[int, typer.Option(help="Model width")] = 32,
     epochs: Annotated[int, typer.Option()] = 8,
     batch_size: Annotated[int, typer.Option(help="(example, task) rows per step")] = 2048,
-    lr: Annotated[float, typer.Option()] = 2e-3,
+    lr: Annotated[float, typer.Option()] = 1e-3,
     seed: Annotated[int, typer.Option()] = 0,
     upsample: Annotated[Optional[str], typer.Option(help="Repeat training rows, e.g. 'CVR=4,AAL+CTCVR=2'")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
@@ -113,9 +115,9 @@ def train(
 
 
 def print_metrics(report: dict, title: str) -> None:
-    table = Table(title=title)
-    for col in ("task", "rows", "positive rate", "AUC", "oracle AUC", "AP", "oracle AP", "log-loss"):
-        table.add_column(col, justify="left" if col == "task" else "right")
+    table = Table(title=title, caption="ALL: the use case pooled over flows (CVR over clicked impressions)")
+    for col in ("task", "rows", "pos. rate", "AUC", "oracle AUC", "AP", "oracle AP", "logloss"):
+        table.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
 
     def add(name, m, style=None):
         table.add_row(name, f"{m['rows']:,}", f"{m['rate']:.4f}", f"{m['auc']:.4f}", f"{m.get('oracle_auc', float('nan')):.4f}",
@@ -125,7 +127,7 @@ def print_metrics(report: dict, title: str) -> None:
         add(name, m)
     table.add_section()
     for name, m in report["by_use_case"].items():
-        add(f"all flows {name}", m, style="bold")
+        add(f"ALL+{name}", m, style="bold")
     console.print(table)
     mean = report["mean"]
     console.print(f"Mean over use cases: AUC {mean['auc']:.4f}, AP {mean['ap']:.4f}, log-loss {mean['logloss']:.4f}")

@@ -34,9 +34,10 @@ from grec.evaluate import mean_auc_by_use_case, predict
 class TrainConfig:
     epochs: int = 8
     batch_size: int = 2048  # rows (example, task) per step
-    lr: float = 2e-3
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 2  # epochs without validation improvement before stopping
+    lr_decay: float = 0.3  # learning rate factor after an epoch without validation improvement
     seed: int = 0
     device: str = "auto"  # auto: CUDA when present, else CPU
     progress: bool = True
@@ -56,6 +57,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # bit-identical reruns on CPU; warns on GPU ops without one
 
 
 def resolve_device(name: str) -> torch.device:
@@ -99,6 +101,7 @@ def fit(
     train_rows = data.rows["train"] if train_rows is None else train_rows
     valid_rows = data.rows["valid"] if valid_rows is None else valid_rows
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.lr_decay, patience=0)
     generator = torch.Generator().manual_seed(config.seed)
     result, best_state, stale = TrainResult(), None, 0
     start = time.perf_counter()
@@ -128,7 +131,10 @@ def fit(
         # no validation rows (a tiny task): train every epoch and keep the last weights
         valid_loss = log_loss(valid_rows.label.numpy(), np.clip(prob, 1e-7, 1 - 1e-7), labels=[0, 1]) if len(prob) else math.nan
         auc = mean_auc_by_use_case(valid_rows, prob)
-        entry = {"epoch": epoch, "train_loss": total / max(n, 1), "valid_loss": valid_loss, "valid_auc": auc["mean"],
+        if len(prob):
+            scheduler.step(valid_loss)
+        entry = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": total / max(n, 1),
+                 "valid_loss": valid_loss, "valid_auc": auc["mean"],
                  **{f"valid_auc_{u}": auc[u] for u in USE_CASES if u in auc}}
         result.history.append(entry)
         if valid_loss < result.best_valid_loss:

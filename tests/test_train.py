@@ -43,13 +43,13 @@ def test_grec_learns_ctr_close_to_the_oracle(tmp_path_factory):
     from grec.data.simulate import SimulationConfig, simulate_to
 
     out = tmp_path_factory.mktemp("learn")
-    simulate_to(out, SimulationConfig(n_impressions=150_000, seed=11))
+    simulate_to(out, SimulationConfig(n_impressions=250_000, seed=11))
     data = load_dataset(out)
     import torch
 
     torch.manual_seed(0)
     model = grec_for(data)
-    train_model(model, data, TrainConfig(epochs=4, progress=False))
+    train_model(model, data, TrainConfig(epochs=6, progress=False))
     ctr = evaluate(model, data, "test")["by_use_case"]["CTR"]
     assert ctr["auc"] >= 0.70
     assert ctr["auc"] >= ctr["oracle_auc"] - 0.05

@@ -235,7 +235,7 @@ class FeatureSpec:
     n_items: int = 0  # item ids 0..n_items-1 were seen in training
     n_pages: int = 0
     seq_len: int = 20
-    search_dim: int = 64
+    search_dim: int = 256  # hashed query vector; fewer buckets blur query words together
     image_dim: int = 0
     text_dim: int = 0
 

@@ -20,9 +20,12 @@ World (fixed by the seed, shared by every table):
   first dimensions of ``v`` (OS loyalty, premium taste, youthful taste, a regional taste), and the
   observed profile is generated *from* ``u`` with noise: ``device_os`` follows OS loyalty,
   ``monthly_bill`` and ``plan_type`` follow premium taste, ``age_band`` follows youthful taste and
-  ``region`` shifts the regional taste. So context features are partly informative, and the rest of
-  the taste (the other dimensions) is hidden and can only be recovered from behaviour (the viewed
-  items, search intent). About a fifth of the customers are prospects: no tenure, plan, lines, bill.
+  ``region`` shifts the regional taste (``PROFILE_NOISE``, ``REGION_TASTE_LOADING``). The profile is
+  a fairly tight read of those four dimensions, so most of the taste that matters is visible in
+  context; the other dimensions are hidden and can only be recovered from behaviour (the viewed
+  items, search intent), and the funnel weighs them less (``TASTE_HIDDEN_WEIGHT``) so that the
+  observed features carry most of the signal, as in real logs where a good model gets close to
+  the best possible. About a fifth of the customers are prospects: no tenure, plan, lines, bill.
 
 Impressions (one row = one item shown to one customer):
 
@@ -31,9 +34,11 @@ Impressions (one row = one item shown to one customer):
   EUP (upgrade) or AAL (add a line), EUP more likely the older their device.
 * **Why the customer came (intent).** Each impression has an intent category drawn from the flow's
   category affinity (AAL: budget phones, watches, tablets; EUP: flagships and accessories; NSE:
-  mid-range phones) plus the customer's taste; search impressions sometimes also intend a brand.
+  mid-range phones), the customer's taste and the categories of the recently viewed items (people
+  come back for what they were looking at); search impressions sometimes also intend a brand.
   The intent is *visible* on search rows (the query text spells it out, with modifiers, noise words
-  and typos) and on category browse pages (the page id), and hidden elsewhere.
+  and a few typos and brand-only queries) and on category browse pages (the page id); elsewhere it
+  is hidden, but the viewed-item sequence hints at it.
 * **What is shown (logging policy).** Popularity times flow affinity, except: search rows show the
   searched category (and brand) about half the time, browse pages mostly show their category, some
   home-page rows re-target a recently viewed item, and the deals page shows promoted items. The
@@ -43,19 +48,28 @@ Impressions (one row = one item shown to one customer):
   impression carries the last ``L`` views before its time (``L`` in 0..20, shorter for prospects).
   Because views follow taste, the sequence is where a model can recover the hidden taste.
 
-Labels follow a funnel, each step a logistic function of its *own* mix of effects, with a small
-per-impression noise (sigma 0.3 in logit) inside the true probability:
+Labels follow a funnel, each step a logistic function of its *own* mix of effects (the named terms
+of ``_logit_terms``), with a small per-impression noise inside the true probability (sigma 0.1 in
+logit for clicks, 0.2 for the later steps):
 
 * **Click**: flow x category affinity, item popularity, price relative to its category (flow
   specific sensitivity), discounts (NSE loves promotions), a flow-specific taste interaction
-  ``u^T A_f v`` with ``A_f = I + perturbation_f`` (flows share structure but want different things),
-  intent match (large on search rows), recently viewed items, position (lower slots click less),
-  channel, and device age in the upgrade flow. Most of this is visible in features, so the signal
-  is learnable; the hidden taste and hidden intent keep the oracle out of reach.
+  ``(w * u)^T A_f v`` with ``A_f = I + perturbation_f`` (flows share structure but want different
+  things; ``w`` down-weights the hidden taste dims), intent match (large on search rows, where a
+  phone of another tier still counts as mostly relevant and an unrelated item is penalised; a
+  small boost where the intent is hidden), recently viewed items (strong), position (lower slots
+  click less), channel, and device age in the upgrade flow. The large effects are the visible ones
+  (query vs item, page vs item, viewed item, position, flow x category), so a model on observed
+  features gets within a few points of the oracle; the hidden taste, hidden intent, the phone tier
+  a "phone" query meant and the noise keep the oracle just out of reach.
 * **Add to cart | click**: affordability (monthly instalment vs the bill, or a hidden budget for
   prospects), accessories being impulse adds, discounts, rating and a different taste transform.
 * **Purchase | add to cart**: tenure (loyal customers complete), flow (NSE faces credit checks;
   a hidden credit score matters), discount, retail-store assistance, and a little taste.
+
+The rates stay those of real logs (clicks about 3% of impressions, add-to-cart about a quarter of
+clicks, purchases under a tenth of clicks, fewer for prospects), and the oracle AUCs sit around
+0.72-0.85 per use case.
 
 Everything is vectorised numpy (only the search query strings and the few hundred item descriptions
 are formatted in Python) and deterministic under ``SimulationConfig.seed``.
@@ -229,9 +243,16 @@ DIURNAL_WEIGHTS = np.array([
 
 LATENT_DIM = 8  # taste u and item vector v; dims 0-3 are tied to observed features, 4-7 hidden
 OS_DIM, PREMIUM_DIM, YOUTH_DIM, REGION_DIM = range(4)
+N_OBSERVED_DIMS = 4
+TASTE_HIDDEN_WEIGHT = 0.4  # weight of the hidden taste dims in the funnel's taste terms
+TASTE_DIM_WEIGHT = np.where(np.arange(LATENT_DIM) < N_OBSERVED_DIMS, 1.0, TASTE_HIDDEN_WEIGHT)
 # How youthful a category's appeal is (watches and earbuds for the young, tablets for kids).
 CATEGORY_YOUTH = np.array([0.3, 0.0, -0.2, 0.3, 0.8, 1.0, 0.2, 0.0])
 PROSPECT_SHARE = 0.2
+# Noise (relative to the taste dim it follows) in the observed profile, and how much of the regional
+# taste the region explains: the smaller the noise, the more of the taste the context reveals.
+PROFILE_NOISE = {"device_os": 0.3, "age_band": 0.45, "plan_type": 0.6}
+REGION_TASTE_LOADING = 0.8
 MAX_SEQ_LEN = 20
 PROSPECT_MAX_SEQ_LEN = 8
 HISTORY_GROWTH = 20  # views a customer adds over the whole window (the history evolves with time)
@@ -245,6 +266,7 @@ FLOW_CATEGORY_AFFINITY = np.array([
 ])
 INTENT_AFFINITY_SCALE = 1.3  # intents are sharper than the click affinity
 INTENT_TASTE_SCALE = 0.8  # how much taste moves the intent category
+INTENT_HISTORY_SCALE = 3.0  # how much the recently viewed categories move it (per share of the views)
 BRAND_INTENT_SHARE = 0.4  # search rows that also name a brand
 BRAND_INTENT_OS_LOYALTY = 1.2  # how strongly OS taste picks the brand searched for
 FLOW_PERTURBATION = 0.35  # size of A_f - I: flows share taste structure but weigh it differently
@@ -261,15 +283,16 @@ POLICY_POPULARITY = 0.8  # the logging policy follows popularity, a bit flattene
 # Click logit.
 CLICK_BASE = np.array([-4.6, -4.5, -4.7])  # per flow
 CLICK_POPULARITY = 0.3
-CLICK_AFFINITY = 0.7  # scale of FLOW_CATEGORY_AFFINITY in the click logit
+CLICK_AFFINITY = 0.9  # scale of FLOW_CATEGORY_AFFINITY in the click logit
 CLICK_PRICE_SENSITIVITY = np.array([0.6, 0.2, 0.7])  # per flow, on log price vs category median
 CLICK_DISCOUNT = np.array([0.1, 0.05, 0.15])  # per flow, per 10% off
-CLICK_TASTE = 0.35
-CLICK_INTENT = {"search": 1.0, "browse": 0.6, "hidden": 0.3}  # intent match boost by page kind
+CLICK_TASTE = 0.2
+CLICK_INTENT = {"search": 1.4, "browse": 0.8, "hidden": 0.15}  # intent match boost by page kind
+CLICK_TIER_SHARE = 0.85  # share of the intent boost a phone of another tier still earns
 CLICK_BRAND_INTENT = 0.8  # extra when the searched brand matches
-CLICK_SEARCH_MISMATCH = -0.5  # searchers ignore what they did not ask for
-CLICK_VIEWED = 0.8  # a recently viewed item is more likely clicked
-CLICK_POSITION = -0.12  # per carousel slot
+CLICK_SEARCH_MISMATCH = -0.7  # searchers ignore what they did not ask for
+CLICK_VIEWED = 1.2  # a recently viewed item is more likely clicked
+CLICK_POSITION = -0.22  # per carousel slot
 CLICK_CHANNEL = np.array([0.0, 0.25, 0.35])  # web, app, store (assisted)
 CLICK_DEVICE_AGE = 0.03  # per month of device age beyond two years, on phones in EUP
 CLICK_DEVICE_AGE_PIVOT = 24.0
@@ -278,23 +301,26 @@ CLICK_BROWSE_PAGE = 0.2  # extra pull of the category browse page on its own cat
 # Add-to-cart-given-click logit.
 ATC_BASE = np.array([-1.75, -1.65, -1.95])
 ATC_CATEGORY = np.array([-0.2, 0.0, 0.1, -0.1, 0.0, 0.3, 0.5, 0.5])  # accessories are impulse adds
-ATC_AFFORDABILITY = np.array([0.35, 0.25, 0.3])  # per flow, on log(monthly instalment / bill)
+ATC_AFFORDABILITY = np.array([0.5, 0.35, 0.4])  # per flow, on log(monthly instalment / bill)
 INSTALMENT_MONTHS = 36.0
 AFFORDABILITY_PIVOT = np.log(0.12)  # instalment at 12% of the bill is neutral
 ATC_DISCOUNT = 0.015  # per % off
 ATC_RATING = 0.5  # per star above 4
-ATC_TASTE = 0.3
+ATC_TASTE = 0.2
 
 # Purchase-given-add-to-cart logit.
 PURCHASE_BASE = np.array([-1.9, -1.7, -2.2])  # NSE: credit checks and account set-up
-PURCHASE_TENURE = 0.3  # per log(1 + years)
+PURCHASE_TENURE = 0.4  # per log(1 + years)
 PURCHASE_DISCOUNT = 0.015
-PURCHASE_TASTE = 0.25
-PURCHASE_CREDIT = 0.3  # hidden credit score (prospects) / payment history (customers)
+PURCHASE_TASTE = 0.15
+PURCHASE_CREDIT = 0.2  # hidden credit score (prospects) / payment history (customers)
 PURCHASE_CHANNEL = np.array([0.0, 0.1, 0.4])  # a store associate closes the sale
 PURCHASE_LINES = 0.1  # per line on the account (multi-line accounts are established)
 
-LOGIT_NOISE = 0.3  # per-impression noise inside each true probability
+CLICK_NOISE = 0.1  # per-impression noise inside each true probability (logit scale); small, because
+# only the oracle can know it: a larger noise would widen the gap between the oracle and any model
+ATC_NOISE = 0.2
+PURCHASE_NOISE = 0.2
 
 # Search query text.
 # Modifiers come from the flow (why the customer is here), the intended category (what kind of
@@ -319,8 +345,8 @@ QUERY_MODIFIER_SOURCE_P = (0.4, 0.35, 0.25)  # flow, category, any
 QUERY_NOISE_WORDS = ("buy", "near me", "online", "price", "2026", "sale", "review")
 QUERY_MODIFIER_P = 0.45
 QUERY_NOISE_P = 0.2
-QUERY_TYPO_P = 0.08
-QUERY_DROPS_CATEGORY_P = 0.5  # with a brand intent, the brand alone ("iphone") is often enough
+QUERY_TYPO_P = 0.05
+QUERY_DROPS_CATEGORY_P = 0.3  # with a brand intent, the brand alone ("iphone") is often enough
 
 
 # --------------------------------------------------------------------------------------------
@@ -597,12 +623,12 @@ def _make_customers(rng: np.random.Generator, n: int) -> tuple[_Customers, dict[
     # Observed profile generated from taste, with noise (context is partly informative).
     region = rng.choice(N_REGIONS, size=n, p=REGION_WEIGHTS)
     region_shift = np.linspace(-REGION_TASTE_SHIFT, REGION_TASTE_SHIFT, N_REGIONS)[rng.permutation(N_REGIONS)]
-    u[:, REGION_DIM] = 0.6 * region_shift[region] + 0.8 * u[:, REGION_DIM]
-    device_os = np.where(0.9 * u[:, OS_DIM] + rng.normal(0, 0.45, n) > 0.1, OS_IOS, OS_ANDROID)
-    age_band = _band(-0.8 * u[:, YOUTH_DIM] + rng.normal(0, 0.6, n), N_AGE_BANDS)
+    u[:, REGION_DIM] = REGION_TASTE_LOADING * region_shift[region] + np.sqrt(1 - REGION_TASTE_LOADING ** 2) * u[:, REGION_DIM]
+    device_os = np.where(u[:, OS_DIM] + rng.normal(0, PROFILE_NOISE["device_os"], n) > 0.1, OS_IOS, OS_ANDROID)
+    age_band = _band(-u[:, YOUTH_DIM] + rng.normal(0, PROFILE_NOISE["age_band"], n), N_AGE_BANDS)
 
     lines = np.where(existing, np.clip(1 + rng.poisson(0.9, n), 1, 8), 0)
-    plan = np.where(existing, 1 + _band(0.7 * u[:, PREMIUM_DIM] + rng.normal(0, 0.7, n), N_PLAN_TYPES), 0)
+    plan = np.where(existing, 1 + _band(u[:, PREMIUM_DIM] + rng.normal(0, PROFILE_NOISE["plan_type"], n), N_PLAN_TYPES), 0)
     # Prospects have a budget from the same law, but no bill to observe it by.
     budget = 38.0 * np.maximum(lines, 1) ** 0.8 * np.exp(0.22 * u[:, PREMIUM_DIM] + 0.1 * plan + rng.normal(0, 0.12, n))
     bill = np.where(existing, np.round(budget, 2), 0.0)
@@ -767,11 +793,19 @@ def _sequences(rows: _Rows, viewed: np.ndarray, pages: np.ndarray) -> tuple[np.n
     return offsets, viewed[who, col], pages[who, col]
 
 
-def _intents(rng: np.random.Generator, rows: _Rows, c: _Customers, items: _Items) -> np.ndarray:
-    """What the customer came for: flow affinity (sharpened) plus taste toward category centres."""
+def _intents(rng: np.random.Generator, rows: _Rows, c: _Customers, items: _Items,
+             seq: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """What the customer came for: flow affinity (sharpened), taste toward category centres, and
+    the categories of the recently viewed items (people come back for what they were looking at)."""
     centre = np.stack([items.v[items.category == k].mean(axis=0) for k in range(N_CATEGORIES)])
     taste = c.u @ centre.T / np.sqrt(LATENT_DIM)  # (n_customers, K)
-    logits = INTENT_AFFINITY_SCALE * FLOW_CATEGORY_AFFINITY[rows.flow] + INTENT_TASTE_SCALE * taste[rows.customer]
+    offsets, seq_items, _ = seq
+    row = np.repeat(np.arange(len(rows.flow)), rows.seq_len)
+    recent = np.zeros((len(rows.flow), N_CATEGORIES))
+    np.add.at(recent, (row, items.category[seq_items]), 1.0)
+    recent /= np.maximum(rows.seq_len, 1)[:, None]  # share of the recent views per category
+    logits = (INTENT_AFFINITY_SCALE * FLOW_CATEGORY_AFFINITY[rows.flow] + INTENT_TASTE_SCALE * taste[rows.customer]
+              + INTENT_HISTORY_SCALE * recent)
     return _gumbel_argmax(rng, logits)
 
 
@@ -857,21 +891,24 @@ def _in_sequence(item: np.ndarray, seq_len: np.ndarray, offsets: np.ndarray, seq
 
 def _taste(c: _Customers, customer: np.ndarray, items: _Items, item: np.ndarray,
            matrices: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """u^T A_f v / sqrt(d) per row, with a flow-specific A_f."""
+    """(w * u)^T A_f v / sqrt(d) per row, with a flow-specific A_f and the hidden dims down-weighted."""
     out = np.empty(len(customer))
+    u = c.u * TASTE_DIM_WEIGHT
     for f in range(len(FLOWS)):  # three flows: a loop over groups, not rows
         rows = np.flatnonzero(flow == f)
-        out[rows] = np.einsum("ij,ij->i", c.u[customer[rows]] @ matrices[f], items.v[item[rows]])
+        out[rows] = np.einsum("ij,ij->i", u[customer[rows]] @ matrices[f], items.v[item[rows]])
     return out / np.sqrt(LATENT_DIM)
 
 
-def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent: np.ndarray,
-                   brand_intent: np.ndarray, viewed: np.ndarray, c: _Customers, items: _Items,
-                   world: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(rows.flow)
+def _logit_terms(rows: _Rows, shown: _Shown, intent: np.ndarray, brand_intent: np.ndarray, viewed: np.ndarray,
+                 c: _Customers, items: _Items, world: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """The named, noise-free terms of the click, add-to-cart and purchase logits (they sum to each logit)."""
     f, i, cu = rows.flow, shown.item, rows.customer
     cat = items.category[i]
     match = cat == intent
+    # A phone of another tier than the one intended still answers "I want a phone", mostly.
+    tier_miss = ~match & np.isin(cat, PHONES) & np.isin(intent, PHONES)
+    related = match | tier_miss
     boost = np.select([shown.kind == SEARCH_KIND, shown.kind == BROWSE_KIND],
                       [CLICK_INTENT["search"], CLICK_INTENT["browse"]], CLICK_INTENT["hidden"])
     search = shown.kind == SEARCH_KIND
@@ -879,46 +916,49 @@ def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent:
     eup = f == FLOWS.index("EUP")
     taste = _taste(c, cu, items, i, world["click"], f)  # shared by click and (a little) purchase
 
-    click = (
-        CLICK_BASE[f]
-        + CLICK_AFFINITY * FLOW_CATEGORY_AFFINITY[f, cat]
-        + CLICK_POPULARITY * items.popularity[i]
-        - CLICK_PRICE_SENSITIVITY[f] * items.rel_price[i]
-        + CLICK_DISCOUNT[f] * items.discount[i] / 10
-        + CLICK_TASTE * taste
-        + boost * match
-        + CLICK_BRAND_INTENT * (search & match & (items.brand[i] == brand_intent))
-        + CLICK_SEARCH_MISMATCH * (search & ~match)
-        + CLICK_BROWSE_PAGE * (shown.page == BROWSE_PAGE + cat)
-        + CLICK_VIEWED * viewed
-        + CLICK_POSITION * rows.position
-        + CLICK_CHANNEL[rows.channel]
-        + CLICK_DEVICE_AGE * (eup & is_phone) * (c.device_age[cu] - CLICK_DEVICE_AGE_PIVOT)
-        + rng.normal(0, LOGIT_NOISE, n)
-    )
+    click = {
+        "base": CLICK_BASE[f] + CLICK_CHANNEL[rows.channel],
+        "affinity": CLICK_AFFINITY * FLOW_CATEGORY_AFFINITY[f, cat],
+        "popularity": CLICK_POPULARITY * items.popularity[i],
+        "price": -CLICK_PRICE_SENSITIVITY[f] * items.rel_price[i] + CLICK_DISCOUNT[f] * items.discount[i] / 10,
+        "taste": CLICK_TASTE * taste,
+        "intent": (boost * (match + CLICK_TIER_SHARE * tier_miss)
+                   + CLICK_BRAND_INTENT * (search & related & (items.brand[i] == brand_intent))
+                   + CLICK_SEARCH_MISMATCH * (search & ~related)
+                   + CLICK_BROWSE_PAGE * (shown.page == BROWSE_PAGE + cat)),
+        "viewed": CLICK_VIEWED * viewed,
+        "position": CLICK_POSITION * rows.position,
+        "device_age": CLICK_DEVICE_AGE * (eup & is_phone) * (c.device_age[cu] - CLICK_DEVICE_AGE_PIVOT),
+    }
 
     instalment = items.price[i] * (1 - items.discount[i] / 100) / INSTALMENT_MONTHS
     affordability = np.log(instalment / c.budget[cu]) - AFFORDABILITY_PIVOT
-    atc = (
-        ATC_BASE[f]
-        + ATC_CATEGORY[cat]
-        - ATC_AFFORDABILITY[f] * affordability
-        + ATC_DISCOUNT * items.discount[i]
-        + ATC_RATING * (items.rating[i] - 4.0)
-        + ATC_TASTE * _taste(c, cu, items, i, world["atc"], f)
-        + rng.normal(0, LOGIT_NOISE, n)
-    )
+    atc = {
+        "base": ATC_BASE[f] + ATC_CATEGORY[cat],
+        "affordability": -ATC_AFFORDABILITY[f] * affordability,
+        "item": ATC_DISCOUNT * items.discount[i] + ATC_RATING * (items.rating[i] - 4.0),
+        "taste": ATC_TASTE * _taste(c, cu, items, i, world["atc"], f),
+    }
 
-    purchase = (
-        PURCHASE_BASE[f]
-        + PURCHASE_TENURE * np.log1p(c.tenure[cu] / 12)
-        + PURCHASE_DISCOUNT * items.discount[i]
-        + PURCHASE_TASTE * taste
-        + PURCHASE_CREDIT * c.credit[cu]
-        + PURCHASE_CHANNEL[rows.channel]
-        + PURCHASE_LINES * c.lines[cu]
-        + rng.normal(0, LOGIT_NOISE, n)
-    )
+    purchase = {
+        "base": PURCHASE_BASE[f] + PURCHASE_CHANNEL[rows.channel],
+        "account": PURCHASE_TENURE * np.log1p(c.tenure[cu] / 12) + PURCHASE_LINES * c.lines[cu],
+        "discount": PURCHASE_DISCOUNT * items.discount[i],
+        "taste": PURCHASE_TASTE * taste,
+        "credit": PURCHASE_CREDIT * c.credit[cu],
+    }
+    return {"click": click, "atc": atc, "purchase": purchase}
+
+
+def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent: np.ndarray,
+                   brand_intent: np.ndarray, viewed: np.ndarray, c: _Customers, items: _Items,
+                   world: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true funnel probabilities: each logit is the sum of its terms plus per-impression noise."""
+    n = len(rows.flow)
+    terms = _logit_terms(rows, shown, intent, brand_intent, viewed, c, items, world)
+    click = sum(terms["click"].values()) + rng.normal(0, CLICK_NOISE, n)
+    atc = sum(terms["atc"].values()) + rng.normal(0, ATC_NOISE, n)
+    purchase = sum(terms["purchase"].values()) + rng.normal(0, PURCHASE_NOISE, n)
     return _sigmoid(click), _sigmoid(atc), _sigmoid(purchase)
 
 
@@ -937,7 +977,7 @@ def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _C
     rows = _make_rows(rng, c, ts_us, config)
     seq = _sequences(rows, viewed, viewed_pages)
     search = rng.random(len(ts_us)) < SEARCH_SHARE[rows.flow]
-    intent = _intents(rng, rows, c, items)
+    intent = _intents(rng, rows, c, items, seq)
     brand_intent = _brand_intents(rng, rows, intent, c, items, search)
     shown = _logging_policy(rng, rows, intent, brand_intent, search, items, seq)
     in_seq = _in_sequence(shown.item, rows.seq_len, seq[0], seq[1])

@@ -26,7 +26,7 @@ BASELINES = ("mmoe", "shared_bottom", "single_task")
 class BaselineConfig(InputConfig):
     arch: str = "mmoe"  # one of BASELINES
     n_experts: int = 4  # MMoE only
-    expert_hidden: int = 128  # per MMoE expert; the shared bottom gets n_experts * expert_hidden
+    expert_hidden: int = 64  # per MMoE expert; the shared bottom gets n_experts * expert_hidden
     tower_hidden: int = 64
 
 

@@ -29,7 +29,7 @@ class ModelOutput:
 class GRecConfig(InputConfig):
     n_experts: int = 8
     top_k: int = 4
-    expert_hidden: int = 128
+    expert_hidden: int = 64
     capacity: int | None = 2  # tokens one expert takes from one example (the paper's setting)
     routing: str = "task_sentence"
     tower_hidden: int = 64

@@ -35,7 +35,7 @@ class InputConfig:
     seq_len: int = 20
     n_flows: int = 3
     n_use_cases: int = 4
-    d_model: int = 64
+    d_model: int = 32
     d_field: int = 16  # embedding width of each categorical field
     n_heads: int = 4
     n_seq_layers: int = 1
