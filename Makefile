@@ -5,21 +5,25 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-from-lock
+STAMP := $(VENV)/.installed
 
 # Offline machines: no telemetry from any of the stack's libraries.
 export MLFLOW_DISABLE_TELEMETRY=true BENTOML_DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: run test venv lock bench clean-state
+.PHONY: run test venv lock bench
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(VENV)/.lock-installed: requirements.lock
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	@echo "Installing the locked environment into $(VENV) (about 2-3 minutes)..."
 	$(BIN)/pip install --quiet --no-deps -r requirements.lock 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	touch $@
+
+# The project itself, editable; redone when pyproject.toml changes (entry points, metadata).
+$(STAMP): $(VENV)/.lock-installed pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	touch $@
 

@@ -155,7 +155,7 @@ def conclusions(rows: list[dict]) -> list[str]:
 def main(
     impressions: Annotated[int, typer.Option(help="Simulated impressions")] = 200_000,
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds")] = "0,1,2",
-    epochs: Annotated[int, typer.Option(help="Most epochs per model (early stopping may end sooner)")] = 5,
+    epochs: Annotated[int, typer.Option(help="Most epochs per model (early stopping may end sooner)")] = 4,
     data_seed: Annotated[int, typer.Option(help="Simulator seed")] = 0,
     out: Annotated[Path, typer.Option(help="Results folder")] = Path(__file__).resolve().parent / "results",
 ):
