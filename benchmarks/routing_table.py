@@ -7,6 +7,7 @@ same budget (epochs, batch, learning rate) and early-stops on the validation wee
 
     python benchmarks/routing_table.py                      # the committed run
     python benchmarks/routing_table.py --impressions 50000 --seeds 0 --epochs 1   # a quick look
+    python benchmarks/routing_table.py --render     # rewrite the markdown from the committed JSON
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def conclusions(rows: list[dict]) -> list[str]:
         o = by[other]
         diffs = np.array(ts["per_seed_mean_ap"]) - np.array(o["per_seed_mean_ap"])
         sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
-        verdict = "beats" if diffs.mean() > 0 else "trails"
+        verdict = "is ahead of" if diffs.mean() > 0 else "trails"
         # clear only beyond two standard errors of the paired per-seed differences
         inside = len(diffs) > 1 and abs(diffs.mean()) <= 2 * sd / np.sqrt(len(diffs))
         inside = " (within two standard errors of the seed spread: not a clear difference)" if inside else ""
@@ -158,10 +159,16 @@ def main(
     epochs: Annotated[int, typer.Option(help="Most epochs per model (early stopping may end sooner)")] = 4,
     data_seed: Annotated[int, typer.Option(help="Simulator seed")] = 0,
     out: Annotated[Path, typer.Option(help="Results folder")] = Path(__file__).resolve().parent / "results",
+    render: Annotated[bool, typer.Option(help="Only rewrite the markdown (and conclusions) from the results JSON")] = False,
 ):
     from grec.data.dataset import load_dataset
     from grec.data.simulate import SimulationConfig, simulate_to
 
+    if render:
+        payload = json.loads((out / "routing_table.json").read_text())
+        payload["conclusions"] = conclusions(payload["rows"])
+        print("Wrote", *write_results("routing_table", payload, markdown(payload), out))
+        return
     seed_list = [int(s) for s in seeds.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         simulate_to(Path(tmp), SimulationConfig(n_impressions=impressions, seed=data_seed))
