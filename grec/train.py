@@ -25,7 +25,7 @@ from sklearn.metrics import log_loss
 from torch import nn
 from tqdm.auto import tqdm
 
-from grec.data.dataset import Batch, Dataset, TaskRows
+from grec.data.dataset import Dataset, TaskRows
 from grec.data.schema import USE_CASES
 from grec.evaluate import mean_auc_by_use_case, predict
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from grec.data.dataset import load_dataset
 from grec.evaluate import evaluate, predict
@@ -19,8 +20,6 @@ def test_runs_are_deterministic_under_a_seed(small_dataset):
     config = TrainConfig(epochs=1, batch_size=4096, seed=3, progress=False)
     scores = []
     for _ in range(2):
-        import torch
-
         torch.manual_seed(3)
         model = grec_for(small_dataset, d_model=32)
         train_model(model, small_dataset, config)
@@ -29,8 +28,6 @@ def test_runs_are_deterministic_under_a_seed(small_dataset):
 
 
 def test_checkpoint_is_written(small_dataset, tmp_path):
-    import torch
-
     model = grec_for(small_dataset, d_model=32)
     summary = train_model(model, small_dataset, TrainConfig(epochs=1, progress=False), checkpoint_dir=tmp_path)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
@@ -45,8 +42,6 @@ def test_grec_learns_ctr_close_to_the_oracle(tmp_path_factory):
     out = tmp_path_factory.mktemp("learn")
     simulate_to(out, SimulationConfig(n_impressions=250_000, seed=11))
     data = load_dataset(out)
-    import torch
-
     torch.manual_seed(0)
     model = grec_for(data)
     train_model(model, data, TrainConfig(epochs=6, progress=False))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from grec.data import schema
-from grec.data.dataset import FeatureSpec, Labels, _pad_right_aligned, build_task_rows, join_tables, load_dataset, load_table, load_tables
+from grec.data.dataset import FeatureSpec, _pad_right_aligned, build_task_rows, join_tables, load_dataset, load_table, load_tables
 from grec.data.schema import SchemaError
 from grec.data.text import HashingTextEncoder
 
