@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import tempfile
 from pathlib import Path
+
+from grec.io import write_json, write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -33,16 +33,8 @@ def machine() -> dict:
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_results(name: str, payload: dict, markdown: str, out_dir: Path = RESULTS) -> tuple[Path, Path]:
     json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
-    write_atomic(json_path, json.dumps(payload, indent=2, default=str) + "\n")
-    write_atomic(md_path, markdown)
+    write_json(json_path, payload, default=str)
+    write_text(md_path, markdown)
     return json_path, md_path

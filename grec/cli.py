@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from grec import settings
+from grec.io import write_json
 
 app = typer.Typer(help="GRec: one multi-task recommender, trained, checked and served.", no_args_is_help=True)
 console = Console()
@@ -20,14 +19,21 @@ if console.width < 110:  # pipes and CI report 80 columns; the metrics table nee
     console = Console(width=110)
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Folder of parquet tables [default: $GREC_HOME/data/default]")]
+TrainingSetOpt = Annotated[Optional[Path], typer.Option(
+    "--training-set", help="A feature-store training set (`grec features training-set`), instead of --data")]
 
 
-def write_json_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-    os.replace(tmp, path)
+def open_dataset(data: Path | None, training_set: Path | None, **kwargs):
+    """The Dataset from a training set when one is given, else from the raw tables."""
+    if training_set is not None:
+        if data is not None:
+            raise typer.BadParameter("give --data or --training-set, not both")
+        from grec.features.training_set import load_training_set
+
+        return load_training_set(training_set, **kwargs)
+    from grec.data.dataset import load_dataset
+
+    return load_dataset(data or settings.data_dir(), **kwargs)
 
 
 def parse_upsample(text: str | None) -> dict[str, int] | None:
@@ -70,6 +76,7 @@ def simulate(
 @app.command()
 def train(
     data: DataOpt = None,
+    training_set: TrainingSetOpt = None,
     model: Annotated[str, typer.Option(help="grec | mmoe | shared_bottom | single_task")] = "grec",
     routing: Annotated[str, typer.Option(help="GRec routing: token | sentence | task | task_sentence")] = "task_sentence",
     experts: Annotated[int, typer.Option(help="Experts (GRec 8, MMoE 4 by default)")] = 0,
@@ -85,7 +92,6 @@ def train(
     out: Annotated[Optional[Path], typer.Option(help="Model folder [default: $GREC_HOME/models/<model>]")] = None,
 ):
     """Train GRec or a baseline; early-stops on the validation week; saves config, features and weights."""
-    from grec.data.dataset import load_dataset
     from grec.model.baselines import BASELINES, BaselineConfig
     from grec.model.checkpoint import build_model, save_model
     from grec.model.grec import GRecConfig
@@ -94,9 +100,8 @@ def train(
 
     if model not in ("grec", *BASELINES):
         raise typer.BadParameter(f"--model: {model!r} is not one of grec, {', '.join(BASELINES)}")
-    data_dir = data or settings.data_dir()
-    with console.status(f"Loading {data_dir}"):
-        dataset = load_dataset(data_dir, upsample=parse_upsample(upsample))
+    with console.status("Loading the data and encoding texts"):
+        dataset = open_dataset(data, training_set, upsample=parse_upsample(upsample))
     sizes = InputConfig.sizes_from(dataset.spec)
     if model == "grec":
         config = GRecConfig(**sizes, d_model=d_model, n_experts=experts or 8, top_k=top_k,
@@ -110,7 +115,7 @@ def train(
     summary = train_model(net, dataset, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                                      device=device), checkpoint_dir=out.with_name(f".{out.name}-ckpt"))
     save_model(net.cpu(), dataset.spec, out)
-    write_json_atomic({"data": str(data_dir), "split": dataset.split.__dict__, **summary}, out / "train.json")
+    write_json(out / "train.json", {"data": dataset.source, "split": dataset.split.__dict__, **summary}, default=str)
     console.print(f"Saved {out} ({summary['seconds']:.0f}s, {summary['rows_per_second']:,.0f} rows/s)")
 
 
@@ -137,10 +142,10 @@ def print_metrics(report: dict, title: str) -> None:
 def evaluate(
     model_dir: Annotated[Optional[Path], typer.Option("--model", help="Model folder [default: $GREC_HOME/models/grec-task_sentence]")] = None,
     data: DataOpt = None,
+    training_set: TrainingSetOpt = None,
     split: Annotated[str, typer.Option(help="test | valid")] = "test",
 ):
     """Per-task AUC, AP and log-loss (and oracle AUC on simulated data), plus FLOPs per example."""
-    from grec.data.dataset import load_dataset
     from grec.evaluate import evaluate as run_evaluation
     from grec.evaluate import flops_per_example
     from grec.model.checkpoint import load_model
@@ -149,14 +154,61 @@ def evaluate(
     if not (model_dir / "config.json").exists():
         raise typer.BadParameter(f"--model: {model_dir} holds no trained model (no config.json); run `grec train`")
     net, spec = load_model(model_dir)
-    dataset = load_dataset(data or settings.data_dir(), spec=spec)
+    dataset = open_dataset(data, training_set, spec=spec)
     report = run_evaluation(net, dataset, split)
     report["flops_per_example"] = flops_per_example(net, dataset, split)
-    write_json_atomic(report, model_dir / f"eval-{split}.json")
+    write_json(model_dir / f"eval-{split}.json", report, default=str)
     print_metrics(report, f"{model_dir.name} on the {split} window ({dataset.source})")
     fl = report["flops_per_example"]
     console.print(f"FLOPs per example: {fl['total'] / 1e6:.2f}M total, {fl['mixing'] / 1e6:.2f}M in the mixing layer")
     console.print(f"Report: {model_dir / f'eval-{split}.json'}")
+
+
+features_app = typer.Typer(help="The Feast feature store: apply, materialize, build training sets.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
+
+
+@features_app.command("apply")
+def features_apply(data: DataOpt = None):
+    """Build the feature sources from the raw tables (encoding new texts) and register the repository."""
+    from grec.features.store import apply
+
+    with console.status("Building feature sources and applying feature_repo/"):
+        result = apply(data or settings.data_dir())
+    console.print(f"Applied {', '.join(result['objects'])}")
+    console.print(f"Registry: {result['registry']}")
+
+
+@features_app.command("materialize")
+def features_materialize(
+    end: Annotated[str, typer.Option(help="Load values stamped up to this time (ISO, UTC) [default: now]")] = "",
+    start: Annotated[str, typer.Option(help="...and from this time [default: all history]")] = "",
+):
+    """Load the latest feature values up to END into the online store."""
+    import pandas as pd
+
+    from grec.features.store import materialize
+
+    result = materialize(end or pd.Timestamp.now(tz="UTC"), start or None)
+    console.print(f"Online store {result['online_store']} holds values up to {result['end']}")
+
+
+@features_app.command("training-set")
+def features_training_set(
+    data: DataOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder [default: $GREC_HOME/training_sets/<data name>]")] = None,
+    test_days: Annotated[int, typer.Option(help="Held-out days at the end")] = 7,
+    valid_days: Annotated[int, typer.Option(help="Validation days before them")] = 7,
+):
+    """Point-in-time train/valid/test parquet files for the impressions in --data."""
+    from grec.features.training_set import build_training_set
+
+    data_dir = data or settings.data_dir()
+    out = out or settings.training_sets_dir() / data_dir.name
+    with console.status("Joining point-in-time features onto every impression"):
+        manifest = build_training_set(data_dir, out, test_days=test_days, valid_days=valid_days)
+    rows = ", ".join(f"{k} {v:,}" for k, v in manifest.rows.items())
+    console.print(f"Training set {out} ({manifest.feature_service}): {rows} rows")
 
 
 if __name__ == "__main__":

@@ -26,3 +26,16 @@ def models_dir() -> Path:
 
 def runs_dir() -> Path:
     return state_dir() / "runs"
+
+
+def features_dir() -> Path:
+    """Feature pipeline state: Feast registry, online store and source tables, text vectors."""
+    return state_dir() / "features"
+
+
+def training_sets_dir() -> Path:
+    return state_dir() / "training_sets"
+
+
+def validation_dir() -> Path:
+    return state_dir() / "validation"

@@ -23,7 +23,7 @@ import torch
 
 from grec.data import schema
 from grec.data.schema import FLOWS, LABELS, USE_CASE_LABEL, USE_CASE_POPULATION, USE_CASES, SchemaError, Table
-from grec.data.text import HashingTextEncoder
+from grec.data.text import ENCODER_NAME, EMBEDDING_DIM, TextEmbeddingStore
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,25 +235,29 @@ class FeatureSpec:
     n_items: int = 0  # item ids 0..n_items-1 were seen in training
     n_pages: int = 0
     seq_len: int = 20
-    search_dim: int = 256  # hashed query vector; fewer buckets blur query words together
+    text_encoder: str = ENCODER_NAME  # encodes search queries and item descriptions
+    search_dim: int = EMBEDDING_DIM
+    text_dim: int = EMBEDDING_DIM
     image_dim: int = 0
-    text_dim: int = 0
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, **overrides) -> FeatureSpec:
         spec = cls(**overrides)
         spec.context_cardinalities = [int(frame[c].max()) + 1 for c in spec.context_categorical]
         spec.item_cardinalities = [int(frame[c].max()) + 1 for c in spec.item_categorical]
-        spec.n_items = int(frame["item_id"].max()) + 1
         seq_items = [v for v in frame["viewed_item_ids"].to_numpy() if len(v)]
         seq_pages = [v for v in frame["visited_page_ids"].to_numpy() if len(v)]
-        spec.n_items = max(spec.n_items, max((int(v.max()) + 1 for v in seq_items), default=0))
+        spec.n_items = max(int(frame["item_id"].max()), max((int(v.max()) for v in seq_items), default=0)) + 1
         spec.n_pages = max((int(v.max()) + 1 for v in seq_pages), default=0)
         spec.image_dim = len(frame["image_embedding"].iloc[0])
-        spec.text_dim = len(frame["text_embedding"].iloc[0])
         return spec
 
-    def encode(self, frame: pd.DataFrame) -> Features:
+    def encode(self, frame: pd.DataFrame, texts: TextEmbeddingStore | None = None) -> Features:
+        """Frame rows -> model inputs. Search queries and descriptions get their vectors from
+        `texts` (default: the state folder's text-embedding table), encoding unseen texts once."""
+        texts = texts or TextEmbeddingStore()
+        if texts.encoder.name != self.text_encoder:
+            raise SchemaError(f"texts are encoded with {texts.encoder.name}; this spec needs {self.text_encoder}")
         unknown_flow = ~frame["flow"].isin(FLOWS)
         if unknown_flow.any():
             row = int(np.flatnonzero(unknown_flow.to_numpy())[0])
@@ -264,14 +268,14 @@ class FeatureSpec:
                 [_codes(frame, c, k) for c, k in zip(self.context_categorical, self.context_cardinalities)], axis=1
             ),
             context_numerical=_signed_log1p(frame[self.context_numerical].to_numpy(np.float64)),
-            search=HashingTextEncoder(self.search_dim).encode(frame["search_query"].to_numpy()),
+            search=texts.lookup(frame["search_query"].to_numpy()),
             item=np.where((item < 0) | (item >= self.n_items), 1, item + 2),
             item_categorical=np.stack(
                 [_codes(frame, c, k) for c, k in zip(self.item_categorical, self.item_cardinalities)], axis=1
             ),
             item_numerical=_signed_log1p(frame[self.item_numerical].to_numpy(np.float64)),
             item_image=_vectors(frame, "image_embedding", self.image_dim),
-            item_text=_vectors(frame, "text_embedding", self.text_dim),
+            item_text=texts.lookup(frame["description"].to_numpy()),
             seq_items=_pad_right_aligned(frame["viewed_item_ids"].to_numpy(), self.seq_len, 2, self.n_items + 1),
             seq_pages=_pad_right_aligned(frame["visited_page_ids"].to_numpy(), self.seq_len, 2, self.n_pages + 1),
             flow=pd.Categorical(frame["flow"], categories=FLOWS).codes.astype(np.int64),
@@ -380,24 +384,38 @@ class Dataset:
         return Batch(self.features.take(unique), example, rows.use_case)
 
 
-def load_dataset(
-    data_dir: Path,
+def dataset_from_frame(
+    frame: pd.DataFrame,
+    split: TimeSplit,
     upsample: dict[str, int] | None = None,
-    test_days: int = 7,
-    valid_days: int = 7,
     spec: FeatureSpec | None = None,
+    texts: TextEmbeddingStore | None = None,
+    source: str = "",
 ) -> Dataset:
-    """Load, join, split by time, fit the spec on training rows (unless given) and encode."""
-    frame = join_tables(load_tables(data_dir))
-    split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
+    """A flat frame (raw tables joined, or a feature-store training set) -> Dataset: fit the spec
+    on training rows (unless given), encode, and build each split's task rows."""
     masks = split.masks(frame["event_timestamp"])
     if spec is None:
         spec = FeatureSpec.fit(frame[masks["train"]])
-    features = spec.encode(frame)
+    features = spec.encode(frame, texts)
     labels = Labels.from_frame(frame)
     flows = features.flow.numpy()
     rows = {
         name: build_task_rows(labels, np.flatnonzero(mask), flows, upsample if name == "train" else None)
         for name, mask in masks.items()
     }
-    return Dataset(spec, features, labels, split, rows, source=str(data_dir))
+    return Dataset(spec, features, labels, split, rows, source=source)
+
+
+def load_dataset(
+    data_dir: Path,
+    upsample: dict[str, int] | None = None,
+    test_days: int = 7,
+    valid_days: int = 7,
+    spec: FeatureSpec | None = None,
+    texts: TextEmbeddingStore | None = None,
+) -> Dataset:
+    """Raw tables in `data_dir` -> Dataset, the last `test_days` held out and `valid_days` before."""
+    frame = join_tables(load_tables(data_dir))
+    split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
+    return dataset_from_frame(frame, split, upsample, spec, texts, source=str(data_dir))

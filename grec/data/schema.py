@@ -44,7 +44,7 @@ class Role(str, Enum):
     ITEM_CATEGORICAL = "item_categorical"
     ITEM_NUMERICAL = "item_numerical"
     ITEM_IMAGE = "item_image_embedding"
-    ITEM_TEXT = "item_text_embedding"
+    ITEM_TEXT = "item_text_embedding"  # computed by the feature pipeline from the description
     ITEM_DESCRIPTION = "item_description"
     FLOW = "flow"
     LABEL = "label"
@@ -115,7 +115,6 @@ ITEMS = Table(
         C("discount_pct", "float32", Role.ITEM_NUMERICAL, "Current promotion, percent off"),
         C("description", "string", Role.ITEM_DESCRIPTION, "Catalogue description text"),
         C("image_embedding", "vector<float32>", Role.ITEM_IMAGE, "Pre-computed image embedding"),
-        C("text_embedding", "vector<float32>", Role.ITEM_TEXT, "Pre-computed description embedding"),
     ),
 )
 

@@ -77,9 +77,6 @@ are formatted in Python) and deterministic under ``SimulationConfig.seed``.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -88,7 +85,6 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from grec.data.schema import (
     CUSTOMERS,
@@ -96,14 +92,15 @@ from grec.data.schema import (
     IMPRESSIONS,
     ITEMS,
     TABLES,
-    arrow_schema,
-    oracle_scores,
     USE_CASE_LABEL,
     USE_CASE_POPULATION,
     USE_CASES,
     SchemaError,
     Table,
+    arrow_schema,
+    oracle_scores,
 )
+from grec.io import write_json, write_parquet
 
 # --------------------------------------------------------------------------------------------
 # Catalogue vocabulary
@@ -375,7 +372,7 @@ class SimulationConfig:
     start: str = "2026-06-01"  # UTC
     train_weeks: int = 13
     test_weeks: int = 1  # the test window follows the training window
-    embedding_dim: int = 32  # image and text embedding length
+    embedding_dim: int = 32  # image embedding length
     n_pages: int = 24
     seed: int = 0
 
@@ -518,15 +515,16 @@ def _make_items(rng: np.random.Generator, n_items: int) -> _Items:
     return _Items(category, brand, os_code, price, storage, rating, discount, v, popularity, rel_price)
 
 
-def _item_embeddings(rng: np.random.Generator, items: _Items, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two CLIP-like views of the item: different random linear maps of its attributes, plus noise."""
+def _image_embeddings(rng: np.random.Generator, items: _Items, dim: int) -> np.ndarray:
+    """A CLIP-like image view of the item: a random linear map of its attributes, plus noise.
+
+    (The description's text vector is not simulated: the feature pipeline encodes the generated
+    description with a real sentence encoder.)
+    """
     features = np.hstack([items.v, np.eye(N_CATEGORIES)[items.category], np.eye(N_BRANDS)[items.brand]])
-    out = []
-    for _ in ("image", "text"):
-        proj = rng.normal(0, 1 / np.sqrt(features.shape[1]), (features.shape[1], dim))
-        emb = features @ proj + rng.normal(0, 0.15, (items.n, dim))
-        out.append((emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32))
-    return out[0], out[1]
+    proj = rng.normal(0, 1 / np.sqrt(features.shape[1]), (features.shape[1], dim))
+    emb = features @ proj + rng.normal(0, 0.15, (items.n, dim))
+    return (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _descriptions(rng: np.random.Generator, items: _Items) -> list[str]:
@@ -566,7 +564,7 @@ def _descriptions(rng: np.random.Generator, items: _Items) -> list[str]:
 
 
 def _items_table(rng: np.random.Generator, items: _Items, config: SimulationConfig) -> pd.DataFrame:
-    image, text = _item_embeddings(rng, items, config.embedding_dim)
+    image = _image_embeddings(rng, items, config.embedding_dim)
     start = config.windows.train[0]
     updated = start - pd.to_timedelta(rng.integers(1, 90 * 86_400, items.n), unit="s")
     return pd.DataFrame({
@@ -581,7 +579,6 @@ def _items_table(rng: np.random.Generator, items: _Items, config: SimulationConf
         "discount_pct": items.discount.astype(np.float32),
         "description": pd.Series(_descriptions(rng, items), dtype=object),
         "image_embedding": list(image),
-        "text_embedding": list(text),
     })[ITEMS.names()]
 
 
@@ -1070,19 +1067,6 @@ def to_arrow(frame: pd.DataFrame, table: Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; the outputs are ordinary data files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, Path]:
     """Write each table to ``out_dir/<name>.parquet`` with the contract's arrow schema, atomically."""
     out_dir = Path(out_dir)
@@ -1095,7 +1079,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, Pa
         table = TABLES[name]
         arrow = to_arrow(frame, table)
         path = out_dir / table.file
-        _atomic_write(path, lambda tmp, arrow=arrow: pq.write_table(arrow, tmp))
+        write_parquet(path, arrow)
         paths[name] = path
     return paths
 
@@ -1174,6 +1158,5 @@ def simulate_to(out_dir: Path, config: SimulationConfig) -> dict[str, Path]:
         "files": {name: path.name for name, path in paths.items()},
     }
     meta_path = out_dir / "simulation.json"
-    text = json.dumps(meta, indent=2, default=_json_default)
-    _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(text))
+    write_json(meta_path, meta, default=_json_default)
     return {**paths, "simulation": meta_path}

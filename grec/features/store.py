@@ -1,0 +1,107 @@
+"""The Feast feature store: open it, apply the repository, materialize, read online features.
+
+The repository (feature_repo/) is declarative; its registry and stores live under $GREC_HOME
+(see feature_repo/feature_store.yaml), so every state folder has its own store.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from grec import settings
+from grec.data.text import TextEmbeddingStore
+from grec.features import sources
+
+FEATURE_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
+TRAINING_SERVICE = "grec_training_v1"
+SERVING_SERVICE = "grec_serving_v1"
+# The file store's first incremental materialization starts at now - TTL, which would silently
+# skip older values of backfilled data; a fixed early start loads the latest value of every entity.
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def feature_store(repo: Path = FEATURE_REPO):
+    """The store for the current state folder ($GREC_HOME is resolved and exported for Feast)."""
+    from feast import FeatureStore
+
+
+    os.environ[settings.STATE_ENV] = str(settings.state_dir())
+    settings.features_dir().mkdir(parents=True, exist_ok=True)
+    return FeatureStore(repo_path=str(repo))
+
+
+def repo_objects(repo: Path = FEATURE_REPO) -> list:
+    """Every Feast object (entities, views, services) declared in the repository's definitions."""
+    from feast import Entity, FeatureService, FeatureView
+
+    os.environ[settings.STATE_ENV] = str(settings.state_dir())
+    spec = importlib.util.spec_from_file_location("grec_feature_repo", Path(repo) / "definitions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [v for v in vars(module).values() if isinstance(v, (Entity, FeatureView, FeatureService))]
+
+
+def apply(data_dir: Path, texts: TextEmbeddingStore | None = None, progress: bool = False) -> dict:
+    """Build the source tables from the raw tables in `data_dir` and register the repository."""
+    paths = sources.build_sources(data_dir, texts, progress=progress)
+    store = feature_store()
+    objects = repo_objects()
+    store.apply(objects)
+    return {"sources": {k: str(v) for k, v in paths.items()}, "objects": sorted(o.name for o in objects),
+            "registry": str(settings.features_dir() / "registry.db")}
+
+
+def _utc(ts) -> datetime:
+    ts = pd.Timestamp(ts)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+
+
+def materialize(end, start=None) -> dict:
+    """Load every view's latest values stamped in [start, end] into the online store."""
+    store = feature_store()
+    start, end = _utc(start if start is not None else EARLIEST), _utc(end)
+    store.materialize(start_date=start, end_date=end)
+    return {"start": start.isoformat(), "end": end.isoformat(),
+            "online_store": str(settings.features_dir() / "online_store.db")}
+
+
+@dataclass
+class OnlineFeatures:
+    """What a ranking request reads: one customer row and one row per candidate item."""
+
+    customer: dict  # feature -> value (None where the store has nothing for this customer)
+    items: pd.DataFrame  # one row per candidate, in request order
+
+
+def _service_features(store, service: str, views: tuple[str, ...]) -> list[str]:
+    """'view:feature' references of `service` restricted to `views`."""
+    refs = []
+    for projection in store.get_feature_service(service).feature_view_projections:
+        if projection.name in views:
+            refs += [f"{projection.name}:{f.name}" for f in projection.features]
+    return refs
+
+
+class OnlineReader:
+    """Reads the serving feature service from the online store (one store handle, reused)."""
+
+    CUSTOMER_VIEWS = ("customer_profile", "customer_activity")
+    ITEM_VIEWS = ("item_catalog", "item_embeddings")
+
+    def __init__(self, service: str = SERVING_SERVICE):
+        self.store = feature_store()
+        self.customer_refs = _service_features(self.store, service, self.CUSTOMER_VIEWS)
+        self.item_refs = _service_features(self.store, service, self.ITEM_VIEWS)
+
+    def read(self, customer_id: int, item_ids: list[int]) -> OnlineFeatures:
+        customer = self.store.get_online_features(
+            features=self.customer_refs, entity_rows=[{"customer_id": int(customer_id)}]).to_dict()
+        items = self.store.get_online_features(
+            features=self.item_refs, entity_rows=[{"item_id": int(i)} for i in item_ids]).to_df()
+        return OnlineFeatures({k: v[0] for k, v in customer.items()}, items)

@@ -1,0 +1,182 @@
+"""Point-in-time training sets from the feature store.
+
+Each impression asks the offline store for the feature values known at its own timestamp (never
+later), through the versioned training feature service. The result has exactly one row per
+impression, in the same flat shape `grec.data.dataset.join_tables` produces, split by time into
+train / valid / test parquet files with a manifest beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from grec import settings
+from grec.data.dataset import Dataset, FeatureSpec, TimeSplit, dataset_from_frame, load_table
+from grec.data.text import TextEmbeddingStore
+from grec.data.schema import IMPRESSIONS, SchemaError
+from grec.features import sources
+from grec.features.store import TRAINING_SERVICE, feature_store
+from grec.io import write_json, write_parquet
+
+SPLITS = ("train", "valid", "test")
+MANIFEST = "manifest.json"
+# What goes to the offline store: the join keys and the time. The rest of the impression log
+# (labels, page, search text, and the behaviour sequences as the service saw them when it ranked)
+# is joined back by impression id: sending it through the store's join would only slow it down.
+ENTITY_COLUMNS = ["impression_id", "event_timestamp", "customer_id", "item_id"]
+
+
+class TrainingSetError(SchemaError):
+    """The feature store could not give every impression its features."""
+
+
+@dataclass
+class TrainingSetManifest:
+    feature_service: str
+    source: str  # the impressions file
+    source_sha256: str
+    rows: dict[str, int]
+    split: dict[str, str]  # valid_start, test_start, end (ISO)
+    columns: list[str]
+
+    def time_split(self) -> TimeSplit:
+        return TimeSplit(**{k: pd.Timestamp(v) for k, v in self.split.items()})
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _explain_dropped(entity_df: pd.DataFrame, store) -> str:
+    """Which views have no value within their TTL for the dropped rows (the file store drops them)."""
+    reasons = []
+    for view in store.get_feature_service(TRAINING_SERVICE).feature_view_projections:
+        fv = store.get_feature_view(view.name)
+        key = fv.entity_columns[0].name
+        stamp = sources.timestamp_column(sources.SOURCES[fv.name])
+        source = pd.read_parquet(sources.source_path(fv.name), columns=[key, stamp]).sort_values(stamp)
+        rows = entity_df[[key, "event_timestamp"]].sort_values("event_timestamp")
+        found = pd.merge_asof(rows, source, left_on="event_timestamp", right_on=stamp, by=key)
+        ttl = fv.ttl if fv.ttl and fv.ttl.total_seconds() > 0 else None
+        stale = found[stamp].isna()
+        if ttl is not None:
+            stale |= found["event_timestamp"] - found[stamp] > ttl
+        if stale.any():
+            example = found[stale].iloc[0]
+            reasons.append(f"{fv.name}: {int(stale.sum())} rows have no value"
+                           + (f" within its TTL of {ttl}" if ttl else "")
+                           + f" (e.g. {key}={example[key]} at {example['event_timestamp']})")
+    return "; ".join(reasons) or "no view explains it"
+
+
+def historical_features(entity_df: pd.DataFrame, store=None) -> pd.DataFrame:
+    """The training service's features for each row of `entity_df`, as of its event_timestamp.
+
+    Raises TrainingSetError naming the impressions and the views responsible if any row is lost.
+    """
+    store = store or feature_store()
+    service = store.get_feature_service(TRAINING_SERVICE)
+    out = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    missing = np.setdiff1d(entity_df["impression_id"].to_numpy(), out["impression_id"].to_numpy())
+    if len(missing) or len(out) != len(entity_df):
+        lost = entity_df[entity_df["impression_id"].isin(missing)]
+        raise TrainingSetError(
+            f"the feature store returned {len(out)} rows for {len(entity_df)} impressions; "
+            f"{len(missing)} impressions lost (first ids: {missing[:5].tolist()}). "
+            f"Reason: {_explain_dropped(lost, store)}")
+    out = out.sort_values("impression_id").reset_index(drop=True)
+    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    return out
+
+
+def item_vectors_as_of(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Each row's item vector from the item_embeddings source: the latest stamped at or before
+    the row's event_timestamp (the same rule as the store's point-in-time join)."""
+    table = sources.ITEM_EMBEDDINGS
+    stamp = sources.timestamp_column(table)
+    vectors = pd.read_parquet(sources.source_path(table.name), columns=["item_id", stamp, column])
+    rows = frame[["item_id", "event_timestamp"]].reset_index().sort_values("event_timestamp")
+    found = pd.merge_asof(rows, vectors.sort_values(stamp), left_on="event_timestamp", right_on=stamp,
+                          by="item_id", direction="backward")
+    missing = found[column].isna()
+    if missing.any():
+        first = found[missing].iloc[0]
+        raise TrainingSetError(f"item_embeddings: {int(missing.sum())} rows have no {column} at their time "
+                               f"(e.g. item_id={first['item_id']} at {first['event_timestamp']})")
+    return found.set_index("index")[column].reindex(frame.index)
+
+
+def build_training_set(
+    data_dir: Path,
+    out_dir: Path | None = None,
+    test_days: int = 7,
+    valid_days: int = 7,
+) -> TrainingSetManifest:
+    """Impressions in `data_dir` -> point-in-time train/valid/test parquet files in `out_dir`.
+
+    The folder is written whole or not at all (built beside it, then renamed into place).
+    """
+    path = Path(data_dir) / IMPRESSIONS.file
+    impressions = load_table(path, IMPRESSIONS)
+    features = historical_features(impressions[ENTITY_COLUMNS]).drop(columns=ENTITY_COLUMNS[1:])
+    frame = impressions.merge(features, on="impression_id", how="left", validate="one_to_one")
+    frame["image_embedding"] = item_vectors_as_of(frame, "image_embedding")
+    split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
+    masks = split.masks(frame["event_timestamp"])
+
+    out_dir = Path(out_dir) if out_dir else settings.training_sets_dir() / Path(data_dir).name
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        for name in SPLITS:
+            write_parquet(tmp / f"{name}.parquet", pa.Table.from_pandas(frame[masks[name]], preserve_index=False))
+        manifest = TrainingSetManifest(
+            feature_service=TRAINING_SERVICE,
+            source=str(path),
+            source_sha256=_sha256(path),
+            rows={name: int(masks[name].sum()) for name in SPLITS},
+            split={k: v.isoformat() for k, v in asdict(split).items()},
+            columns=list(frame.columns),
+        )
+        write_json(tmp / MANIFEST, asdict(manifest))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return manifest
+
+
+def read_manifest(set_dir: Path) -> TrainingSetManifest:
+    path = Path(set_dir) / MANIFEST
+    if not path.exists():
+        raise SchemaError(f"{set_dir}: not a training set (no {MANIFEST}); build one with `grec features training-set`")
+    return TrainingSetManifest(**json.loads(path.read_text()))
+
+
+def read_training_set(set_dir: Path) -> tuple[pd.DataFrame, TrainingSetManifest]:
+    """All rows of a training set (train, valid, test in time order) and its manifest."""
+    manifest = read_manifest(set_dir)
+    frame = pd.concat([pd.read_parquet(Path(set_dir) / f"{name}.parquet") for name in SPLITS], ignore_index=True)
+    return frame, manifest
+
+
+def load_training_set(set_dir: Path, upsample: dict[str, int] | None = None, spec: FeatureSpec | None = None,
+                      texts: TextEmbeddingStore | None = None) -> Dataset:
+    """A built training set -> Dataset, with the split it was built with."""
+    frame, manifest = read_training_set(set_dir)
+    return dataset_from_frame(frame, manifest.time_split(), upsample, spec, texts, source=str(set_dir))
