@@ -164,6 +164,36 @@ def evaluate(
     console.print(f"Report: {model_dir / f'eval-{split}.json'}")
 
 
+@app.command()
+def validate(
+    data: DataOpt = None,
+    start: Annotated[str, typer.Option(help="Impressions must be stamped from this time (ISO, UTC)")] = "",
+    end: Annotated[str, typer.Option(help="...and before this one; also the freshness reference")] = "",
+    n_pages: Annotated[int, typer.Option(help="Page ids are 0..N-1")] = 24,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder [default: $GREC_HOME/validation/<data name>]")] = None,
+):
+    """Check the raw tables with Great Expectations; exit 1 if any expectation fails."""
+    import pandas as pd
+
+    from grec.validation.run import validate as run_validation
+    from grec.validation.suites import ValidationPolicy
+
+    policy = ValidationPolicy(start=pd.Timestamp(start, tz="UTC") if start else None,
+                              end=pd.Timestamp(end, tz="UTC") if end else None, n_pages=n_pages)
+    with console.status("Validating tables"):
+        report = run_validation(data or settings.data_dir(), policy, out)
+    for name, t in report.tables.items():
+        mark = "[green]ok[/green]" if t["success"] else "[red]FAILED[/red]"
+        console.print(f"{name:12s} {t['rows']:>10,} rows  {t['expectations']:>3} expectations  {mark}")
+    for failure in report.failures:
+        console.print(f"[red]x[/red] {failure.line()}", highlight=False)
+        for row in failure.examples:
+            console.print(f"    {row}", highlight=False, overflow="ellipsis", no_wrap=True)
+    console.print(f"Report: {report.json}\nData Docs: {report.html}")
+    if not report.success:
+        raise typer.Exit(1)
+
+
 features_app = typer.Typer(help="The Feast feature store: apply, materialize, build training sets.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
@@ -20,11 +24,19 @@ SIZES = dict(
 )
 
 
+_TEXT_CACHES: list[Path] = []  # filled by the `texts` fixture
+
+
 @pytest.fixture(autouse=True)
 def fresh_state(tmp_path, monkeypatch):
-    """Every test gets its own empty GREC_HOME."""
-    monkeypatch.setenv("GREC_HOME", str(tmp_path / "state"))
-    return tmp_path / "state"
+    """Every test gets its own GREC_HOME, empty but for the session's text vectors (MiniLM then
+    encodes each text of the session's data once, not once per test)."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("GREC_HOME", str(state))
+    for cache in _TEXT_CACHES:
+        (state / "features").mkdir(parents=True, exist_ok=True)
+        shutil.copy(cache, state / "features" / cache.name)
+    return state
 
 
 def random_features(n: int, seed: int = 0, seq_len: int = 20) -> Features:
@@ -66,7 +78,20 @@ def small_data(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def small_dataset(small_data):
+def texts(small_data, tmp_path_factory):
+    """A text-embedding table holding every query and description of `small_data`."""
+    from grec.data.dataset import load_tables
+    from grec.data.text import ENCODER_NAME, TextEmbeddingStore
+
+    store = TextEmbeddingStore(tmp_path_factory.mktemp("texts") / f"text_embeddings-{ENCODER_NAME}.parquet")
+    tables = load_tables(small_data)
+    store.lookup(np.concatenate([tables["impressions"]["search_query"].unique(), tables["items"]["description"]]))
+    _TEXT_CACHES.append(store.path)
+    return store
+
+
+@pytest.fixture(scope="session")
+def small_dataset(small_data, texts):
     from grec.data.dataset import load_dataset
 
-    return load_dataset(small_data)
+    return load_dataset(small_data, texts=texts)

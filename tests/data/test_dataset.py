@@ -7,7 +7,6 @@ import torch
 from grec.data import schema
 from grec.data.dataset import FeatureSpec, _pad_right_aligned, build_task_rows, join_tables, load_dataset, load_table, load_tables
 from grec.data.schema import SchemaError
-from grec.data.text import HashingTextEncoder
 
 
 def test_rows_follow_the_paper(small_dataset):
@@ -59,28 +58,28 @@ def test_sequences_are_right_aligned_and_truncated():
     assert _pad_right_aligned(np.array([np.array([99])], dtype=object), 2, 2, 50).tolist() == [[0, 50]]
 
 
-def test_unseen_categories_go_to_the_unknown_bucket(small_data):
+def test_unseen_categories_go_to_the_unknown_bucket(small_data, texts):
     frame = join_tables(load_tables(small_data))
     spec = FeatureSpec.fit(frame)
     frame.loc[0, "region"] = 10_000
     frame.loc[1, "item_id"] = 10_000
-    f = spec.encode(frame.iloc[:2])
+    f = spec.encode(frame.iloc[:2], texts)
     assert f.context_categorical[0, 0] == spec.context_cardinalities[0]
     assert f.item[1] == 1
 
 
-def test_negative_codes_and_unknown_flows_are_named(small_data):
+def test_negative_codes_and_unknown_flows_are_named(small_data, texts):
     frame = join_tables(load_tables(small_data))
     spec = FeatureSpec.fit(frame)
     bad = frame.iloc[:5].copy()
     bad.loc[bad.index[3], "brand"] = -2
     with pytest.raises(SchemaError, match="'brand'.*row 3"):
-        spec.encode(bad)
+        spec.encode(bad, texts)
     bad = frame.iloc[:5].copy()
     bad["flow"] = bad["flow"].astype(object)
     bad.loc[bad.index[2], "flow"] = "XYZ"
     with pytest.raises(SchemaError, match="unknown flow 'XYZ' at row 2"):
-        spec.encode(bad)
+        spec.encode(bad, texts)
 
 
 def _rewrite(src, dst, table, change):
@@ -112,14 +111,3 @@ def test_impressions_of_unknown_customers_are_refused(small_data):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(SchemaError, match="file not found"):
         load_dataset(tmp_path)
-
-
-def test_hashing_text_encoder():
-    enc = HashingTextEncoder(64)
-    v = enc.encode(["iphone 15 pro", "", "iphone 15 pro", "samsung galaxy"])
-    assert v.shape == (4, 64) and v.dtype == np.float32
-    assert np.allclose(v[0], v[2]) and not v[1].any()
-    assert np.isclose(np.linalg.norm(v[0]), 1.0)
-    # a typo stays close to the word it misspells, closer than another brand
-    a, typo, other = enc.encode(["samsung phone", "samsnug phone", "motorola phone"])
-    assert a @ typo > a @ other

@@ -1,0 +1,133 @@
+"""Run the suites on a folder of raw tables: a JSON report, Great Expectations' HTML Data Docs,
+and for every failed expectation its table, column, count and a few offending rows."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from grec import settings
+from grec.data.dataset import check_arrow_schema
+from grec.data.schema import TABLES, SchemaError
+from grec.io import write_json
+from grec.validation.suites import ValidationPolicy, table_expectations, task_counts, task_expectations, validation_frame
+
+EXAMPLES = 3  # offending rows shown per failed expectation
+
+
+@dataclass
+class Failure:
+    table: str
+    expectation: str
+    column: str
+    unexpected: int | None  # rows breaking it (None for table-level checks such as a mean)
+    detail: str  # observed value, or example rows
+    examples: list[dict] = field(default_factory=list)
+
+    def line(self) -> str:
+        count = "" if self.unexpected is None else f"{self.unexpected:,} rows, "
+        return f"{self.table}.{self.column}: {self.expectation} failed ({count}{self.detail})"
+
+
+@dataclass
+class ValidationReport:
+    success: bool
+    data: str
+    tables: dict[str, dict]  # table -> {"rows", "expectations", "success"}
+    failures: list[Failure]
+    html: str
+    json: str = ""
+
+
+def _context(root: Path):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="file", project_root_dir=str(root))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _column(config) -> str:
+    kwargs = config.kwargs
+    if "column" in kwargs:
+        return kwargs["column"]
+    if "column_A" in kwargs:
+        return f"{kwargs['column_A']},{kwargs['column_B']}"
+    return ",".join(kwargs.get("column_list", [])) or "(table)"
+
+
+def _failure(table: str, result, frame: pd.DataFrame) -> Failure:
+    config, res = result.expectation_config, result.result
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        return Failure(table, config.type, _column(config), None,
+                       f"could not be evaluated: {result.exception_info.get('exception_message')}")
+    indices = res.get("unexpected_index_list") or []
+    examples = [frame.loc[i].drop(labels=[c for c in frame.columns if c.endswith("__length")]).to_dict()
+                for i in indices[:EXAMPLES] if not isinstance(i, dict) and i in frame.index]
+    if "unexpected_count" in res:
+        shown = res.get("partial_unexpected_list", [])[:EXAMPLES]
+        return Failure(table, config.type, _column(config), int(res["unexpected_count"]),
+                       f"e.g. values {shown}", examples)
+    return Failure(table, config.type, _column(config), None, f"observed {res.get('observed_value')!r}")
+
+
+def _validate(context, name: str, frame: pd.DataFrame, expectations: list):
+    import great_expectations as gx
+
+    source = context.data_sources.add_or_update_pandas("grec")
+    asset = next((a for a in source.assets if a.name == name), None) or source.add_dataframe_asset(name)
+    batch = next(iter(asset.batch_definitions), None) or asset.add_batch_definition_whole_dataframe("whole")
+    suite = context.suites.add_or_update(gx.ExpectationSuite(name=f"grec_{name}", expectations=expectations))
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"grec_{name}", data=batch, suite=suite))
+    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
+        name=f"grec_{name}", validation_definitions=[definition], result_format={"result_format": "COMPLETE"}))
+    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    return next(iter(result.run_results.values()))
+
+
+def _read(data_dir: Path, name: str) -> pd.DataFrame:
+    table = TABLES[name]
+    path = data_dir / table.file
+    if not path.exists():
+        raise SchemaError(f"{path}: file not found (expected the '{name}' table)")
+    # Types are checked by the suites; only unreadable or columnless files stop here.
+    arrow = pq.read_table(path)
+    missing = [c for c in table.names() if c not in arrow.schema.names]
+    if missing:
+        check_arrow_schema(arrow.schema, table, str(path))
+    return arrow.to_pandas()
+
+
+def validate(data_dir: Path, policy: ValidationPolicy | None = None, out_dir: Path | None = None) -> ValidationReport:
+    """Validate every raw table in `data_dir`; write report.json and the Data Docs under `out_dir`."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    data_dir, policy = Path(data_dir), policy or ValidationPolicy()
+    out_dir = Path(out_dir) if out_dir else settings.validation_dir() / data_dir.name
+    context = _context(out_dir)
+    tables, failures = {}, []
+    frames = {name: _read(data_dir, name) for name in TABLES}
+    checks = [(name, validation_frame(TABLES[name], frame)) for name, frame in frames.items()]
+    for name, frame in checks:
+        expectations = table_expectations(TABLES[name], frame, policy)
+        result = _validate(context, name, frame, expectations)
+        tables[name] = {"rows": len(frame), "expectations": len(expectations), "success": bool(result.success)}
+        failures += [_failure(name, r, frame) for r in result.results if not r.success]
+    tasks = task_counts(frames["impressions"])
+    result = _validate(context, "tasks", tasks, task_expectations(policy))
+    tables["tasks"] = {"rows": len(tasks), "expectations": 2, "success": bool(result.success)}
+    for r in (r for r in result.results if not r.success):
+        failure = _failure("tasks", r, tasks)
+        failure.detail += f"; tasks: {tasks.loc[tasks[failure.column] < r.expectation_config.kwargs['min_value'], 'task'].tolist()}"
+        failures.append(failure)
+    context.build_data_docs()  # once for all four validations
+    html = context.get_docs_sites_urls()[0]["site_url"]
+    report = ValidationReport(not failures, str(data_dir), tables, failures, html)
+    report.json = str(write_json(out_dir / "report.json", asdict(report), default=str))
+    return report
+

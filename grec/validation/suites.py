@@ -1,0 +1,134 @@
+"""Great Expectations suites for the raw tables, built from the data contract.
+
+Every column's role in grec.data.schema decides its expectations: keys are present and unique,
+categorical codes are non-negative, flows come from the flow vocabulary, labels are 0/1 and obey
+the funnel, timestamps fall in the requested window, vectors have one length. What GX cannot
+check on a list column directly (lengths) is checked on derived columns named `<column>__length`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from grec.data.schema import FLOWS, USE_CASE_LABEL, USE_CASE_POPULATION, USE_CASES, Role, Table
+
+LENGTH = "__length"
+NUMERIC_DTYPES = {"int64", "int8", "float32"}
+# Value ranges the contract's descriptions promise (column -> (min, max), None: open).
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "price": (0, None),
+    "storage_gb": (0, None),
+    "rating": (1, 5),
+    "discount_pct": (0, 100),
+    "tenure_months": (0, None),
+    "monthly_bill": (0, None),
+    "lines_on_account": (0, None),
+    "device_age_months": (0, None),
+    "channel": (0, 2),
+    "position": (0, None),
+}
+
+
+@dataclass
+class ValidationPolicy:
+    """What "plausible" means for one delivery of data. Defaults fit the simulator's storefront."""
+
+    start: pd.Timestamp | None = None  # impressions must be stamped in [start, end)
+    end: pd.Timestamp | None = None
+    max_staleness: pd.Timedelta = pd.Timedelta(days=2)  # newest impression no older than end - this
+    n_pages: int = 24  # page ids are 0..n_pages-1
+    image_dim: int | None = None  # None: the length most rows have
+    min_rows_per_task: int = 100  # (example, task) rows per flow x use case
+    min_positives_per_task: int = 3
+    # Mean of each label over all impressions: real logs have clicks a few percent of impressions.
+    label_rates: dict[str, tuple[float, float]] = field(default_factory=lambda: {
+        "click": (0.002, 0.25), "add_to_cart": (0.0002, 0.1), "purchase": (0.00002, 0.05)})
+
+
+def validation_frame(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """The table plus derived `<list column>__length` columns GX can check."""
+    out = frame.copy()
+    for col in table.columns:
+        if col.dtype in ("list<int64>", "vector<float32>") and col.name in frame:
+            out[col.name + LENGTH] = frame[col.name].map(lambda v: -1 if v is None else len(v)).astype(np.int64)
+    return out
+
+
+def task_counts(impressions: pd.DataFrame) -> pd.DataFrame:
+    """One row per task: its (example, task) rows and positives, as training will build them."""
+    rows = []
+    for flow in FLOWS:
+        of_flow = impressions[impressions["flow"] == flow]
+        for use_case in USE_CASES:
+            population = USE_CASE_POPULATION[use_case]
+            pop = of_flow if population is None else of_flow[of_flow[population] == 1]
+            rows.append({"task": f"{flow}+{use_case}", "rows": len(pop),
+                         "positives": int(pop[USE_CASE_LABEL[use_case]].sum())})
+    return pd.DataFrame(rows)
+
+
+def _mode_length(frame: pd.DataFrame, column: str) -> int | None:
+    lengths = frame[column + LENGTH]
+    return int(lengths.mode().iloc[0]) if len(lengths) else None
+
+
+def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPolicy) -> list:
+    """Expectations for one raw table; `frame` is its validation_frame (for data-derived sizes)."""
+    import great_expectations.expectations as gxe
+
+    stamp = next(c.name for c in table.columns if c.role == Role.TIMESTAMP)
+    ex = [gxe.ExpectTableColumnsToMatchSet(column_set=table.names(), exact_match=False)]
+    ex.append(gxe.ExpectColumnValuesToBeUnique(column=table.key) if table.name == "impressions" else
+              # A customer or an item may have several snapshots; one per timestamp.
+              gxe.ExpectCompoundColumnsToBeUnique(column_list=[table.key, stamp]))
+    for col in table.columns:
+        if col.role == Role.KEY or col.role == Role.TIMESTAMP:
+            ex.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
+        if col.dtype in NUMERIC_DTYPES:
+            ex.append(gxe.ExpectColumnValuesToBeOfType(column=col.name, type_=col.dtype))
+        if col.role in (Role.KEY, Role.CONTEXT_CATEGORICAL, Role.ITEM_CATEGORICAL) and col.dtype == "int64":
+            low, high = (0, policy.n_pages - 1) if col.name == "page_id" else (0, None)
+            ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=low, max_value=high))
+        if col.name in RANGES:
+            low, high = RANGES[col.name]
+            ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=low, max_value=high))
+        if col.role == Role.FLOW:
+            ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(FLOWS)))
+        if col.role == Role.LABEL:
+            ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=[0, 1]))
+            low, high = policy.label_rates[col.name]
+            ex.append(gxe.ExpectColumnMeanToBeBetween(column=col.name, min_value=low, max_value=high))
+        if col.role == Role.ORACLE:
+            ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=0, max_value=1))
+        if col.role == Role.ITEM_IMAGE:
+            dim = policy.image_dim or _mode_length(frame, col.name)
+            ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name + LENGTH, min_value=dim, max_value=dim))
+    if table.name == "impressions":
+        # The funnel: no add-to-cart without a click, no purchase without either.
+        for a, b in (("click", "add_to_cart"), ("add_to_cart", "purchase"), ("click", "purchase")):
+            ex.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=a, column_B=b, or_equal=True))
+        ex.append(gxe.ExpectColumnPairValuesToBeEqual(
+            column_A="viewed_item_ids" + LENGTH, column_B="visited_page_ids" + LENGTH))
+        if policy.start is not None or policy.end is not None:
+            # GX compares timestamps exclusive of nothing: the end is a bound, so subtract 1 us.
+            end = None if policy.end is None else policy.end - pd.Timedelta(microseconds=1)
+            ex.append(gxe.ExpectColumnValuesToBeBetween(column=stamp, min_value=policy.start, max_value=end))
+        if policy.end is not None:
+            ex.append(gxe.ExpectColumnMaxToBeBetween(column=stamp, min_value=policy.end - policy.max_staleness))
+    elif policy.end is not None:
+        # Profiles and catalogue entries cannot come from after the window they describe.
+        ex.append(gxe.ExpectColumnValuesToBeBetween(column=stamp, max_value=policy.end))
+    return ex
+
+
+def task_expectations(policy: ValidationPolicy) -> list:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeBetween(column="rows", min_value=policy.min_rows_per_task),
+        gxe.ExpectColumnValuesToBeBetween(column="positives", min_value=policy.min_positives_per_task),
+    ]
+

@@ -1,0 +1,159 @@
+"""The Feast repository on a fresh state folder: apply, materialize, online reads, training sets."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grec.data.dataset import join_tables, load_tables
+from grec.data.simulate import SimulationConfig, simulate_to, to_arrow, write_tables
+from grec.data.schema import CUSTOMERS
+from grec.features import sources
+from grec.features.store import FEATURE_REPO, OnlineReader, apply, materialize
+from grec.features.training_set import TrainingSetError, build_training_set, load_training_set
+from grec.io import write_parquet
+
+PLANTED_PLAN = 99  # a plan code no real snapshot has
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A small storefront where one busy customer gets a new profile snapshot mid-window."""
+    data = tmp_path_factory.mktemp("feature-data") / "planted"
+    simulate_to(data, SimulationConfig(n_impressions=15_000, seed=3))
+    tables = load_tables(data)
+    imp = tables["impressions"]
+    customer = int(imp["customer_id"].value_counts().index[0])
+    times = imp.loc[imp["customer_id"] == customer, "event_timestamp"].sort_values()
+    planted_at = times.iloc[len(times) // 2] - pd.Timedelta(seconds=1)
+    snapshot = tables["customers"][tables["customers"]["customer_id"] == customer].copy()
+    snapshot["updated_at"], snapshot["plan_type"] = planted_at, PLANTED_PLAN
+    customers = pd.concat([tables["customers"], snapshot], ignore_index=True)
+    write_parquet(data / CUSTOMERS.file, to_arrow(customers, CUSTOMERS))
+    return data, customer, planted_at
+
+
+@pytest.fixture(scope="module")
+def store_home(world, tmp_path_factory):
+    """One applied and materialized store for the module (applying takes a while)."""
+    home = tmp_path_factory.mktemp("feature-state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GREC_HOME", str(home))
+        applied = apply(world[0])
+        end = pd.Timestamp("2026-08-01", tz="UTC")
+        materialize(end)
+        manifest = build_training_set(world[0])
+    return home, applied, end, manifest
+
+
+@pytest.fixture
+def in_store(store_home, monkeypatch):
+    monkeypatch.setenv("GREC_HOME", str(store_home[0]))
+    return store_home
+
+
+def test_apply_registers_every_object_under_the_state_folder(in_store):
+    home, applied, _, _ = in_store
+    assert {"customer", "item", "customer_profile", "customer_activity", "item_catalog", "item_embeddings",
+            "query_embeddings", "grec_training_v1", "grec_serving_v1"} <= set(applied["objects"])
+    assert (home / "features" / "registry.db").exists() and (home / "features" / "online_store.db").exists()
+    for name in sources.SOURCES:
+        assert sources.source_path(name).is_relative_to(home)
+    # Nothing written into the source tree.
+    assert sorted(p.name for p in FEATURE_REPO.iterdir() if p.name != "__pycache__") == [
+        ".feastignore", "definitions.py", "feature_store.yaml"]
+
+
+def _latest(frame, key, stamp, value, at):
+    rows = frame[(frame[key] == value) & (frame[stamp] <= at)]
+    return rows.sort_values(stamp).iloc[-1]
+
+
+def test_online_features_equal_the_latest_offline_values(in_store, world):
+    _, _, end, _ = in_store
+    customer, planted_at = world[1], world[2]
+    profile = pd.read_parquet(sources.source_path("customer_profile"))
+    activity = pd.read_parquet(sources.source_path("customer_activity"))
+    catalog = pd.read_parquet(sources.source_path("item_catalog"))
+    vectors = pd.read_parquet(sources.source_path("item_embeddings"))
+    reader = OnlineReader()
+    for cid in (customer, int(activity["customer_id"].iloc[0]), int(activity["customer_id"].iloc[-1])):
+        online = reader.read(cid, [0, 5, 7])
+        want = _latest(profile, "customer_id", "updated_at", cid, end)
+        for column in sources.feature_columns(sources.CUSTOMER_PROFILE):
+            assert online.customer[column.name] == pytest.approx(want[column.name]), (cid, column.name)
+        recent = _latest(activity, "customer_id", "event_timestamp", cid, end)
+        assert list(online.customer["viewed_item_ids"]) == list(recent["viewed_item_ids"])
+        assert list(online.customer["visited_page_ids"]) == list(recent["visited_page_ids"])
+    busy = reader.read(customer, list(range(50)))
+    assert planted_at < end and busy.customer["plan_type"] == PLANTED_PLAN  # the planted snapshot is the latest
+    items = busy.items
+    assert list(items["item_id"]) == list(range(50))
+    for _, row in items.iterrows():
+        cat = _latest(catalog, "item_id", "updated_at", row["item_id"], end)
+        assert row["price"] == pytest.approx(cat["price"]) and row["description"] == cat["description"]
+        vec = _latest(vectors, "item_id", "updated_at", row["item_id"], end)
+        assert np.allclose(row["text_embedding"], vec["text_embedding"])
+        assert np.allclose(row["image_embedding"], vec["image_embedding"])
+
+
+def test_training_set_uses_no_value_from_after_its_impression(in_store, world):
+    data, customer, planted_at = world
+    frame = pd.concat([pd.read_parquet(in_store[0] / "training_sets" / data.name / f"{s}.parquet")
+                       for s in ("train", "valid", "test")])
+    mine = frame[frame["customer_id"] == customer]
+    before, after = mine[mine["event_timestamp"] < planted_at], mine[mine["event_timestamp"] >= planted_at]
+    assert len(before) and len(after)
+    assert (before["plan_type"] != PLANTED_PLAN).all()  # the future snapshot never leaks backwards
+    assert (after["plan_type"] == PLANTED_PLAN).all()
+    assert not (frame.loc[frame["customer_id"] != customer, "plan_type"] == PLANTED_PLAN).any()
+
+
+def test_training_set_has_one_row_per_impression_and_matches_the_raw_join(in_store, world):
+    data, customer, _ = world
+    manifest = in_store[3]
+    tables = load_tables(data)
+    assert sum(manifest.rows.values()) == len(tables["impressions"])
+    frame = pd.concat([pd.read_parquet(in_store[0] / "training_sets" / data.name / f"{s}.parquet")
+                       for s in ("train", "valid", "test")]).reset_index(drop=True)
+    tables["customers"] = tables["customers"].drop_duplicates("customer_id")  # the raw join takes one snapshot
+    raw = join_tables(tables).sort_values("impression_id").reset_index(drop=True)
+    others = (frame["customer_id"] != customer).to_numpy()
+    assert list(frame["impression_id"]) == list(raw["impression_id"])
+    for column in raw.columns:
+        a, b = frame.loc[others, column].to_numpy(), raw.loc[others, column].to_numpy()
+        if a.dtype == object and len(a) and not isinstance(a[0], str):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b)), column
+        else:
+            assert (a == b).all(), column
+
+
+def test_a_training_set_loads_like_the_raw_tables(in_store, world):
+    data = load_training_set(in_store[0] / "training_sets" / world[0].name)
+    impressions = load_tables(world[0])["impressions"]
+    masks = data.split.masks(impressions["event_timestamp"])
+    for split, mask in masks.items():  # CTR, ATC, CTCVR rows per impression; CVR rows per click
+        assert len(data.rows[split]) == 3 * mask.sum() + impressions.loc[mask, "click"].sum()
+    assert data.spec.search_dim == 384 and data.features.item_text.shape[1] == 384
+
+
+def test_rows_dropped_by_a_ttl_are_detected_and_explained(store_home, world, fresh_state, tmp_path):
+    # A store of its own (fresh state folder), with the module's text vectors to save encoding.
+    (fresh_state / "features").mkdir(parents=True, exist_ok=True)
+    for cache in (store_home[0] / "features").glob("text_embeddings-*.parquet"):
+        shutil.copy(cache, fresh_state / "features" / cache.name)
+    data = tmp_path / "stale"
+    data.mkdir()
+    tables = load_tables(world[0])
+    customer = world[1]
+    tables["customers"] = tables["customers"][tables["customers"]["customer_id"] != customer]
+    stale = load_tables(world[0])["customers"].query("customer_id == @customer").iloc[:1].copy()
+    stale["updated_at"] = pd.Timestamp("2025-01-01", tz="UTC")  # far beyond the 180-day TTL
+    tables["customers"] = pd.concat([tables["customers"], stale], ignore_index=True)
+    tables["customers"]["updated_at"] = pd.to_datetime(tables["customers"]["updated_at"], utc=True)
+    write_tables(tables, data)
+    apply(data)
+    with pytest.raises(TrainingSetError, match=r"customer_profile: \d+ rows have no value within its TTL of 180 days"):
+        build_training_set(data, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half-written
