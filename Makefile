@@ -27,12 +27,23 @@ $(STAMP): $(VENV)/.lock-installed pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	touch $@
 
-# The main job, on embedded defaults: simulate the storefront, train GRec with task-sentence
-# routing, evaluate on the held-out week. State goes to $$GREC_HOME (default .grec/).
+# All run state lives here (data, feature store, training sets, models, reports).
+export GREC_HOME ?= $(CURDIR)/.grec
+TRAINING_SET := $(GREC_HOME)/training_sets/default
+# The simulator's default window: 13 training weeks and a test week from 2026-06-01.
+WINDOW := --start 2026-06-01 --end 2026-09-07
+
+# The main job, on embedded defaults: simulate the storefront, validate it (Great Expectations),
+# build features (Feast: sources, registry, online store, point-in-time training set), train GRec
+# with task-sentence routing, evaluate on the held-out week.
 run: $(STAMP)
 	$(BIN)/grec simulate
-	$(BIN)/grec train
-	$(BIN)/grec evaluate
+	$(BIN)/grec validate $(WINDOW)
+	$(BIN)/grec features apply
+	$(BIN)/grec features materialize --end 2026-09-07
+	$(BIN)/grec features training-set
+	$(BIN)/grec train --training-set $(TRAINING_SET)
+	$(BIN)/grec evaluate --training-set $(TRAINING_SET)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --timeout=900
@@ -42,4 +53,5 @@ lock:
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --find-links /opt/wheels --custom-compile-command "make lock" -o requirements.lock
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/routing_table.py

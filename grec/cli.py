@@ -170,6 +170,7 @@ def validate(
     start: Annotated[str, typer.Option(help="Impressions must be stamped from this time (ISO, UTC)")] = "",
     end: Annotated[str, typer.Option(help="...and before this one; also the freshness reference")] = "",
     n_pages: Annotated[int, typer.Option(help="Page ids are 0..N-1")] = 24,
+    min_task_positives: Annotated[int, typer.Option(help="Positives each task needs to be trainable")] = 3,
     out: Annotated[Optional[Path], typer.Option(help="Report folder [default: $GREC_HOME/validation/<data name>]")] = None,
 ):
     """Check the raw tables with Great Expectations; exit 1 if any expectation fails."""
@@ -179,7 +180,8 @@ def validate(
     from grec.validation.suites import ValidationPolicy
 
     policy = ValidationPolicy(start=pd.Timestamp(start, tz="UTC") if start else None,
-                              end=pd.Timestamp(end, tz="UTC") if end else None, n_pages=n_pages)
+                              end=pd.Timestamp(end, tz="UTC") if end else None, n_pages=n_pages,
+                              min_positives_per_task=min_task_positives)
     with console.status("Validating tables"):
         report = run_validation(data or settings.data_dir(), policy, out)
     for name, t in report.tables.items():

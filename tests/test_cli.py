@@ -1,4 +1,5 @@
-"""The commands a user runs: simulate -> train -> evaluate, into a fresh state folder."""
+"""The commands a user runs, into a fresh state folder: simulate -> validate -> features ->
+train -> evaluate."""
 
 import json
 
@@ -15,14 +16,20 @@ def invoke(*args):
     return result
 
 
-def test_simulate_train_evaluate(fresh_state):
-    invoke("simulate", "--impressions", 20_000, "--seed", 3)
+def test_simulate_validate_features_train_evaluate(fresh_state):
+    invoke("simulate", "--impressions", 30_000, "--seed", 3)
     data = fresh_state / "data" / "default"
     assert {p.name for p in data.iterdir()} >= {"customers.parquet", "items.parquet", "impressions.parquet", "simulation.json"}
-    invoke("train", "--epochs", 1, "--d-model", 32, "--routing", "task")
+    result = invoke("validate", "--start", "2026-06-01", "--end", "2026-09-07", "--min-task-positives", 1)
+    assert "impressions" in result.output and (fresh_state / "validation" / "default" / "report.json").exists()
+    invoke("features", "apply")
+    invoke("features", "materialize", "--end", "2026-09-07")
+    invoke("features", "training-set")
+    training_set = fresh_state / "training_sets" / "default"
+    invoke("train", "--training-set", training_set, "--epochs", 1, "--d-model", 32, "--routing", "task")
     model = fresh_state / "models" / "grec-task"
     assert {p.name for p in model.iterdir()} >= {"config.json", "features.json", "weights.pt", "train.json"}
-    result = invoke("evaluate", "--model", model)
+    result = invoke("evaluate", "--model", model, "--training-set", training_set)
     assert "AAL+CTR" in result.output and "FLOPs per example" in result.output
     report = json.loads((model / "eval-test.json").read_text())
     assert set(report["by_use_case"]) == {"CTR", "ATC", "CVR", "CTCVR"}
@@ -42,3 +49,10 @@ def test_bad_options_get_clear_errors(fresh_state):
     assert result.exit_code != 0 and "CVR=zero" in result.output
     result = runner.invoke(app, ["evaluate", "--model", fresh_state / "nothing"])
     assert result.exit_code != 0 and "no trained model" in result.output
+
+
+def test_validate_exits_non_zero_and_names_the_failure(fresh_state):
+    invoke("simulate", "--impressions", 10_000)
+    result = runner.invoke(app, ["validate", "--end", "2026-08-01"])  # a window the data runs past
+    assert result.exit_code == 1
+    assert "impressions.event_timestamp: expect_column_values_to_be_between failed" in result.output
