@@ -6,8 +6,11 @@ The repository (feature_repo/) is declarative; its registry and stores live unde
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import pickle
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,9 +29,58 @@ SERVING_SERVICE = "grec_serving_v1"
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
+def _object_array_token(x) -> tuple:
+    """One-pass content hash of an object array whose cells are arrays (or lists) of numbers."""
+    import numpy as np
+
+    cells = [np.asarray(c) if isinstance(c, (np.ndarray, list)) else None for c in x.ravel()]
+    if any(c is None or c.dtype.hasobject for c in cells):
+        return ("object-array", x.shape, hashlib.blake2b(pickle.dumps(x, protocol=5), digest_size=16).hexdigest())
+    lengths = np.fromiter((c.size for c in cells), dtype=np.int64, count=len(cells))
+    values = np.concatenate([c.ravel() for c in cells])
+    digest = hashlib.blake2b(lengths.tobytes(), digest_size=16)
+    digest.update(str(values.dtype).encode())
+    digest.update(values.view(np.uint8).tobytes())
+    return ("object-array-of-arrays", x.shape, digest.hexdigest())
+
+
+def _hash_object_arrays_once() -> None:
+    """Make dask hash object-dtype arrays in one pass.
+
+    The file offline store runs on dask, which names every intermediate frame by a hash of its
+    data; for object columns (list-valued features: sequences, embeddings) dask pickles and
+    unpickles the column two or three times per hash, and hashes again after every step.
+    Materializing 30k query vectors (384 floats each) did not finish in 5 minutes that way.
+    Registered through dask's extension point (`normalize_token.register`); numbers and strings
+    keep dask's own fast paths, and each array object is hashed once (cached by identity).
+    """
+    import numpy as np
+    from dask.tokenize import normalize_token
+
+    if getattr(normalize_token, "_grec_object_arrays", False):
+        return
+    numeric = normalize_token.dispatch(np.ndarray)
+    seen: dict[int, tuple] = {}  # id(array) -> (weak reference, token)
+
+    def normalize(x):
+        if not x.dtype.hasobject or x.size == 0 or isinstance(x.flat[0], str):
+            return numeric(x)
+        hit = seen.get(id(x))
+        if hit is not None and hit[0]() is x:
+            return hit[1]
+        token = _object_array_token(x)
+        seen[id(x)] = (weakref.ref(x, lambda _, key=id(x): seen.pop(key, None)), token)
+        return token
+
+    normalize_token.register(np.ndarray)(normalize)
+    normalize_token._grec_object_arrays = True
+
+
 def feature_store(repo: Path = FEATURE_REPO):
     """The store for the current state folder ($GREC_HOME is resolved and exported for Feast)."""
     from feast import FeatureStore
+
+    _hash_object_arrays_once()
 
 
     os.environ[settings.STATE_ENV] = str(settings.state_dir())

@@ -140,6 +140,7 @@ def build_training_set(
     out_dir = Path(out_dir) if out_dir else settings.training_sets_dir() / Path(data_dir).name
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes owner-only folders; a training set is ordinary shared data
     try:
         for name in SPLITS:
             write_parquet(tmp / f"{name}.parquet", pa.Table.from_pandas(frame[masks[name]], preserve_index=False))
