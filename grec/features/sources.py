@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from grec import settings
@@ -100,9 +99,3 @@ def build_sources(data_dir: Path, texts: TextEmbeddingStore | None = None, progr
         name: write_parquet(source_path(name), to_arrow(frame.reset_index(drop=True), SOURCES[name]))
         for name, frame in frames.items()
     }
-
-
-def query_hashes(queries: pd.Series) -> np.ndarray:
-    """The query_embeddings key of each query ('' for no search: it has no vector row)."""
-    return np.where(queries.str.strip() != "", queries.map(text_hash), "")
-
