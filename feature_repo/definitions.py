@@ -24,17 +24,18 @@ FEAST_TYPES = {
 }
 
 
-def _source(table: Table) -> FileSource:
-    return FileSource(
-        name=f"{table.name}_source",
-        path=str(sources.source_path(table.name)),
-        timestamp_field=sources.timestamp_column(table),
+def _view(table: Table, entity: Entity, ttl: timedelta, **tags: str) -> FeatureView:
+    """A view serving every feature column of one source table (ttl 0: values never expire)."""
+    return FeatureView(
+        name=table.name,
+        entities=[entity],
+        ttl=ttl,
+        schema=[Field(name=c.name, dtype=FEAST_TYPES[c.dtype], description=c.description)
+                for c in sources.feature_columns(table)],
+        source=FileSource(name=f"{table.name}_source", path=str(sources.source_path(table.name)),
+                          timestamp_field=sources.timestamp_column(table)),
+        tags={"owner": "grec", **tags},
     )
-
-
-def _schema(table: Table) -> list[Field]:
-    return [Field(name=c.name, dtype=FEAST_TYPES[c.dtype], description=c.description)
-            for c in sources.feature_columns(table)]
 
 
 # A customer, or a prospect who has not signed up yet (NSE flow); keyed like the raw tables.
@@ -50,56 +51,21 @@ search_query = Entity(name="search_query", join_keys=["query_hash"], value_type=
 # Profile snapshots (region, plan, device, tenure, bill...). A snapshot older than 180 days no
 # longer describes the customer: the point-in-time join then finds no value, and the training-set
 # builder reports the row rather than train on a stale profile.
-customer_profile = FeatureView(
-    name="customer_profile",
-    entities=[customer],
-    ttl=timedelta(days=180),
-    schema=_schema(sources.CUSTOMER_PROFILE),
-    source=_source(sources.CUSTOMER_PROFILE),
-    tags={"owner": "grec", "inputs": "context"},
-)
+customer_profile = _view(sources.CUSTOMER_PROFILE, customer, timedelta(days=180), inputs="context")
 
 # The customer's recent views and the pages they were on, as known at each moment: the behaviour
 # sequences. A month without activity makes the history stale.
-customer_activity = FeatureView(
-    name="customer_activity",
-    entities=[customer],
-    ttl=timedelta(days=30),
-    schema=_schema(sources.CUSTOMER_ACTIVITY),
-    source=_source(sources.CUSTOMER_ACTIVITY),
-    tags={"owner": "grec", "inputs": "sequences"},
-)
+customer_activity = _view(sources.CUSTOMER_ACTIVITY, customer, timedelta(days=30), inputs="sequences")
 
 # Catalogue attributes (category, brand, price, discount...) and the description text. An entry
 # stays valid until the catalogue replaces it, so no TTL.
-item_catalog = FeatureView(
-    name="item_catalog",
-    entities=[item],
-    ttl=timedelta(0),
-    schema=_schema(sources.ITEM_CATALOG),
-    source=_source(sources.ITEM_CATALOG),
-    tags={"owner": "grec", "inputs": "item"},
-)
+item_catalog = _view(sources.ITEM_CATALOG, item, timedelta(0), inputs="item")
 
 # Item vectors: the upstream image embedding and the description's sentence embedding.
-item_embeddings = FeatureView(
-    name="item_embeddings",
-    entities=[item],
-    ttl=timedelta(0),
-    schema=_schema(sources.ITEM_EMBEDDINGS),
-    source=_source(sources.ITEM_EMBEDDINGS),
-    tags={"owner": "grec", "inputs": "item", "encoder": sources.ENCODER_NAME},
-)
+item_embeddings = _view(sources.ITEM_EMBEDDINGS, item, timedelta(0), inputs="item", encoder=sources.ENCODER_NAME)
 
 # Sentence vectors of search queries seen so far; a new query is encoded at request time.
-query_embeddings = FeatureView(
-    name="query_embeddings",
-    entities=[search_query],
-    ttl=timedelta(0),
-    schema=_schema(sources.QUERY_EMBEDDINGS),
-    source=_source(sources.QUERY_EMBEDDINGS),
-    tags={"owner": "grec", "inputs": "search", "encoder": sources.ENCODER_NAME},
-)
+query_embeddings = _view(sources.QUERY_EMBEDDINGS, search_query, timedelta(0), inputs="search", encoder=sources.ENCODER_NAME)
 
 # Training, version 1: profile and catalogue values as known at each impression (point-in-time).
 # List-valued features are not in it: the file store runs on dask, which hashes list columns cell

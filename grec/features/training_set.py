@@ -97,9 +97,7 @@ def historical_features(entity_df: pd.DataFrame, store=None) -> pd.DataFrame:
             f"the feature store returned {len(out)} rows for {len(entity_df)} impressions; "
             f"{len(missing)} impressions lost (first ids: {missing[:5].tolist()}). "
             f"Reason: {_explain_dropped(lost, store)}")
-    out = out.sort_values("impression_id").reset_index(drop=True)
-    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
-    return out
+    return out.sort_values("impression_id").reset_index(drop=True)
 
 
 def item_vectors_as_of(frame: pd.DataFrame, column: str) -> pd.Series:
