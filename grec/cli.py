@@ -19,21 +19,19 @@ if console.width < 110:  # pipes and CI report 80 columns; the metrics table nee
     console = Console(width=110)
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Folder of parquet tables [default: $GREC_HOME/data/default]")]
+TrackingOpt = Annotated[Optional[str], typer.Option(
+    "--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else SQLite in $GREC_HOME/mlflow]")]
 TrainingSetOpt = Annotated[Optional[Path], typer.Option(
     "--training-set", help="A feature-store training set (`grec features training-set`), instead of --data")]
 
 
-def open_dataset(data: Path | None, training_set: Path | None, **kwargs):
-    """The Dataset from a training set when one is given, else from the raw tables."""
-    if training_set is not None:
-        if data is not None:
-            raise typer.BadParameter("give --data or --training-set, not both")
-        from grec.features.training_set import load_training_set
+def open_source(data: Path | None, training_set: Path | None, splits=("train", "valid", "test")):
+    """A training set when one is given, else the raw tables (default: the simulated data)."""
+    from grec.features.training_set import open_source as open_data_source
 
-        return load_training_set(training_set, **kwargs)
-    from grec.data.dataset import load_dataset
-
-    return load_dataset(data or settings.data_dir(), **kwargs)
+    if training_set is not None and data is not None:
+        raise typer.BadParameter("give --data or --training-set, not both")
+    return open_data_source(training_set or data or settings.data_dir(), splits)
 
 
 def parse_upsample(text: str | None) -> dict[str, int] | None:
@@ -90,33 +88,48 @@ def train(
     upsample: Annotated[Optional[str], typer.Option(help="Repeat training rows, e.g. 'CVR=4,AAL+CTCVR=2'")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Model folder [default: $GREC_HOME/models/<model>]")] = None,
+    register: Annotated[Optional[bool], typer.Option(
+        "--register/--no-register", help="Register the model (alias challenger) [default: GRec yes, baselines no]")] = None,
+    name: Annotated[str, typer.Option("--name", help="Registered model name")] = "grec",
+    tracking_uri: TrackingOpt = None,
 ):
-    """Train GRec or a baseline; early-stops on the validation week; saves config, features and weights."""
+    """Train GRec or a baseline, early-stopping on the validation week; log the run to MLflow and
+    register the model as the challenger."""
+    from grec.lifecycle.tracking import configure, train_and_log, ui_command
     from grec.model.baselines import BASELINES, BaselineConfig
-    from grec.model.checkpoint import build_model, save_model
+    from grec.model.checkpoint import build_model
     from grec.model.grec import GRecConfig
     from grec.model.inputs import InputConfig
-    from grec.train import TrainConfig, train_model
+    from grec.train import TrainConfig
 
     if model not in ("grec", *BASELINES):
         raise typer.BadParameter(f"--model: {model!r} is not one of grec, {', '.join(BASELINES)}")
+    configure(tracking_uri)
     with console.status("Loading the data and encoding texts"):
-        dataset = open_dataset(data, training_set, upsample=parse_upsample(upsample))
+        source = open_source(data, training_set)
+        dataset = source.dataset(upsample=parse_upsample(upsample))
     sizes = InputConfig.sizes_from(dataset.spec)
     if model == "grec":
         config = GRecConfig(**sizes, d_model=d_model, n_experts=experts or 8, top_k=top_k,
                             capacity=capacity or None, routing=routing)
     else:
         config = BaselineConfig(**sizes, d_model=d_model, arch=model, n_experts=experts or 4)
-    name = model if model != "grec" else f"grec-{routing}"
-    out = out or settings.models_dir() / name
-    console.print(f"Training {name} on {', '.join(f'{k} {len(v):,}' for k, v in dataset.rows.items())} rows")
-    net = build_model(config)
-    summary = train_model(net, dataset, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                                                     device=device), checkpoint_dir=out.with_name(f".{out.name}-ckpt"))
-    save_model(net.cpu(), dataset.spec, out)
-    write_json(out / "train.json", {"data": dataset.source, "split": dataset.split.__dict__, **summary}, default=str)
+    run_name = model if model != "grec" else f"grec-{routing}"
+    out = out or settings.models_dir() / run_name
+    console.print(f"Training {run_name} on {', '.join(f'{k} {len(v):,}' for k, v in dataset.rows.items())} rows")
+    register = model == "grec" if register is None else register
+    record = train_and_log(build_model(config), source, dataset,
+                           TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device),
+                           out, run_name, register_as=name if register else None)
+    summary = record.summary
+    write_json(out / "train.json", {"data": str(source.path), "run_id": record.run_id, "split": dataset.split.__dict__,
+                                    **summary}, default=str)
+    write_json(out / "eval-test.json", record.report, default=str)
+    print_metrics(record.report, f"{run_name} on the held-out week ({source.path})")
     console.print(f"Saved {out} ({summary['seconds']:.0f}s, {summary['rows_per_second']:,.0f} rows/s)")
+    if record.version:
+        console.print(f"Registered {name} version {record.version} (alias challenger): models:/{name}/{record.version}")
+    console.print(f"MLflow run {record.run_id}; browse it with: {ui_command(tracking_uri)}", soft_wrap=True)
 
 
 def print_metrics(report: dict, title: str) -> None:
@@ -154,7 +167,7 @@ def evaluate(
     if not (model_dir / "config.json").exists():
         raise typer.BadParameter(f"--model: {model_dir} holds no trained model (no config.json); run `grec train`")
     net, spec = load_model(model_dir)
-    dataset = open_dataset(data, training_set, spec=spec)
+    dataset = open_source(data, training_set, splits=(split,)).dataset(spec=spec)
     report = run_evaluation(net, dataset, split)
     report["flops_per_example"] = flops_per_example(net, dataset, split)
     write_json(model_dir / f"eval-{split}.json", report, default=str)
@@ -241,6 +254,84 @@ def features_training_set(
         manifest = build_training_set(data_dir, out, test_days=test_days, valid_days=valid_days)
     rows = ", ".join(f"{k} {v:,}" for k, v in manifest.rows.items())
     console.print(f"Training set {out} ({manifest.feature_service}): {rows} rows")
+
+
+registry_app = typer.Typer(help="The model registry: aliases challenger, champion, previous-champion.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+NameOpt = Annotated[str, typer.Option("--name", help="Registered model name")]
+ActorOpt = Annotated[Optional[str], typer.Option("--decided-by", help="Who or what decides, recorded on the version [default: user@host]")]
+
+
+@registry_app.command("status")
+def registry_status(name: NameOpt = "grec", tracking_uri: TrackingOpt = None,
+                    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False):
+    """Versions, their aliases, test AUC and the gate's decisions."""
+    from grec.lifecycle.registry import Registry
+
+    status = Registry(name, tracking_uri).status()
+    if as_json:
+        print(json.dumps(status, indent=2))
+        return
+    table = Table(title=f"{name} in {status['tracking_uri']}")
+    for col in ("version", "aliases", "created", "test AUC", "gate", "promoted", "rolled back"):
+        table.add_column(col, no_wrap=True)
+    for v in status["versions"]:
+        tags, auc = v["tags"], v["test_mean_auc"]
+
+        def when(key):  # ISO stamp -> "2026-11-23 18:46"
+            return tags[key][:16].replace("T", " ") if key in tags else "-"
+
+        table.add_row(v["version"], ", ".join(v["aliases"]), v["created"][:16].replace("T", " "),
+                      "-" if auc is None else f"{auc:.4f}", tags.get("grec.gate.decision", "-"),
+                      when("grec.promoted_at"), when("grec.rolled_back_at"))
+    console.print(table)
+
+
+@registry_app.command("promote")
+def registry_promote(
+    version: Annotated[Optional[str], typer.Option(help="Version to gate [default: the challenger]")] = None,
+    held_out: Annotated[Optional[Path], typer.Option(
+        "--held-out", help="Training set or raw tables whose test week judges [default: the version's training data]")] = None,
+    policy: Annotated[Optional[Path], typer.Option(help="Gate policy file [default: grec/lifecycle/gate_policy.yaml]")] = None,
+    name: NameOpt = "grec",
+    decided_by: ActorOpt = None,
+    tracking_uri: TrackingOpt = None,
+):
+    """Gate a version against the champion on the held-out week; promote it if the gate passes."""
+    from grec.lifecycle.gate import GatePolicy
+    from grec.lifecycle.registry import Registry, RegistryError
+    from grec.lifecycle.tracking import ui_command
+
+    try:
+        with console.status("Scoring the held-out week with the challenger and the champion"):
+            result = Registry(name, tracking_uri).promote(version, held_out, GatePolicy.load(policy), decided_by)
+    except RegistryError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    if result.report is not None:
+        console.print(result.report.markdown(), highlight=False, soft_wrap=True)
+        console.print(f"Gate report: {result.report_paths[1]} and {result.report_paths[0].name}")
+    mark = "[green]PROMOTED[/green]" if result.changed else ("[red]REFUSED[/red]" if result.report else "[yellow]UNCHANGED[/yellow]")
+    console.print(f"{mark} {name} v{result.version}: {result.message}. Champion: v{result.champion_after or '-'}", highlight=False)
+    console.print(f"Browse the registry with: {ui_command(tracking_uri)}", soft_wrap=True)
+
+
+@registry_app.command("rollback")
+def registry_rollback(
+    reason: Annotated[str, typer.Option(help="Why, recorded on the demoted version")] = "",
+    name: NameOpt = "grec",
+    decided_by: ActorOpt = None,
+    tracking_uri: TrackingOpt = None,
+):
+    """Make the previous champion the champion again."""
+    from grec.lifecycle.registry import Registry, RegistryError
+
+    try:
+        result = Registry(name, tracking_uri).rollback(decided_by, reason)
+    except RegistryError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{result.message} (was v{result.champion_before})")
 
 
 if __name__ == "__main__":

@@ -55,21 +55,21 @@ def mean_auc_by_use_case(rows: TaskRows, prob: np.ndarray) -> dict:
     return out
 
 
+def task_masks(data: Dataset, rows: TaskRows) -> dict[str, np.ndarray]:
+    """{task name: (R,) bool} for every task (flow + use case) that has rows, in task-id order."""
+    task = (data.features.flow[rows.impression] * len(USE_CASES) + rows.use_case).numpy()
+    return {task_name(t): task == t for t in range(len(FLOWS) * len(USE_CASES)) if (task == t).any()}
+
+
 def evaluate_predictions(data: Dataset, rows: TaskRows, prob: np.ndarray) -> dict:
     """Metrics per task (flow + use case), per use case (pooled over flows), and their means."""
     label, use_case = rows.label.numpy(), rows.use_case.numpy()
-    flow = data.features.flow[rows.impression].numpy()
     oracle = None if rows.oracle is None else rows.oracle.numpy()
 
     def metrics(sel):
         return binary_metrics(label[sel], prob[sel], None if oracle is None else oracle[sel])
 
-    by_task = {}
-    for f in range(len(FLOWS)):
-        for u in range(len(USE_CASES)):
-            sel = (flow == f) & (use_case == u)
-            if sel.any():
-                by_task[task_name(f * len(USE_CASES) + u)] = metrics(sel)
+    by_task = {name: metrics(sel) for name, sel in task_masks(data, rows).items()}
     by_use_case = {name: metrics(use_case == u) for u, name in enumerate(USE_CASES) if (use_case == u).any()}
     mean = {k: float(np.nanmean([m[k] for m in by_use_case.values()])) for k in ("auc", "ap", "logloss")}
     return {"by_task": by_task, "by_use_case": by_use_case, "mean": mean}
@@ -87,12 +87,35 @@ def flops_per_example(model: nn.Module, data: Dataset, split: str = "test", n_ro
     Counted by torch.utils.flop_counter (matrix products and attention) on a real batch of rows
     with their natural task mix; `mixing` is the paper's "routing FLOPs"."""
     rows = data.rows[split]
-    batch = data.batch(rows.take(torch.argsort(rows.impression)[:n_rows]))
-    model.eval().cpu()
+    device = next(model.parameters()).device
+    batch = data.batch(rows.take(torch.argsort(rows.impression)[:n_rows])).to(device)
+    model.eval()
     counter = FlopCounterMode(display=False)
-    with counter:
+    with counter, torch.no_grad():
         model(batch)
     per_module = counter.get_flop_counts()
     # "GRec.mixing", or "SingleTask.members.3.mixing" for each single-task member
     mixing = sum(sum(ops.values()) for name, ops in per_module.items() if name.endswith(".mixing"))
     return {"total": counter.get_total_flops() / len(batch), "mixing": mixing / len(batch)}
+
+
+@torch.no_grad()
+def routing_shares(model: nn.Module, data: Dataset, rows: TaskRows, batch_size: int = 8192) -> np.ndarray | None:
+    """(T, E): for each task, the share of its expert weight (gate x kept, over tokens and top-k)
+    that lands on each expert; rows sum to 1 for tasks with rows. None for models without sparse
+    routing (the dense baselines)."""
+    n_experts = getattr(model.config, "n_experts", 0)
+    if not hasattr(model, "mixing") or not hasattr(model.mixing, "router"):
+        return None
+    device = next(model.parameters()).device
+    model.eval()
+    totals = torch.zeros(len(FLOWS) * len(USE_CASES), n_experts, dtype=torch.float64)
+    order = torch.argsort(rows.impression, stable=True)
+    for chunk in order.split(batch_size):
+        batch = data.batch(rows.take(chunk)).to(device)
+        r = model(batch).routing
+        weight = (r.gates * r.kept).float().cpu()  # (B, S, K)
+        expert_task = batch.task.cpu()[:, None, None].expand_as(weight) * n_experts + r.expert_index.cpu()
+        totals.view(-1).index_add_(0, expert_task.reshape(-1), weight.reshape(-1).double())
+    sums = totals.sum(1, keepdim=True)
+    return (totals / sums.clamp_min(1e-12)).numpy()

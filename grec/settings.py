@@ -39,3 +39,12 @@ def training_sets_dir() -> Path:
 
 def validation_dir() -> Path:
     return state_dir() / "validation"
+
+
+def mlflow_dir() -> Path:
+    """The embedded MLflow: its SQLite database and artifact store."""
+    return state_dir() / "mlflow"
+
+
+def reports_dir() -> Path:
+    return state_dir() / "reports"

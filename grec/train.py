@@ -15,6 +15,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from grec.data.dataset import Dataset, TaskRows
-from grec.data.schema import USE_CASES
+from grec.data.schema import USE_CASES, task_name
 from grec.evaluate import mean_auc_by_use_case, predict
 
 
@@ -93,8 +94,10 @@ def fit(
     valid_rows: TaskRows | None = None,
     checkpoint: Path | None = None,
     desc: str = "train",
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Train in place; on return the model holds the weights of its best validation epoch."""
+    """Train in place; on return the model holds the weights of its best validation epoch.
+    `on_epoch` gets each epoch's history entry as it is made (experiment tracking)."""
     seed_everything(config.seed)
     device = resolve_device(config.device)
     model.to(device)
@@ -137,6 +140,8 @@ def fit(
                  "valid_loss": valid_loss, "valid_auc": auc["mean"],
                  **{f"valid_auc_{u}": auc[u] for u in USE_CASES if u in auc}}
         result.history.append(entry)
+        if on_epoch is not None:
+            on_epoch(entry)
         if valid_loss < result.best_valid_loss:
             result.best_epoch, result.best_valid_loss, stale = epoch, valid_loss, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -158,13 +163,16 @@ def fit(
     return result
 
 
-def fit_single_task(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None):
-    """Train each member of a SingleTask model on its own task's rows. Returns {task: TrainResult}."""
+def fit_single_task(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None,
+                    on_epoch: Callable[[dict], None] | None = None):
+    """Train each member of a SingleTask model on its own task's rows. Returns {task: TrainResult}.
+    `on_epoch` entries carry the member's task name under "task"."""
     results = {}
     for t, member in enumerate(model.members):
         train, valid = (_task_rows(data, data.rows[s], t) for s in ("train", "valid"))
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"member-{t}.pt"
-        results[t] = fit(member, data, config, train, valid, ckpt, desc=f"task {t}")
+        member_callback = None if on_epoch is None else (lambda entry, t=t: on_epoch({**entry, "task": task_name(t)}))
+        results[t] = fit(member, data, config, train, valid, ckpt, desc=f"task {t}", on_epoch=member_callback)
     return results
 
 
@@ -173,10 +181,11 @@ def _task_rows(data: Dataset, rows: TaskRows, task: int) -> TaskRows:
     return rows.take(((flow * len(USE_CASES) + rows.use_case) == task).nonzero().squeeze(1))
 
 
-def train_model(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None) -> dict:
+def train_model(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None,
+                on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train any model. Returns a summary: seconds, rows per second, best epoch(s), history."""
     if hasattr(model, "members"):
-        per_task = fit_single_task(model, data, config, checkpoint_dir)
+        per_task = fit_single_task(model, data, config, checkpoint_dir, on_epoch)
         seconds = sum(r.seconds for r in per_task.values())
         rows_seen = sum(r.rows_per_second * r.seconds for r in per_task.values())
         return {
@@ -186,6 +195,6 @@ def train_model(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint
             "history": {t: r.history for t, r in per_task.items()},
         }
     ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / "checkpoint.pt"
-    r = fit(model, data, config, checkpoint=ckpt)
+    r = fit(model, data, config, checkpoint=ckpt, on_epoch=on_epoch)
     return {"seconds": r.seconds, "rows_per_second": r.rows_per_second, "best_epoch": r.best_epoch,
             "best_valid_loss": r.best_valid_loss, "history": r.history}

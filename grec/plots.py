@@ -1,0 +1,122 @@
+"""Figures people would rather look at than read: per-task ROC and precision-recall curves, training
+curves, and which experts each task routes to. Each function returns a matplotlib Figure; callers
+save or log it (mlflow.log_figure)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: pipelines and CI have no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from grec.data.schema import FLOWS, USE_CASES, task_name  # noqa: E402
+
+TaskScores = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]  # task -> (label, prob, oracle)
+
+
+def _task_grid(title: str) -> tuple[Figure, np.ndarray]:
+    # one row per flow, one column per use case: the task vocabulary's own layout
+    fig, axes = plt.subplots(len(FLOWS), len(USE_CASES), figsize=(3.2 * len(USE_CASES), 3.0 * len(FLOWS)),
+                             sharex=True, sharey=True, squeeze=False)
+    fig.suptitle(title)
+    return fig, axes
+
+
+def roc_by_task(scores: TaskScores, title: str = "ROC by task (dashed: the true probability)") -> Figure:
+    fig, axes = _task_grid(title)
+    for (flow, use_case), ax in zip(((f, u) for f in FLOWS for u in USE_CASES), axes.flat):
+        name = f"{flow}+{use_case}"
+        ax.plot([0, 1], [0, 1], color="0.8", lw=0.8)
+        ax.set_title(name, fontsize=9)
+        if name not in scores or not 0 < scores[name][0].sum() < len(scores[name][0]):
+            ax.text(0.5, 0.5, "no positives", ha="center", fontsize=8)
+            continue
+        label, prob, oracle = scores[name]
+        fpr, tpr, _ = roc_curve(label, prob)
+        ax.plot(fpr, tpr, lw=1.2, label="model")
+        if oracle is not None:
+            fpr, tpr, _ = roc_curve(label, oracle)
+            ax.plot(fpr, tpr, lw=1.0, ls="--", color="0.4", label="oracle")
+    for ax in axes[-1]:
+        ax.set_xlabel("false positive rate")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("true positive rate")
+    fig.tight_layout()
+    return fig
+
+
+def _pr_curve(label: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) without sklearn's closing (0, 1) point and without zero precision,
+    which a log axis cannot show."""
+    precision, recall, _ = precision_recall_curve(label, prob)
+    keep = precision[:-1] > 0
+    return recall[:-1][keep], precision[:-1][keep]
+
+
+def pr_by_task(scores: TaskScores,
+               title: str = "Precision-recall by task (dashed: the true probability, dotted: base rate)") -> Figure:
+    fig, axes = _task_grid(title)
+    for (flow, use_case), ax in zip(((f, u) for f in FLOWS for u in USE_CASES), axes.flat):
+        name = f"{flow}+{use_case}"
+        ax.set_title(name, fontsize=9)
+        if name not in scores or not 0 < scores[name][0].sum() < len(scores[name][0]):
+            ax.text(0.5, 0.5, "no positives", ha="center", fontsize=8)
+            continue
+        label, prob, oracle = scores[name]
+        ax.plot(*_pr_curve(label, prob), lw=1.2)
+        if oracle is not None:
+            ax.plot(*_pr_curve(label, oracle), lw=1.0, ls="--", color="0.4")
+        ax.axhline(label.mean(), color="0.6", lw=0.8, ls=":")
+        ax.set_yscale("log")  # positives are a few percent or less: a linear axis hides the curve
+    for ax in axes[-1]:
+        ax.set_xlabel("recall")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("precision")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: list[dict], best_epoch: int | None = None) -> Figure:
+    """Losses (left) and validation AUC per use case (right) against the epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, (loss_ax, auc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train (incl. aux losses)")
+    loss_ax.plot(epochs, [h["valid_loss"] for h in history], marker="o", label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="log-loss", title="Loss")
+    for key in [f"valid_auc_{u}" for u in USE_CASES] + ["valid_auc"]:
+        values = [h.get(key, math.nan) for h in history]
+        style = dict(color="black", lw=2) if key == "valid_auc" else {}
+        auc_ax.plot(epochs, values, marker=".", label=key.removeprefix("valid_auc_") if key != "valid_auc" else "mean", **style)
+    auc_ax.set(xlabel="epoch", ylabel="AUC", title="Validation AUC by use case")
+    for ax in (loss_ax, auc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if best_epoch:
+            ax.axvline(best_epoch, color="0.6", ls=":", lw=1)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def routing_heatmap(shares: np.ndarray, title: str = "Expert weight by task") -> Figure:
+    """shares (T, E) from grec.evaluate.routing_shares: rows are tasks, columns experts."""
+    n_tasks, n_experts = shares.shape
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n_experts, 1.0 + 0.38 * n_tasks))
+    image = ax.imshow(shares, cmap="viridis", vmin=0, vmax=max(float(shares.max()), 1e-6), aspect="auto")
+    ax.set_xticks(range(n_experts), [str(e) for e in range(n_experts)])
+    ax.set_yticks(range(n_tasks), [task_name(t) for t in range(n_tasks)])
+    ax.set(xlabel="expert", title=title)
+    for t in range(n_tasks):
+        for e in range(n_experts):
+            if shares[t, e] >= 0.005:
+                ax.text(e, t, f"{shares[t, e]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if shares[t, e] < 0.6 * shares.max() else "black")
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    return fig
