@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # Offline machines: no telemetry from any of the stack's libraries.
-export MLFLOW_DISABLE_TELEMETRY=true BENTOML_DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
+export MLFLOW_DISABLE_TELEMETRY=true MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false BENTOML_DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 .PHONY: run test venv lock bench
@@ -35,7 +35,8 @@ WINDOW := --start 2026-06-01 --end 2026-09-07
 
 # The main job, on embedded defaults: simulate the storefront, validate it (Great Expectations),
 # build features (Feast: sources, registry, online store, point-in-time training set), train GRec
-# with task-sentence routing, evaluate on the held-out week.
+# with task-sentence routing (tracked in MLflow, registered as the challenger), gate it against the
+# champion on the held-out week and promote it if it passes, then show the registry.
 run: $(STAMP)
 	$(BIN)/grec simulate
 	$(BIN)/grec validate $(WINDOW)
@@ -43,7 +44,9 @@ run: $(STAMP)
 	$(BIN)/grec features materialize --end 2026-09-07
 	$(BIN)/grec features training-set
 	$(BIN)/grec train --training-set $(TRAINING_SET)
-	$(BIN)/grec evaluate --training-set $(TRAINING_SET)
+	$(BIN)/grec registry promote
+	$(BIN)/grec registry status
+	@echo "MLflow UI (runs, plots, registry): $(BIN)/mlflow ui --backend-store-uri sqlite:///$(GREC_HOME)/mlflow/mlflow.db"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --timeout=900

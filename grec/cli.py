@@ -104,10 +104,11 @@ def train(
 
     if model not in ("grec", *BASELINES):
         raise typer.BadParameter(f"--model: {model!r} is not one of grec, {', '.join(BASELINES)}")
+    upsample_factors = parse_upsample(upsample)
     configure(tracking_uri)
     with console.status("Loading the data and encoding texts"):
         source = open_source(data, training_set)
-        dataset = source.dataset(upsample=parse_upsample(upsample))
+        dataset = source.dataset(upsample=upsample_factors)
     sizes = InputConfig.sizes_from(dataset.spec)
     if model == "grec":
         config = GRecConfig(**sizes, d_model=d_model, n_experts=experts or 8, top_k=top_k,
@@ -334,5 +335,17 @@ def registry_rollback(
     console.print(f"{result.message} (was v{result.champion_before})")
 
 
+def main() -> None:
+    """The `grec` entry point: bad input (a table, column or file that breaks the contract) ends
+    with its message, not a traceback."""
+    from grec.data.schema import SchemaError
+
+    try:
+        app()
+    except SchemaError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -1,5 +1,5 @@
 """The commands a user runs, into a fresh state folder: simulate -> validate -> features ->
-train -> evaluate."""
+train (tracked, registered) -> evaluate -> registry promote / status."""
 
 import json
 
@@ -26,7 +26,9 @@ def test_simulate_validate_features_train_evaluate(fresh_state):
     invoke("features", "materialize", "--end", "2026-09-07")
     invoke("features", "training-set")
     training_set = fresh_state / "training_sets" / "default"
-    invoke("train", "--training-set", training_set, "--epochs", 1, "--d-model", 32, "--routing", "task")
+    result = invoke("train", "--training-set", training_set, "--epochs", 1, "--d-model", 32, "--routing", "task")
+    assert "Registered grec version 1 (alias challenger)" in result.output
+    assert f"mlflow ui --backend-store-uri sqlite:///{fresh_state}/mlflow/mlflow.db" in result.output
     model = fresh_state / "models" / "grec-task"
     assert {p.name for p in model.iterdir()} >= {"config.json", "features.json", "weights.pt", "train.json"}
     result = invoke("evaluate", "--model", model, "--training-set", training_set)
@@ -34,6 +36,13 @@ def test_simulate_validate_features_train_evaluate(fresh_state):
     report = json.loads((model / "eval-test.json").read_text())
     assert set(report["by_use_case"]) == {"CTR", "ATC", "CVR", "CTCVR"}
     assert report["flops_per_example"]["mixing"] > 0
+    result = invoke("registry", "promote", "--decided-by", "cli-test")
+    assert "Promotion gate: grec v1 against no champion" in result.output and "Gate report:" in result.output
+    status = json.loads(invoke("registry", "status", "--json").output)
+    tags = status["versions"][0]["tags"]
+    assert tags["grec.gate.by"] == "cli-test" and tags["grec.gate.against"] == "none"
+    assert status["aliases"].get("champion") == ("1" if tags["grec.gate.decision"] == "promote" else None)
+    assert "challenger" in invoke("registry", "status").output
 
 
 def test_a_baseline_trains_through_the_same_command(fresh_state):

@@ -28,6 +28,8 @@ def request_frame(frame: pd.DataFrame, use_case: str | pd.Series, columns: list[
     """Rows of a training-set frame as a scoring request: the model's input columns, list cells as
     Python lists (JSON-friendly, so the signature reads them as arrays), plus `use_case`."""
     out = frame[columns].reset_index(drop=True).copy()
+    floats = out.select_dtypes("floating").columns
+    out[floats] = out[floats].astype(np.float64)  # double in the signature: accepts float32 and float64 callers
     for column in LIST_COLUMNS:
         out[column] = [np.asarray(v).tolist() for v in out[column]]
     out["use_case"] = use_case if isinstance(use_case, str) else np.asarray(use_case)

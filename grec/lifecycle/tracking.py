@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,11 +143,15 @@ def _log_pyfunc(model_dir: Path, source: DataSource, spec, register_as: str | No
     example = request_frame(head, [USE_CASES[i % len(USE_CASES)] for i in range(len(head))], spec.input_columns())
     model, _ = load_model(model_dir)
     output = pd.DataFrame({"score": score_frame(model, spec, example).astype(np.float64)})
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values; the data contract has none
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        signature = infer_signature(example, output)
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(PYFUNC_CODE),
         artifacts={"model": str(model_dir)},
-        signature=infer_signature(example, output),
+        signature=signature,
         input_example=example,
         pip_requirements=[f"{p}=={installed(p)}" for p in PIP_REQUIREMENTS],
         registered_model_name=register_as,
