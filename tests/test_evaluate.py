@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from grec.evaluate import binary_metrics, evaluate_predictions, flops_per_example
 from grec.model.checkpoint import build_model
@@ -33,6 +34,9 @@ def test_oracle_scores_reach_the_oracle_auc(small_dataset):
 
 def test_task_sentence_routing_costs_at_most_six_tenths_of_token_routing(small_dataset):
     sizes = InputConfig.sizes_from(small_dataset.spec)
+    # Untrained token routing crowds a few experts, whose capacity then drops tokens: its cost, and
+    # so the ratio (0.54 to 0.60 over init seeds 0-4), depends on the init. Fix it.
+    torch.manual_seed(0)
     flops = {r: flops_per_example(build_model(GRecConfig(**sizes, routing=r)), small_dataset) for r in ("token", "task_sentence")}
     assert flops["task_sentence"]["mixing"] <= 0.6 * flops["token"]["mixing"]
     assert 0 < flops["token"]["mixing"] < flops["token"]["total"]
