@@ -97,7 +97,6 @@ def train(
     register the model as the challenger."""
     from grec.lifecycle.tracking import configure, train_and_log, ui_command
     from grec.model.baselines import BASELINES, BaselineConfig
-    from grec.model.checkpoint import build_model
     from grec.model.grec import GRecConfig
     from grec.model.inputs import InputConfig
     from grec.train import TrainConfig
@@ -119,7 +118,7 @@ def train(
     out = out or settings.models_dir() / run_name
     console.print(f"Training {run_name} on {', '.join(f'{k} {len(v):,}' for k, v in dataset.rows.items())} rows")
     register = model == "grec" if register is None else register
-    record = train_and_log(build_model(config), source, dataset,
+    record = train_and_log(config, source, dataset,
                            TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device),
                            out, run_name, register_as=name if register else None)
     summary = record.summary

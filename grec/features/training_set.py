@@ -20,7 +20,8 @@ import pandas as pd
 import pyarrow as pa
 
 from grec import settings
-from grec.data.dataset import Dataset, FeatureSpec, TimeSplit, dataset_from_frame, load_table
+from grec.data import schema
+from grec.data.dataset import Dataset, FeatureSpec, TimeSplit, dataset_from_frame, join_tables, load_table, load_tables
 from grec.data.text import TextEmbeddingStore
 from grec.data.schema import IMPRESSIONS, SchemaError
 from grec.features import sources
@@ -208,9 +209,6 @@ def open_source(path: Path, splits: tuple[str, ...] = SPLITS, test_days: int = 7
         frame = pd.concat([pd.read_parquet(path / f"{name}.parquet") for name in splits], ignore_index=True)
         files = [path / MANIFEST, *(path / f"{name}.parquet" for name in SPLITS)]
         return DataSource(path, frame, manifest.time_split(), manifest.feature_service, _fingerprint(files))
-    from grec.data import schema
-    from grec.data.dataset import join_tables, load_tables
-
     frame = join_tables(load_tables(path))
     split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
     masks = split.masks(frame["event_timestamp"])

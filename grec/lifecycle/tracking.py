@@ -34,8 +34,8 @@ from grec.data.dataset import Dataset
 from grec.data.schema import USE_CASES
 from grec.features.training_set import DataSource
 from grec.lifecycle.pyfunc import request_frame, score_frame
-from grec.model.checkpoint import load_model, save_model
-from grec.train import TrainConfig, train_model
+from grec.model.checkpoint import build_model, save_model
+from grec.train import TrainConfig, seed_everything, train_model
 
 EXPERIMENT = "grec"
 MODEL_NAME = "grec"
@@ -116,12 +116,12 @@ class TrainedRun:
     version: str | None  # registry version, when registered
 
 
-def _log_figures(net: nn.Module, data: Dataset, summary: dict) -> None:
+def _log_figures(net: nn.Module, data: Dataset, prob: np.ndarray, summary: dict) -> None:
+    """prob: (R,) the model's probabilities for the test rows."""
     from grec import plots
-    from grec.evaluate import predict, routing_shares, task_masks
+    from grec.evaluate import routing_shares, task_masks
 
     rows = data.rows["test"]
-    prob = predict(net, data, rows)
     label = rows.label.numpy()
     oracle = None if rows.oracle is None else rows.oracle.numpy()
     scores = {name: (label[sel], prob[sel], None if oracle is None else oracle[sel])
@@ -138,11 +138,10 @@ def _log_figures(net: nn.Module, data: Dataset, summary: dict) -> None:
         plots.plt.close(fig)
 
 
-def _log_pyfunc(model_dir: Path, source: DataSource, spec, register_as: str | None):
+def _log_pyfunc(net: nn.Module, model_dir: Path, source: DataSource, spec, register_as: str | None):
     head = source.frame.tail(INPUT_EXAMPLE_ROWS)  # the newest rows: the held-out week
     example = request_frame(head, [USE_CASES[i % len(USE_CASES)] for i in range(len(head))], spec.input_columns())
-    model, _ = load_model(model_dir)
-    output = pd.DataFrame({"score": score_frame(model, spec, example).astype(np.float64)})
+    output = pd.DataFrame({"score": score_frame(net, spec, example).astype(np.float64)})
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold missing values; the data contract has none
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
@@ -159,7 +158,7 @@ def _log_pyfunc(model_dir: Path, source: DataSource, spec, register_as: str | No
 
 
 def train_and_log(
-    net: nn.Module,
+    config,
     source: DataSource,
     data: Dataset,
     train_config: TrainConfig,
@@ -168,10 +167,16 @@ def train_and_log(
     register_as: str | None = MODEL_NAME,
     tags: dict[str, str] | None = None,
 ) -> TrainedRun:
-    """Train `net` on `data` inside an MLflow run, save the model folder to `out`, log everything
-    listed in the module docstring, and (with `register_as`) register it and point `challenger` at it."""
-    from grec.evaluate import evaluate, flops_per_example
+    """Build the model of `config` (GRecConfig or BaselineConfig), train it on `data` inside an
+    MLflow run, save the model folder to `out`, log everything listed in the module docstring, and
+    (with `register_as`) register it and point `challenger` at it.
 
+    The model is built after seeding with `train_config.seed`: the same seed and data give the same
+    weights in any process."""
+    from grec.evaluate import evaluate_predictions, flops_per_example, predict
+
+    seed_everything(train_config.seed)
+    net = build_model(config)
     configure()
     with mlflow.start_run(experiment_id=experiment_id(), run_name=run_name) as run:
         mlflow.set_tags({"grec.model": run_name, **(tags or {})})
@@ -186,15 +191,16 @@ def train_and_log(
         summary = train_model(net, data, train_config, checkpoint_dir=out.with_name(f".{out.name}-ckpt"), on_epoch=on_epoch)
         net.cpu()
         save_model(net, data.spec, out)
-        report = evaluate(net, data, "test")
+        prob = predict(net, data, data.rows["test"])
+        report = evaluate_predictions(data, data.rows["test"], prob)
         report["flops_per_example"] = flops_per_example(net, data, "test")
         mlflow.log_metrics(metrics_to_log(report) | {
             "flops_per_example": report["flops_per_example"]["total"],
             "flops_per_example/mixing": report["flops_per_example"]["mixing"],
             "train/seconds": summary["seconds"], "train/rows_per_second": summary["rows_per_second"]})
         mlflow.log_dict(report, "evaluation/test.json")
-        _log_figures(net, data, summary)
-        info = _log_pyfunc(out, source, data.spec, register_as)
+        _log_figures(net, data, prob, summary)
+        info = _log_pyfunc(net, out, source, data.spec, register_as)
     version = None
     if register_as:
         version = str(info.registered_model_version)

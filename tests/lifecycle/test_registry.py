@@ -22,7 +22,7 @@ from grec.lifecycle.gate import GatePolicy
 from grec.lifecycle.pyfunc import request_frame, score_frame
 from grec.lifecycle.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, RegistryError
 from grec.lifecycle.tracking import train_and_log
-from grec.model.checkpoint import build_model, load_model
+from grec.model.checkpoint import load_model
 from grec.model.grec import GRecConfig
 from grec.model.inputs import InputConfig
 from grec.train import TrainConfig
@@ -51,11 +51,12 @@ def store(small_data, texts, tmp_path_factory):
         config = GRecConfig(**InputConfig.sizes_from(data.spec), d_model=16, expert_hidden=32, tower_hidden=32)
         runs = {}
         for seed, (epochs, lr) in enumerate([(1, 1e-6), (3, 3e-3), (1, 1e-6)]):
-            run = train_and_log(build_model(config), source, data, TrainConfig(epochs=epochs, lr=lr, seed=seed, progress=False),
+            run = train_and_log(config, source, data, TrainConfig(epochs=epochs, lr=lr, seed=seed, progress=False),
                                 root / "models" / f"m{seed}", f"grec-{seed}", register_as=NAME)
             runs[run.version] = run
         (root / "policy.yaml").write_text(POLICY)
-        yield {"runs": runs, "policy": GatePolicy.load(root / "policy.yaml"), "source": source, "root": root}
+        yield {"runs": runs, "policy": GatePolicy.load(root / "policy.yaml"), "source": source, "root": root,
+               "data": data, "config": config}
 
 
 @pytest.fixture
@@ -90,6 +91,17 @@ def test_a_training_run_logs_what_a_reviewer_needs(store):
     shares = np.array(json.loads(Path(client.download_artifacts(run.run_id, "routing/shares.json")).read_text())["tasks_by_experts"])
     assert shares.shape == (12, 8) and np.allclose(shares.sum(1), 1, atol=1e-4)
     assert ((shares > 0).sum(1) == 4).all()  # task-sentence routing: each task keeps its fixed top-4
+
+
+def test_the_same_seed_and_data_give_the_same_weights(store, tmp_path):
+    """What lets a rerun of the pipeline on unchanged data reproduce the champion (and pass its gate)."""
+    import torch
+
+    again = train_and_log(store["config"], store["source"], store["data"], TrainConfig(epochs=1, lr=1e-6, seed=0, progress=False),
+                          tmp_path / "again", "grec-again", register_as=None)
+    first = torch.load(store["runs"]["1"].model_dir / "weights.pt")
+    second = torch.load(again.model_dir / "weights.pt")
+    assert again.version is None and all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_registration_makes_the_newest_version_the_challenger_with_a_signature(registry, store):
