@@ -67,7 +67,15 @@ class MultiTaskNet(nn.Module):
         return gram[:, self.pairs[0], self.pairs[1]]
 
     def forward(self, batch: Batch) -> ModelOutput:
-        tokens, task_sentence = self.inputs(batch)  # (B, S, D), (B, 2, D)
+        return self.head(*self.inputs(batch), batch)
+
+    def score_request(self, batch: Batch) -> ModelOutput:
+        """The candidates of one request (one customer, so one context, search and history):
+        the customer side is encoded once (InputLayer.request)."""
+        return self.head(*self.inputs.request(batch), batch)
+
+    def head(self, tokens: torch.Tensor, task_sentence: torch.Tensor, batch: Batch) -> ModelOutput:
+        """tokens (B, S, D), task_sentence (B, 2, D) -> fusion -> mixing -> towers."""
         mixed: MoEOutput = self.mixing(self.fusion(tokens), batch.task, task_sentence)  # y (B, S, D)
         tower_in = torch.cat([self.norm(mixed.y.flatten(1)), self.interactions(mixed.y)], dim=-1)
         logits = self.towers(tower_in, batch.use_case)  # (B,)

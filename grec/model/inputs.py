@@ -141,8 +141,9 @@ class BehaviourEncoder(nn.Module):
         nn.init.normal_(self.positions, std=0.02)
         nn.init.normal_(self.start, std=0.02)
 
-    def forward(self, f: Features, item: torch.Tensor) -> torch.Tensor:
-        """f: features of N examples; item (N, D) the candidate's vector -> (N, D)."""
+    def encode(self, f: Features) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The item-independent part, once per customer: f (N rows) -> (states (N, L+1, D),
+        valid (N, L+1) bool, pooled (N, 2D) = [mean, max] over the valid states)."""
         B, L = f.seq_items.shape
         events = self.item_ids(f.seq_items) + self.pages(f.seq_pages)  # (B, L, D)
         x = torch.cat([self.start.expand(B, 1, -1), events], dim=1) + self.positions  # (B, L+1, D)
@@ -153,9 +154,19 @@ class BehaviourEncoder(nn.Module):
         w = valid.unsqueeze(-1).to(x.dtype)  # (B, L+1, 1)
         mean = (x * w).sum(1) / w.sum(1)  # (B, D)
         peak = x.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(1)  # (B, D)
-        scores = torch.einsum("bld,bd->bl", x, self.query(item)) / x.shape[-1] ** 0.5  # (B, L+1)
-        target = torch.einsum("bl,bld->bd", scores.masked_fill(~valid, float("-inf")).softmax(-1), x)  # (B, D)
-        return self.pool(torch.cat([mean, peak, target], dim=-1))  # (B, D)
+        return x, valid, torch.cat([mean, peak], dim=-1)
+
+    def read(self, encoded: tuple[torch.Tensor, torch.Tensor, torch.Tensor], item: torch.Tensor) -> torch.Tensor:
+        """The candidate's target attention over encoded histories -> (N, D). `encoded` has N rows,
+        or one row shared by all N candidates of a request (broadcast, not copied)."""
+        x, valid, pooled = (t.expand(len(item), *t.shape[1:]) for t in encoded)
+        scores = torch.einsum("bld,bd->bl", x, self.query(item)) / x.shape[-1] ** 0.5  # (N, L+1)
+        target = torch.einsum("bl,bld->bd", scores.masked_fill(~valid, float("-inf")).softmax(-1), x)  # (N, D)
+        return self.pool(torch.cat([pooled, target], dim=-1))  # (N, D)
+
+    def forward(self, f: Features, item: torch.Tensor) -> torch.Tensor:
+        """f: features of N examples; item (N, D) the candidate's vector -> (N, D)."""
+        return self.read(self.encode(f), item)
 
 
 class TaskTokens(nn.Module):
@@ -190,6 +201,25 @@ class InputLayer(nn.Module):
         per_example = torch.stack(
             [self.behaviour(f, item), self.context(f), F.leaky_relu(self.search(f.search), 0.2), item], dim=1
         )  # (N, S-1, D): computed once per example, shared by all its rows
+        return self._with_task(per_example, batch)
+
+    def request(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like forward, for the candidates of one request: every example shares the customer side
+        (context, search, history), which is encoded once from the first example, not once per
+        candidate. Only the item, the history read by it, and the task vary."""
+        f = batch.features
+        customer = f.take(torch.zeros(1, dtype=torch.long, device=f.item.device))
+        item = self.item(f)  # (N, D)
+        n = len(item)
+        per_example = torch.stack([
+            self.behaviour.read(self.behaviour.encode(customer), item),
+            self.context(customer).expand(n, -1),
+            F.leaky_relu(self.search(customer.search), 0.2).expand(n, -1),
+            item,
+        ], dim=1)  # (N, S-1, D)
+        return self._with_task(per_example, batch)
+
+    def _with_task(self, per_example: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         task_sentence = self.task(batch)  # (B, 2, D)
         tokens = torch.cat([per_example[batch.example], task_sentence.mean(1, keepdim=True)], dim=1)
         return tokens + self.token_types, task_sentence  # (B, S, D), (B, 2, D)

@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grec.data.dataset import Batch
-from grec.model.grec import GRec, ModelOutput
+from grec.model.grec import GRec, MultiTaskNet
 from grec.model.moe import MoEOutput, route
 
 TASK_ROUTINGS = ("task", "task_sentence")
@@ -66,13 +65,9 @@ class TaskSubNetwork(nn.Module):
         self.register_buffer("pairs", model.pairs, persistent=False)
         self.mixing = FusedExperts(moe.norm, _fused_groups(model, task))
 
-    interactions = GRec.interactions
-
-    def forward(self, batch: Batch) -> ModelOutput:
-        tokens, _ = self.inputs(batch)  # (B, S, D)
-        y = self.mixing(self.fusion(tokens)).y  # (B, S, D)
-        tower_in = torch.cat([self.norm(y.flatten(1)), self.interactions(y)], dim=-1)
-        return ModelOutput(self.towers(tower_in, batch.use_case))
+    # The full model's path with the fused experts as its mixing layer (no router, no aux losses).
+    forward, score_request, head, interactions = (MultiTaskNet.forward, MultiTaskNet.score_request,
+                                                 MultiTaskNet.head, MultiTaskNet.interactions)
 
 
 @torch.no_grad()

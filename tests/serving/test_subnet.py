@@ -51,3 +51,24 @@ def test_a_sub_network_keeps_only_its_tasks_experts():
 def test_token_routing_has_no_sub_network():
     with pytest.raises(ValueError, match="serve it through the full MoE"):
         TaskSubNetwork(make("token"), 0)
+
+
+def one_request(task: int, n: int = 50) -> Batch:
+    """n candidates of one customer: every customer-side field equal to the first row's."""
+    batch = task_batch(task, n)
+    f = batch.features
+    for name in ("context_categorical", "context_numerical", "search", "seq_items", "seq_pages"):
+        setattr(f, name, getattr(f, name)[:1].expand_as(getattr(f, name)).clone())
+    return batch
+
+
+@pytest.mark.parametrize("routing", ["task_sentence", "token"])
+def test_a_request_encodes_the_customer_once_and_scores_the_same(routing):
+    model = make(routing)
+    with torch.no_grad():
+        for task in (0, 7, 11):
+            batch = one_request(task)
+            full = model(batch).logits
+            torch.testing.assert_close(model.score_request(batch).logits, full, rtol=0, atol=1e-5)
+            if routing != "token":
+                torch.testing.assert_close(TaskSubNetwork(model, task).score_request(batch).logits, full, rtol=0, atol=1e-5)
