@@ -1,0 +1,211 @@
+"""Ranking one request: features from the Feast online store, the task's sub-network, sorted scores.
+
+A request names a customer, a task (flow + use case), candidate item ids and optionally a search
+query and the page and channel it comes from. The customer's profile and recent activity and the
+candidates' catalogue entries and vectors are read from the online store (serving feature service);
+the query's vector comes from the store's query_embeddings view, or is encoded on the spot for a
+query never seen before (kept in memory, never written from the request path).
+
+Unknown customers and items get cold-start defaults (the spec's unknown bucket for categorical
+codes, zeros for numbers and vectors, an empty history) and are flagged in the result. Position is
+not known before ranking: every candidate is scored at position 0.
+
+Requests that cannot be scored (unknown task, negative id, too many candidates, NaN) raise
+RequestError naming the field; the service answers them with a 4xx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from grec.data.dataset import Batch, FeatureSpec
+from grec.data.schema import CUSTOMERS, FLOWS, ITEMS, USE_CASES, Role, task_id
+from grec.data.text import SentenceEncoder, text_hash
+
+MAX_CANDIDATES = 1000
+REQUEST_POSITION = 0  # the slot every candidate is scored at (its real slot is what ranking decides)
+
+
+class RequestError(ValueError):
+    """A request the service refuses: the message names the field and the reason."""
+
+
+@dataclass
+class RankRequest:
+    customer_id: int
+    flow: str
+    use_case: str
+    item_ids: list[int]
+    search_query: str = ""
+    page_id: int = 0
+    channel: int = 0
+
+    def validate(self, max_candidates: int = MAX_CANDIDATES) -> None:
+        if self.flow not in FLOWS:
+            raise RequestError(f"flow: unknown flow {self.flow!r}; known: {list(FLOWS)}")
+        if self.use_case not in USE_CASES:
+            raise RequestError(f"use_case: unknown use case {self.use_case!r}; known: {list(USE_CASES)}")
+        for name in ("customer_id", "page_id", "channel"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise RequestError(f"{name}: must be a non-negative integer, got {value!r}")
+        if not self.item_ids:
+            raise RequestError("item_ids: at least one candidate is needed")
+        if len(self.item_ids) > max_candidates:
+            raise RequestError(f"item_ids: {len(self.item_ids)} candidates, at most {max_candidates} per request")
+        for i, item in enumerate(self.item_ids):
+            if isinstance(item, bool) or not isinstance(item, (int, np.integer)) or item < 0:
+                raise RequestError(f"item_ids[{i}]: must be a non-negative integer, got {item!r}")
+        if not isinstance(self.search_query, str):
+            raise RequestError(f"search_query: must be text, got {type(self.search_query).__name__}")
+
+
+@dataclass
+class RankResult:
+    task: str
+    item_ids: list[int]  # best first
+    scores: list[float]  # probability of the task's label, aligned with item_ids
+    cold_start_items: list[int]  # candidates the catalogue does not know
+    cold_start_customer: bool
+    features: pd.DataFrame = field(repr=False, default=None)  # what was scored, one row per candidate (for the log)
+
+
+class RequestTexts:
+    """Text vectors for one request: those already known (the store's), else encoded now and kept
+    in memory (bounded), never persisted from the request path."""
+
+    def __init__(self, encoder: SentenceEncoder, cache_size: int = 50_000):
+        self.encoder, self.cache_size = encoder, cache_size
+        self.known: dict[str, np.ndarray] = {}
+
+    def remember(self, texts, vectors) -> None:
+        for text, vector in zip(texts, vectors):
+            if vector is not None and len(self.known) < self.cache_size:
+                self.known[text_hash(text)] = np.asarray(vector, dtype=np.float32)
+
+    def lookup(self, texts) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        missing = sorted({t for t in texts if text_hash(t) not in self.known})
+        if missing:
+            self.remember(missing, self.encoder.encode(missing))
+        zeros = np.zeros(self.encoder.dim, dtype=np.float32)
+        return np.stack([self.known.get(text_hash(t), zeros) if t.strip() else zeros for t in texts])
+
+
+def _unknown_code(spec: FeatureSpec, column: str) -> int:
+    """A code the spec maps to its unknown bucket (any code >= the fitted cardinality)."""
+    names = spec.context_categorical + spec.item_categorical
+    cards = spec.context_cardinalities + spec.item_cardinalities
+    return cards[names.index(column)]
+
+
+class Ranker:
+    """Scores the candidates of one request with the task's sub-network (or the full model for
+    token-routed models and baselines), the customer side encoded once per request."""
+
+    def __init__(self, model: torch.nn.Module, spec: FeatureSpec, reader, encoder: SentenceEncoder | None = None,
+                 max_candidates: int = MAX_CANDIDATES):
+        from grec.serving.subnet import TASK_ROUTINGS, export_subnetworks
+
+        self.model, self.spec, self.reader, self.max_candidates = model.eval(), spec, reader, max_candidates
+        routing = getattr(model.config, "routing", None)
+        self.subnetworks = export_subnetworks(model) if routing in TASK_ROUTINGS else {}
+        self.texts = RequestTexts(encoder or SentenceEncoder())
+
+    def net(self, task: int) -> torch.nn.Module:
+        return self.subnetworks.get(task, self.model)
+
+    # -- features --------------------------------------------------------------------------
+
+    def request_frame(self, request: RankRequest) -> tuple[pd.DataFrame, bool, list[int]]:
+        """One row per candidate in the training-set layout, plus the cold-start flags."""
+        online = self.reader.read(request.customer_id, request.item_ids)
+        customer = online.customer
+        cold_customer = customer.get(self.spec.context_numerical[0]) is None
+        row = {}
+        for col in CUSTOMERS.columns:
+            if col.role == Role.CONTEXT_CATEGORICAL:
+                value = customer.get(col.name)
+                row[col.name] = _unknown_code(self.spec, col.name) if value is None else int(value)
+            elif col.role == Role.CONTEXT_NUMERICAL:
+                value = customer.get(col.name)
+                row[col.name] = 0.0 if value is None else float(value)
+        for name in ("viewed_item_ids", "visited_page_ids"):
+            value = customer.get(name)
+            row[name] = np.asarray([] if value is None else value, dtype=np.int64)
+        row |= {"page_id": request.page_id, "channel": request.channel, "position": REQUEST_POSITION,
+                "search_query": request.search_query, "flow": request.flow}
+
+        items = online.items.reset_index(drop=True)
+        known = items[self.spec.item_numerical[0]].notna().to_numpy()
+        frame = pd.DataFrame({"item_id": np.asarray(request.item_ids, dtype=np.int64)})
+        for col in ITEMS.columns:
+            if col.role == Role.ITEM_CATEGORICAL:
+                frame[col.name] = np.where(known, items[col.name].fillna(0), _unknown_code(self.spec, col.name)).astype(np.int64)
+            elif col.role == Role.ITEM_NUMERICAL:
+                frame[col.name] = items[col.name].fillna(0.0).astype(np.float64).to_numpy()
+        zeros = np.zeros(self.spec.image_dim, dtype=np.float32)
+        frame["image_embedding"] = [np.asarray(v, np.float32) if k else zeros for v, k in zip(items["image_embedding"], known)]
+        frame["description"] = [d if k else "" for d, k in zip(items["description"].fillna(""), known)]
+        self.texts.remember(frame["description"][known], items["text_embedding"][known])
+        for name, value in row.items():
+            frame[name] = [value] * len(frame) if isinstance(value, np.ndarray) else value
+        cold_items = [int(i) for i, k in zip(request.item_ids, known) if not k]
+        return frame, cold_customer, cold_items
+
+    def query_vector(self, query: str) -> None:
+        """Put the store's vector of `query` (if it has one) where `lookup` finds it."""
+        if not query.strip() or text_hash(query) in self.texts.known:
+            return
+        found = self.reader.store.get_online_features(
+            features=["query_embeddings:query_embedding"], entity_rows=[{"query_hash": text_hash(query)}]).to_dict()
+        self.texts.remember([query], found["query_embedding"])
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def rank(self, request: RankRequest) -> RankResult:
+        request.validate(self.max_candidates)
+        frame, cold_customer, cold_items = self.request_frame(request)
+        self.query_vector(request.search_query)
+        task = task_id(request.flow, request.use_case)
+        features = self.spec.encode(frame, self.texts)
+        batch = Batch.single(features, torch.full((len(frame),), USE_CASES.index(request.use_case)))
+        scores = torch.sigmoid(self.net(task).score_request(batch).logits.float()).numpy()
+        order = np.argsort(-scores, kind="stable")
+        return RankResult(f"{request.flow}+{request.use_case}", [int(request.item_ids[i]) for i in order],
+                          [float(scores[i]) for i in order], cold_items, cold_customer, frame.assign(score=scores))
+
+    @torch.no_grad()
+    def score_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        """Feature rows (the pyfunc's request layout: input columns + use_case) -> (N,) scores,
+        each row through its task's sub-network."""
+        missing = [c for c in [*self.spec.input_columns(), "use_case"] if c not in frame.columns]
+        if missing:
+            raise RequestError(f"rows: missing columns {missing}")
+        for column in frame.columns:
+            values = frame[column]
+            if values.dtype.kind == "f" and values.isna().any():
+                row = int(np.flatnonzero(values.isna().to_numpy())[0])
+                raise RequestError(f"rows[{row}].{column}: NaN is not a value")
+        bad_flow = ~frame["flow"].isin(FLOWS)
+        bad_use_case = ~frame["use_case"].isin(USE_CASES)
+        for name, bad in (("flow", bad_flow), ("use_case", bad_use_case)):
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise RequestError(f"rows[{row}].{name}: unknown value {frame[name].iloc[row]!r}")
+        features = self.spec.encode(frame.reset_index(drop=True), self.texts)
+        use_case = torch.from_numpy(pd.Categorical(frame["use_case"], categories=USE_CASES).codes.astype(np.int64))
+        task = features.flow * len(USE_CASES) + use_case
+        out = np.empty(len(frame), dtype=np.float32)
+        for t in task.unique().tolist():
+            rows = (task == t).nonzero().squeeze(1)
+            batch = Batch.single(features.take(rows), use_case[rows])
+            out[rows.numpy()] = torch.sigmoid(self.net(t)(batch).logits.float()).numpy()
+        return out
+
+
