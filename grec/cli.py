@@ -334,6 +334,55 @@ def registry_rollback(
     console.print(f"{result.message} (was v{result.champion_before})")
 
 
+@app.command()
+def package(
+    name: NameOpt = "grec",
+    alias: Annotated[str, typer.Option(help="Registry alias to package")] = "champion",
+    tracking_uri: TrackingOpt = None,
+):
+    """Import the registry's champion into BentoML and `bentoml build` the ranking service; prints the Bento tag."""
+    from grec.lifecycle.registry import RegistryError
+    from grec.serving.bento import build, import_champion
+
+    try:
+        model = import_champion(name, alias, tracking_uri)
+    except RegistryError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    with console.status(f"Building the Bento with {model.tag}"):
+        tag = build(str(model.tag))
+    console.print(f"Model {model.tag} ({name}@{alias}); Bento [bold]{tag}[/bold]", highlight=False)
+    print(tag)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    name: NameOpt = "grec",
+    alias: Annotated[str, typer.Option(help="Registry alias to serve")] = "champion",
+    tracking_uri: TrackingOpt = None,
+):
+    """Serve the ranking service locally (BentoML) with the registry's champion and the Feast online store."""
+    import os
+    import subprocess
+    import sys
+
+    from grec.lifecycle.registry import RegistryError
+    from grec.serving.bento import REPO, import_champion
+
+    try:
+        model = import_champion(name, alias, tracking_uri)
+    except RegistryError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    env = os.environ | {"GREC_BENTO_MODEL": str(model.tag), "GREC_HOME": str(settings.state_dir())}
+    console.print(f"Serving {model.tag} ({name}@{alias}) on http://{host}:{port}", highlight=False)
+    bentoml = Path(sys.executable).with_name("bentoml")
+    raise typer.Exit(subprocess.call([str(bentoml), "serve", "grec.serving.service:GRecRanker", "--host", host,
+                                      "--port", str(port), "--working-dir", str(REPO)], env=env))
+
+
 def main() -> None:
     """The `grec` entry point: bad input (a table, column or file that breaks the contract) ends
     with its message, not a traceback."""

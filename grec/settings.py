@@ -48,3 +48,15 @@ def mlflow_dir() -> Path:
 
 def reports_dir() -> Path:
     return state_dir() / "reports"
+
+
+def predictions_dir() -> Path:
+    """The serving prediction log (parquet parts by date), read by the monitoring pipeline."""
+    return state_dir() / "predictions"
+
+
+def use_bentoml_home() -> Path:
+    """Point BentoML's model and Bento store into the state folder (unless BENTOML_HOME is set).
+    Call before bentoml is imported: it reads the variable once."""
+    os.environ.setdefault("BENTOML_HOME", str(state_dir() / "bentoml"))
+    return Path(os.environ["BENTOML_HOME"])

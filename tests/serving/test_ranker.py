@@ -1,40 +1,13 @@
-"""Ranking requests against a real (SQLite) Feast online store and a trained GRec."""
+"""Ranking requests in-process against a real (SQLite) Feast online store and the registered GRec
+(the `served` fixture in conftest.py)."""
 
 import numpy as np
-import pandas as pd
 import pytest
-import torch
 
-from grec.data.dataset import load_tables
-from grec.data.simulate import SimulationConfig, simulate_to
-from grec.features.store import OnlineReader, apply, materialize
-from grec.features.training_set import build_training_set, open_source
+from grec.features.store import OnlineReader
+from grec.features.training_set import open_source
 from grec.lifecycle.pyfunc import request_frame, score_frame
-from grec.model.checkpoint import build_model
-from grec.model.grec import GRecConfig
-from grec.model.inputs import InputConfig
 from grec.serving.ranker import RankRequest, Ranker, RequestError
-from grec.train import TrainConfig, fit
-
-END = pd.Timestamp("2026-09-07", tz="UTC")
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A storefront applied and materialized into a module state folder, and a GRec trained on it."""
-    home = tmp_path_factory.mktemp("serving-state")
-    data = tmp_path_factory.mktemp("serving-data") / "shop"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GREC_HOME", str(home))
-        simulate_to(data, SimulationConfig(n_impressions=15_000, seed=5))
-        apply(data)
-        materialize(END)
-        build_training_set(data, home / "set")
-        dataset = open_source(home / "set").dataset()
-        torch.manual_seed(0)
-        model = build_model(GRecConfig(**InputConfig.sizes_from(dataset.spec), d_model=16, expert_hidden=16, tower_hidden=16))
-        fit(model, dataset, TrainConfig(epochs=1, progress=False))
-        yield {"home": home, "data": data, "model": model.eval(), "spec": dataset.spec, "tables": load_tables(data)}
 
 
 @pytest.fixture

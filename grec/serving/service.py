@@ -1,0 +1,135 @@
+"""The BentoML ranking service.
+
+Endpoints: `/rank` (one customer, a task, candidate ids: sorted candidates with scores), `/score`
+(feature rows for batch use, adaptively batched), `/metadata`; BentoML's own `/healthz`, `/livez`
+and `/readyz` (ready once the model and the feature store are loaded, via `__is_ready__`).
+
+The model is the BentoML model named by `GREC_BENTO_MODEL` (default `grec:latest`), imported from
+the MLflow registry's champion by `grec package` / `grec serve` (grec.serving.bento), and packaged
+inside the Bento. Features come from the Feast online store in `$GREC_HOME`. Bad requests get a
+400 naming the field (pydantic validation, or grec.serving.ranker.RequestError); every request's
+features and scores go to the prediction log, off the request path.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from grec import settings
+
+settings.use_bentoml_home()
+
+import bentoml  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, create_model  # noqa: E402
+
+from grec.data.schema import FLOWS, USE_CASES  # noqa: E402
+from grec.serving.ranker import MAX_CANDIDATES  # noqa: E402
+
+MODEL_TAG = os.environ.get("GREC_BENTO_MODEL", "grec:latest")
+NonNegative = Annotated[int, Field(ge=0)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _score_row_model() -> type[BaseModel]:
+    """One /score row, typed from the data contract. Validated per request, before adaptive
+    batching merges requests: a bad row fails its own request with a 400, never its neighbours."""
+    from grec.data.dataset import FeatureSpec
+
+    spec = FeatureSpec()
+    fields: dict[str, Any] = {name: (NonNegative, ...) for name in spec.context_categorical + spec.item_categorical}
+    fields |= {name: (Finite, ...) for name in spec.context_numerical + spec.item_numerical}
+    fields |= {"item_id": (NonNegative, ...), "search_query": (str, ""), "description": (str, ""),
+               "image_embedding": (list[Finite], ...), "viewed_item_ids": (list[NonNegative], []),
+               "visited_page_ids": (list[NonNegative], []), "flow": (Literal[FLOWS], ...),
+               "use_case": (Literal[USE_CASES], ...)}
+    return create_model("ScoreRow", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+ScoreRow = _score_row_model()
+
+
+@bentoml.service(name="grec-ranker", traffic={"timeout": 30})
+class GRecRanker:
+    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        import bentoml.mlflow
+
+        from grec.features.store import OnlineReader
+        from grec.serving.prediction_log import PredictionLog
+        from grec.serving.ranker import Ranker
+
+        wrapper = bentoml.mlflow.load_model(self.bento_model).unwrap_python_model()
+        self.ranker = Ranker(wrapper.model, wrapper.spec, OnlineReader())
+        self.log = PredictionLog(settings.predictions_dir())
+        info = self.bento_model.info
+        self.meta = {"model": str(info.tag), **info.labels, "routing": getattr(wrapper.model.config, "routing", None),
+                     "sub_networks": len(self.ranker.subnetworks), "max_candidates": MAX_CANDIDATES,
+                     "tasks": [f"{f}+{u}" for f, u in _tasks()]}
+
+    def __is_ready__(self) -> bool:
+        return self.ranker is not None
+
+    @bentoml.api(route="/rank")
+    def rank(
+        self,
+        customer_id: NonNegative,
+        flow: Literal[FLOWS],
+        use_case: Literal[USE_CASES],
+        item_ids: Annotated[list[NonNegative], Field(min_length=1, max_length=MAX_CANDIDATES)],
+        search_query: str = "",
+        page_id: NonNegative = 0,
+        channel: NonNegative = 0,
+    ) -> dict:
+        from grec.serving.ranker import RankRequest, RequestError
+
+        request = RankRequest(customer_id, flow, use_case, list(item_ids), search_query, page_id, channel)
+        try:
+            result = self.ranker.rank(request)
+        except RequestError as e:
+            raise bentoml.exceptions.InvalidArgument(str(e)) from None
+        request_id = uuid.uuid4().hex
+        rank = {item: r for r, item in enumerate(result.item_ids)}
+        logged = result.features.assign(
+            request_id=request_id, logged_at=datetime.now(timezone.utc), endpoint="rank", use_case=use_case,
+            customer_id=customer_id, rank=[rank[i] for i in result.features["item_id"]],
+            cold_start_customer=result.cold_start_customer,
+            cold_start_item=result.features["item_id"].isin(result.cold_start_items), model=self.meta["model"])
+        self.log.append(logged)
+        return {"request_id": request_id, "task": result.task, "model": self.meta["model"],
+                "items": [{"item_id": i, "score": s, "cold_start": i in result.cold_start_items}
+                          for i, s in zip(result.item_ids, result.scores)],
+                "cold_start_customer": result.cold_start_customer}
+
+    @bentoml.api(route="/score", batchable=True, max_batch_size=4096, max_latency_ms=20)
+    def score(self, rows: list[ScoreRow]) -> list[float]:
+        """Feature rows in the pyfunc's layout (input columns + use_case) -> one score each."""
+        import pandas as pd
+
+        from grec.serving.ranker import RequestError
+
+        frame = pd.DataFrame([row.model_dump() for row in rows])
+        try:
+            scores = self.ranker.score_rows(frame)
+        except RequestError as e:
+            raise bentoml.exceptions.InvalidArgument(str(e)) from None
+        self.log.append(frame.assign(score=scores, endpoint="score", logged_at=datetime.now(timezone.utc),
+                                     model=self.meta["model"]))
+        return scores.tolist()
+
+    @bentoml.api(route="/metadata")
+    def metadata(self) -> dict:
+        return self.meta
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        self.log.close()
+
+
+def _tasks():
+    from grec.data.schema import TASKS
+
+    return TASKS

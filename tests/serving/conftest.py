@@ -1,0 +1,41 @@
+"""One served world for the serving tests: a storefront applied and materialized into a Feast
+online store, and a GRec trained on it, registered in MLflow and made champion."""
+
+import pandas as pd
+import pytest
+
+from grec.data.dataset import load_tables
+from grec.data.simulate import SimulationConfig, simulate_to
+from grec.features.store import apply, materialize
+from grec.features.training_set import build_training_set, open_source
+from grec.lifecycle.registry import CHAMPION, Registry
+from grec.lifecycle.tracking import train_and_log
+from grec.model.checkpoint import load_model
+from grec.model.grec import GRecConfig
+from grec.model.inputs import InputConfig
+from grec.train import TrainConfig
+
+END = pd.Timestamp("2026-09-07", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    home = tmp_path_factory.mktemp("serving-state")
+    data = tmp_path_factory.mktemp("serving-data") / "shop"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GREC_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        simulate_to(data, SimulationConfig(n_impressions=15_000, seed=5))
+        apply(data)
+        materialize(END)
+        build_training_set(data, home / "set")
+        source = open_source(home / "set")
+        dataset = source.dataset()
+        config = GRecConfig(**InputConfig.sizes_from(dataset.spec), d_model=16, expert_hidden=16, tower_hidden=16)
+        run = train_and_log(config, source, dataset, TrainConfig(epochs=1, progress=False), home / "models" / "grec",
+                            "grec-serving", register_as="grec")
+        registry = Registry("grec")
+        registry.client.set_registered_model_alias("grec", CHAMPION, run.version)
+        model, spec = load_model(run.model_dir)
+        yield {"home": home, "data": data, "model": model, "spec": spec, "tables": load_tables(data),
+               "version": run.version, "tracking_uri": registry.tracking_uri}

@@ -1,0 +1,136 @@
+"""The BentoML service started with `grec serve` on loopback: the same scores as the registry model
+in-process, a 4xx naming the problem for every bad request, and a prediction log of what was served."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from grec.features.store import OnlineReader
+from grec.features.training_set import open_source
+from grec.lifecycle.pyfunc import request_frame, score_frame
+from grec.lifecycle.registry import Registry
+from grec.serving.prediction_log import read_log
+from grec.serving.ranker import RankRequest, Ranker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(served):
+    port = free_port()
+    env = os.environ | {"GREC_HOME": str(served["home"])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    grec = Path(sys.executable).with_name("grec")
+    proc = subprocess.Popen([str(grec), "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"the service did not become ready: {proc.stdout.read()[-3000:]}")
+        time.sleep(0.5)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        yield {"client": client, "proc": proc}
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def busy_customer(served) -> int:
+    return int(served["tables"]["impressions"]["customer_id"].value_counts().index[0])
+
+
+def test_health_and_metadata(service, served):
+    client = service["client"]
+    assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+    meta = client.post("/metadata").json()
+    assert meta["registered_model"] == "grec" and meta["version"] == served["version"] and meta["alias"] == "champion"
+    assert meta["sub_networks"] == 12 and "NSE+CTCVR" in meta["tasks"]
+
+
+def test_rank_answers_with_the_registry_models_scores(service, served, monkeypatch):
+    body = {"customer_id": busy_customer(served), "flow": "EUP", "use_case": "CTCVR",
+            "item_ids": list(range(50)), "search_query": "unlimited plan"}
+    response = service["client"].post("/rank", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    scores = [i["score"] for i in answer["items"]]
+    assert scores == sorted(scores, reverse=True) and sorted(i["item_id"] for i in answer["items"]) == list(range(50))
+    # in-process: the registered pyfunc model (full MoE, one row at a time) on the same features
+    monkeypatch.setenv("GREC_HOME", str(served["home"]))
+    model, spec = Registry("grec").load(served["version"])
+    frame = Ranker(model, spec, OnlineReader()).request_frame(RankRequest(**body))[0]
+    expected = dict(zip(frame["item_id"], score_frame(model, spec, request_frame(frame, "CTCVR", spec.input_columns()))))
+    np.testing.assert_allclose(scores, [expected[i["item_id"]] for i in answer["items"]], rtol=0, atol=1e-5)
+
+
+def test_score_rows_match_the_pyfunc(service, served, monkeypatch):
+    monkeypatch.setenv("GREC_HOME", str(served["home"]))
+    frame = open_source(served["home"] / "set", splits=("test",)).frame.head(8)
+    rows = request_frame(frame, np.resize(["CTR", "ATC", "CVR", "CTCVR"], len(frame)), served["spec"].input_columns())
+    response = service["client"].post("/score", json={"rows": rows.to_dict(orient="records")})
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(response.json(), score_frame(served["model"], served["spec"], rows), rtol=0, atol=1e-5)
+
+
+GOOD = {"customer_id": 1, "flow": "AAL", "use_case": "CTR", "item_ids": [1, 2]}
+
+
+@pytest.mark.parametrize("body, names", [
+    (GOOD | {"flow": "XYZ"}, "flow"),
+    (GOOD | {"use_case": "LTV"}, "use_case"),
+    (GOOD | {"customer_id": -1}, "customer_id"),
+    (GOOD | {"item_ids": [3, -2]}, "item_ids"),
+    (GOOD | {"item_ids": list(range(1001))}, "item_ids"),
+    (GOOD | {"item_ids": []}, "item_ids"),
+    ({"flow": "AAL", "use_case": "CTR", "item_ids": [1]}, "customer_id"),
+])
+def test_bad_rank_requests_get_a_4xx_naming_the_problem(service, body, names):
+    response = service["client"].post("/rank", json=body)
+    assert 400 <= response.status_code < 500 and names in response.text, (response.status_code, response.text)
+
+
+def test_malformed_bodies_and_nan_get_a_4xx(service, served):
+    client = service["client"]
+    response = client.post("/rank", content=b"{not json", headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500
+    frame = open_source(served["home"] / "set", splits=("test",)).frame.head(2)
+    rows = request_frame(frame, "CTR", served["spec"].input_columns()).to_dict(orient="records")
+    rows[1]["price"] = float("nan")
+    body = '{"rows": ' + __import__("json").dumps(rows) + "}"  # NaN is not JSON; Python writes it anyway
+    response = client.post("/score", content=body.encode(), headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500 and "price" in response.text, response.text
+
+
+def test_the_prediction_log_holds_what_was_served(service, served):
+    body = {"customer_id": busy_customer(served), "flow": "NSE", "use_case": "CTR", "item_ids": [4, 5, 6]}
+    answer = service["client"].post("/rank", json=body).json()
+    deadline, rows = time.monotonic() + 30, None  # the writer flushes every 5 s, off the request path
+    while time.monotonic() < deadline:
+        log = read_log(served["home"] / "predictions")
+        rows = log[log["request_id"] == answer["request_id"]] if "request_id" in log else log
+        if len(rows):
+            break
+        time.sleep(0.5)
+    rows = rows.sort_values("rank")
+    assert rows["item_id"].tolist() == [i["item_id"] for i in answer["items"]]
+    assert rows["score"].tolist() == pytest.approx([i["score"] for i in answer["items"]])
+    assert set(rows["flow"]) == {"NSE"} and set(rows["use_case"]) == {"CTR"} and "monthly_bill" in rows
