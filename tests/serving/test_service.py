@@ -134,3 +134,19 @@ def test_the_prediction_log_holds_what_was_served(service, served):
     assert rows["item_id"].tolist() == [i["item_id"] for i in answer["items"]]
     assert rows["score"].tolist() == pytest.approx([i["score"] for i in answer["items"]])
     assert set(rows["flow"]) == {"NSE"} and set(rows["use_case"]) == {"CTR"} and "monthly_bill" in rows
+
+
+def test_package_builds_a_bento_with_the_champion(served):
+    env = os.environ | {"GREC_HOME": str(served["home"])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("BENTOML_HOME", None)
+    out = subprocess.run([str(Path(sys.executable).with_name("grec")), "package"], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    tag = out.stdout.strip().splitlines()[-1]
+    name, version = tag.split(":")
+    bento = served["home"] / "bentoml" / "bentos" / name / version
+    manifest = (bento / "bento.yaml").read_text()
+    assert f"tag: grec:v{served['version']}" in manifest and "service: grec.serving.service:GRecRanker" in manifest
+    assert (bento / "src" / "grec" / "serving" / "service.py").exists() and not (bento / "src" / ".grec").exists()
+    assert (bento / "env" / "docker" / "Dockerfile").exists() and (bento / "apis" / "openapi.yaml").exists()
