@@ -151,9 +151,16 @@ class OnlineReader:
         self.customer_refs = _service_features(self.store, service, self.CUSTOMER_VIEWS)
         self.item_refs = _service_features(self.store, service, self.ITEM_VIEWS)
 
-    def read(self, customer_id: int, item_ids: list[int]) -> OnlineFeatures:
-        customer = self.store.get_online_features(
+    def customer(self, customer_id: int) -> dict:
+        """feature -> value (None where the store has nothing for this customer)."""
+        found = self.store.get_online_features(
             features=self.customer_refs, entity_rows=[{"customer_id": int(customer_id)}]).to_dict()
-        items = self.store.get_online_features(
+        return {k: v[0] for k, v in found.items()}
+
+    def items(self, item_ids) -> pd.DataFrame:
+        """One row per id, in order (NaN/None features for ids the store does not know)."""
+        return self.store.get_online_features(
             features=self.item_refs, entity_rows=[{"item_id": int(i)} for i in item_ids]).to_df()
-        return OnlineFeatures({k: v[0] for k, v in customer.items()}, items)
+
+    def read(self, customer_id: int, item_ids: list[int]) -> OnlineFeatures:
+        return OnlineFeatures(self.customer(customer_id), self.items(item_ids))

@@ -1,8 +1,10 @@
 """Ranking one request: features from the Feast online store, the task's sub-network, sorted scores.
 
 A request names a customer, a task (flow + use case), candidate item ids and optionally a search
-query and the page and channel it comes from. The customer's profile and recent activity and the
-candidates' catalogue entries and vectors are read from the online store (serving feature service);
+query and the page and channel it comes from. The customer's profile and recent activity are read
+from the online store (serving feature service) per request; the candidates' catalogue entries and
+vectors come from an in-memory snapshot of the store's item views (`Catalogue`, refreshed every
+few minutes);
 the query's vector comes from the store's query_embeddings view, or is encoded on the spot for a
 query never seen before (kept in memory, never written from the request path).
 
@@ -16,6 +18,8 @@ RequestError naming the field; the service answers them with a 4xx.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +107,54 @@ def _unknown_code(spec: FeatureSpec, column: str) -> int:
     return cards[names.index(column)]
 
 
+class Catalogue:
+    """Every catalogue item's serving features, read from the online store in one call and kept in
+    memory, refreshed every `refresh_seconds`: the catalogue is small and changes rarely, so a
+    request reads only its customer from the store. Unknown ids get cold-start rows."""
+
+    def __init__(self, reader, spec: FeatureSpec, texts: RequestTexts, refresh_seconds: float = 300.0):
+        self.reader, self.spec, self.texts, self.refresh_seconds = reader, spec, texts, refresh_seconds
+        self._table, self._loaded_at = None, -math.inf
+
+    def _load(self) -> pd.DataFrame:
+        from grec.features import sources
+
+        ids = pd.read_parquet(sources.source_path("item_catalog"), columns=["item_id"])["item_id"].unique()
+        items = self.reader.items(ids)
+        known = items[self.spec.item_numerical[0]].notna()
+        items = items[known].reset_index(drop=True)
+        self.texts.remember(items["description"], items["text_embedding"])
+        table = pd.DataFrame({"item_id": items["item_id"].astype(np.int64)})
+        for col in ITEMS.columns:
+            if col.role == Role.ITEM_CATEGORICAL:
+                table[col.name] = items[col.name].astype(np.int64)
+            elif col.role == Role.ITEM_NUMERICAL:
+                table[col.name] = items[col.name].astype(np.float64)
+        table["image_embedding"] = [np.asarray(v, np.float32) for v in items["image_embedding"]]
+        table["description"] = items["description"].astype(str)
+        return table.set_index("item_id", drop=False)
+
+    def rows(self, item_ids: list[int]) -> tuple[pd.DataFrame, np.ndarray]:
+        """(one row per id, in order; known mask)."""
+        if time.monotonic() - self._loaded_at > self.refresh_seconds:
+            self._table, self._loaded_at = self._load(), time.monotonic()
+        table = self._table
+        ids = np.asarray(item_ids, dtype=np.int64)
+        known = np.isin(ids, table.index.to_numpy())
+        rows = table.reindex(ids).reset_index(drop=True)
+        rows["item_id"] = ids
+        for name in rows.columns:
+            if name in self.spec.item_categorical:
+                rows[name] = rows[name].fillna(_unknown_code(self.spec, name)).astype(np.int64)
+            elif name in self.spec.item_numerical:
+                rows[name] = rows[name].fillna(0.0)
+        if not known.all():
+            zeros = np.zeros(self.spec.image_dim, dtype=np.float32)
+            rows["image_embedding"] = [v if k else zeros for v, k in zip(rows["image_embedding"], known)]
+            rows["description"] = rows["description"].where(known, "")
+        return rows, known
+
+
 class Ranker:
     """Scores the candidates of one request with the task's sub-network (or the full model for
     token-routed models and baselines), the customer side encoded once per request."""
@@ -115,6 +167,7 @@ class Ranker:
         routing = getattr(model.config, "routing", None)
         self.subnetworks = export_subnetworks(model) if routing in TASK_ROUTINGS else {}
         self.texts = RequestTexts(encoder or SentenceEncoder())
+        self.catalogue = Catalogue(reader, spec, self.texts)
 
     def net(self, task: int) -> torch.nn.Module:
         return self.subnetworks.get(task, self.model)
@@ -123,37 +176,24 @@ class Ranker:
 
     def request_frame(self, request: RankRequest) -> tuple[pd.DataFrame, bool, list[int]]:
         """One row per candidate in the training-set layout, plus the cold-start flags."""
-        online = self.reader.read(request.customer_id, request.item_ids)
-        customer = online.customer
+        customer = self.reader.customer(request.customer_id)
         cold_customer = customer.get(self.spec.context_numerical[0]) is None
-        row = {}
+        columns: dict[str, object] = {}
         for col in CUSTOMERS.columns:
+            value = customer.get(col.name)
             if col.role == Role.CONTEXT_CATEGORICAL:
-                value = customer.get(col.name)
-                row[col.name] = _unknown_code(self.spec, col.name) if value is None else int(value)
+                columns[col.name] = _unknown_code(self.spec, col.name) if value is None else int(value)
             elif col.role == Role.CONTEXT_NUMERICAL:
-                value = customer.get(col.name)
-                row[col.name] = 0.0 if value is None else float(value)
+                columns[col.name] = 0.0 if value is None else float(value)
+        columns |= {"page_id": request.page_id, "channel": request.channel, "position": REQUEST_POSITION,
+                    "search_query": request.search_query, "flow": request.flow}
+        items, known = self.catalogue.rows(request.item_ids)
+        n = len(items)
         for name in ("viewed_item_ids", "visited_page_ids"):
-            value = customer.get(name)
-            row[name] = np.asarray([] if value is None else value, dtype=np.int64)
-        row |= {"page_id": request.page_id, "channel": request.channel, "position": REQUEST_POSITION,
-                "search_query": request.search_query, "flow": request.flow}
-
-        items = online.items.reset_index(drop=True)
-        known = items[self.spec.item_numerical[0]].notna().to_numpy()
-        frame = pd.DataFrame({"item_id": np.asarray(request.item_ids, dtype=np.int64)})
-        for col in ITEMS.columns:
-            if col.role == Role.ITEM_CATEGORICAL:
-                frame[col.name] = np.where(known, items[col.name].fillna(0), _unknown_code(self.spec, col.name)).astype(np.int64)
-            elif col.role == Role.ITEM_NUMERICAL:
-                frame[col.name] = items[col.name].fillna(0.0).astype(np.float64).to_numpy()
-        zeros = np.zeros(self.spec.image_dim, dtype=np.float32)
-        frame["image_embedding"] = [np.asarray(v, np.float32) if k else zeros for v, k in zip(items["image_embedding"], known)]
-        frame["description"] = [d if k else "" for d, k in zip(items["description"].fillna(""), known)]
-        self.texts.remember(frame["description"][known], items["text_embedding"][known])
-        for name, value in row.items():
-            frame[name] = [value] * len(frame) if isinstance(value, np.ndarray) else value
+            history = np.asarray(customer.get(name) or [], dtype=np.int64)
+            columns[name] = [history] * n
+        frame = pd.concat([items, pd.DataFrame({k: v if isinstance(v, list) else [v] * n for k, v in columns.items()})],
+                          axis=1)
         cold_items = [int(i) for i, k in zip(request.item_ids, known) if not k]
         return frame, cold_customer, cold_items
 

@@ -29,6 +29,9 @@ from grec.data.schema import FLOWS, USE_CASES  # noqa: E402
 from grec.serving.ranker import MAX_CANDIDATES  # noqa: E402
 
 MODEL_TAG = os.environ.get("GREC_BENTO_MODEL", "grec:latest")
+# One worker process per core: a request is mostly Python (feature read, encoding, small matrix
+# products), so processes, not threads, are what scale it; each worker's torch gets its share of cores.
+WORKERS = int(os.environ.get("GREC_SERVE_WORKERS", os.cpu_count() or 1))
 NonNegative = Annotated[int, Field(ge=0)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -51,7 +54,7 @@ def _score_row_model() -> type[BaseModel]:
 ScoreRow = _score_row_model()
 
 
-@bentoml.service(name="grec-ranker", traffic={"timeout": 30})
+@bentoml.service(name="grec-ranker", workers=WORKERS, traffic={"timeout": 30})
 class GRecRanker:
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
@@ -62,6 +65,9 @@ class GRecRanker:
         from grec.serving.prediction_log import PredictionLog
         from grec.serving.ranker import Ranker
 
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
         wrapper = bentoml.mlflow.load_model(self.bento_model).unwrap_python_model()
         self.ranker = Ranker(wrapper.model, wrapper.spec, OnlineReader())
         self.log = PredictionLog(settings.predictions_dir())

@@ -1,0 +1,275 @@
+"""Serving costs, side by side in one run on this machine.
+
+(a) In-process latency and throughput at batch 1, 64 and 1024 rows of one task: the task's dense
+    sub-network, GRec with its router (task-sentence routing through the full MoE), token-level
+    GRec, MMoE with 4 and with 8 experts. Same inputs, same widths as `make run`'s model
+    (d_model 32, expert hidden 64, 384-d MiniLM vectors), untrained weights (timing only).
+(b) Experts scaled 8, 16, 32, 64 at top-4: the sub-network's latency against its 8-expert figure
+    (target: within 1.2x), and its throughput at batch 1024 against token-level GRec's (target:
+    at least 1.8x, the Task-MoE paper's 1.9x).
+(c) Over HTTP: `/rank` with 50 candidates at concurrency 1, 8 and 32 against `grec serve` (the
+    registry champion, the Feast SQLite online store) in the state folder given by --state:
+    throughput and p50/p99 latency. The load generator runs on the same machine as the server.
+
+    make run && python benchmarks/serving.py --state .grec     # the committed run
+    python benchmarks/serving.py --skip-http                    # (a) and (b) only
+
+Dimension letters: B rows per call.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import torch
+import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, write_results  # noqa: E402
+
+from grec.data.dataset import Batch, Features  # noqa: E402
+from grec.model.baselines import BaselineConfig  # noqa: E402
+from grec.model.checkpoint import build_model  # noqa: E402
+from grec.model.grec import GRecConfig  # noqa: E402
+from grec.serving.subnet import TaskSubNetwork  # noqa: E402
+
+# The default simulated storefront's input sizes (`grec simulate` + the fitted FeatureSpec).
+SIZES = dict(context_cardinalities=[12, 6, 3, 6, 24, 3, 6], item_cardinalities=[8, 8, 4], n_items=300, n_pages=24,
+             n_context_numerical=4, n_item_numerical=4, search_dim=384, image_dim=32, text_dim=384)
+BATCHES = (1, 64, 1024)
+TASK = 6  # EUP+CVR: any task of a task-routed model has the same cost
+
+
+def features(n: int, seed: int = 0) -> Features:
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.randint(2, SIZES["n_items"] + 2, (n, 20), generator=g)
+    seq[:, : 20 // 3] = 0  # right-aligned histories with some padding
+    return Features(
+        context_categorical=torch.stack([torch.randint(0, k, (n,), generator=g) for k in SIZES["context_cardinalities"]], 1),
+        context_numerical=torch.randn(n, 4, generator=g),
+        search=torch.randn(n, 384, generator=g),
+        item=torch.randint(2, SIZES["n_items"] + 2, (n,), generator=g),
+        item_categorical=torch.stack([torch.randint(0, k, (n,), generator=g) for k in SIZES["item_cardinalities"]], 1),
+        item_numerical=torch.randn(n, 4, generator=g),
+        item_image=torch.randn(n, 32, generator=g),
+        item_text=torch.randn(n, 384, generator=g),
+        seq_items=seq,
+        seq_pages=torch.where(seq > 0, torch.randint(2, 26, (n, 20), generator=g), 0),
+        flow=torch.full((n,), TASK // 4),
+    )
+
+
+def task_batch(n: int) -> Batch:
+    return Batch.single(features(n), torch.full((n,), TASK % 4))
+
+
+def models(n_experts: int = 8) -> dict:
+    torch.manual_seed(0)
+    grec = build_model(GRecConfig(**SIZES, n_experts=n_experts, routing="task_sentence")).eval()
+    token = build_model(GRecConfig(**SIZES, n_experts=n_experts, routing="token")).eval()
+    out = {"task sub-network": TaskSubNetwork(grec, TASK).eval(), "GRec + router (task-sentence)": grec,
+           "GRec token-level": token}
+    return out
+
+
+@torch.inference_mode()
+def timed(model, batch: Batch, min_seconds: float = 1.0, min_reps: int = 5) -> float:
+    """Median seconds per call of `model` (a module or a bound scoring method)."""
+    for _ in range(3):
+        model(batch)
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < min_seconds:
+        t = time.perf_counter()
+        model(batch)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+MODES = {
+    "request": "B candidates of one customer, the /rank path (score_request: customer side encoded once)",
+    "rows": "B independent rows, the /score path (every row encodes its own customer)",
+}
+
+
+def in_process(nets: dict, batches=BATCHES, rounds: int = 5) -> dict:
+    """{mode: {model: {B: {latency_ms, rows_per_s}}}} for both serving paths. The models take
+    turns (`rounds` rounds of about 0.2 s each) and each keeps its median round: a slow spell of
+    the machine lands on all of them, not on whichever ran then."""
+    out = {mode: {name: {} for name in nets} for mode in MODES}
+    for mode in MODES:
+        for b in batches:
+            batch = task_batch(b)
+            samples = {name: [] for name in nets}
+            for _ in range(rounds):
+                for name, net in nets.items():
+                    samples[name].append(timed(net.score_request if mode == "request" else net, batch, min_seconds=0.2))
+            for name in nets:
+                seconds = statistics.median(samples[name])
+                out[mode][name][b] = {"latency_ms": seconds * 1e3, "rows_per_s": b / seconds}
+        for name in nets:
+            typer.echo(f"  {name} ({mode}): " + ", ".join(f"B={b} {v['latency_ms']:.2f} ms" for b, v in out[mode][name].items()))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) HTTP
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_rank(state: Path, concurrencies=(1, 8, 32), seconds: float = 20.0, candidates: int = 50) -> dict:
+    import httpx
+    import pandas as pd
+
+    customers = pd.read_parquet(state / "data" / "default" / "customers.parquet", columns=["customer_id"])["customer_id"].unique()
+    queries = pd.read_parquet(state / "data" / "default" / "impressions.parquet", columns=["search_query"])["search_query"]
+    queries = queries[queries != ""].drop_duplicates().sample(200, random_state=0).tolist()
+    n_items = len(pd.read_parquet(state / "data" / "default" / "items.parquet", columns=["item_id"]))
+    rng = np.random.default_rng(0)
+
+    def body():
+        return {"customer_id": int(rng.choice(customers)), "flow": str(rng.choice(["AAL", "EUP", "NSE"])),
+                "use_case": str(rng.choice(["CTR", "ATC", "CVR", "CTCVR"])),
+                "item_ids": rng.choice(n_items, candidates, replace=False).tolist(),
+                "search_query": str(rng.choice(queries)) if rng.random() < 0.5 else ""}
+
+    port = free_port()
+    env = os.environ | {"GREC_HOME": str(state)}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("grec")), "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("grec serve did not become ready")
+            time.sleep(0.5)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for _ in range(30):  # warm: first requests encode queries and fill caches
+                client.post("/rank", json=body()).raise_for_status()
+        results = {}
+        for c in concurrencies:
+            bodies = [body() for _ in range(20000)]
+            latencies: list[float] = []
+            stop = time.monotonic() + seconds
+
+            def worker(k: int) -> None:
+                with httpx.Client(base_url=url, timeout=30) as client:
+                    i = k
+                    while time.monotonic() < stop:
+                        t = time.perf_counter()
+                        client.post("/rank", json=bodies[i % len(bodies)]).raise_for_status()
+                        latencies.append(time.perf_counter() - t)
+                        i += c
+
+            start = time.monotonic()
+            with ThreadPoolExecutor(c) as pool:
+                list(pool.map(worker, range(c)))
+            wall = time.monotonic() - start
+            lat = np.array(latencies) * 1e3
+            results[c] = {"requests": len(lat), "requests_per_s": len(lat) / wall, "p50_ms": float(np.percentile(lat, 50)),
+                          "p99_ms": float(np.percentile(lat, 99)), "mean_ms": float(lat.mean())}
+            typer.echo(f"  concurrency {c}: {results[c]['requests_per_s']:.1f} req/s, p50 {results[c]['p50_ms']:.1f} ms, "
+                       f"p99 {results[c]['p99_ms']:.1f} ms")
+        return results
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def markdown(payload: dict) -> str:
+    m = payload["machine"]
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"GPU: {m['gpu'] or 'none'}. Command: `{payload['command']}`.",
+        "",
+        "## (a) In-process, one task per call (untrained weights, make run's widths)",
+    ]
+    for mode, what in MODES.items():
+        lines += ["", f"**{mode}**: {what}", "",
+                  "| model | B=1 latency | B=64 latency | B=1024 latency | B=1 rows/s | B=64 rows/s | B=1024 rows/s |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, r in payload["in_process"][mode].items():
+            lines.append(f"| {name} | " + " | ".join(f"{r[b]['latency_ms']:.2f} ms" for b in BATCHES) + " | "
+                         + " | ".join(f"{r[b]['rows_per_s']:,.0f}" for b in BATCHES) + " |")
+    lines += ["", "## (b) Experts scaled at top-4", ""]
+    for mode in MODES:
+        lines += ["", f"**{mode}** path", "",
+                  "| experts | sub-network B=1 | sub-network B=64 | vs 8 experts (B=1 / B=64) | sub-network rows/s B=1024 | "
+                  "token-level rows/s B=1024 | sub-network / token-level | GRec + router rows/s B=1024 |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        base = payload["experts"]["8"][mode]["task sub-network"]
+        for e, by_mode in payload["experts"].items():
+            r = by_mode[mode]
+            sub, tok, full = r["task sub-network"], r["GRec token-level"], r["GRec + router (task-sentence)"]
+            lines.append(f"| {e} | {sub[1]['latency_ms']:.2f} ms | {sub[64]['latency_ms']:.2f} ms | "
+                         f"{sub[1]['latency_ms'] / base[1]['latency_ms']:.2f}x / {sub[64]['latency_ms'] / base[64]['latency_ms']:.2f}x | "
+                         f"{sub[1024]['rows_per_s']:,.0f} | {tok[1024]['rows_per_s']:,.0f} | "
+                         f"{sub[1024]['rows_per_s'] / tok[1024]['rows_per_s']:.2f}x | {full[1024]['rows_per_s']:,.0f} |")
+    if payload.get("http"):
+        h = payload["http"]
+        lines += ["", f"## (c) HTTP `/rank`, {h['candidates']} candidates, {h['seconds']:.0f} s per level",
+                  "", f"State: `{h['state']}` (champion {h['model']}). Server and load generator share the machine.", "",
+                  "| concurrency | requests | requests/s | p50 | p99 |", "|---:|---:|---:|---:|---:|"]
+        for c, r in h["levels"].items():
+            lines.append(f"| {c} | {r['requests']:,} | {r['requests_per_s']:.1f} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms |")
+    return "\n".join(lines) + "\n"
+
+
+def main(
+    state: Annotated[Optional[Path], typer.Option(help="GREC_HOME with a champion and a materialized store, for (c)")] = None,
+    skip_http: Annotated[bool, typer.Option(help="Only the in-process parts")] = False,
+    seconds: Annotated[float, typer.Option(help="Seconds per HTTP concurrency level")] = 20.0,
+):
+    payload = {"machine": machine(), "command": " ".join(["python", "benchmarks/serving.py", *sys.argv[1:]])}
+    typer.echo("(a) in-process")
+    nets = models(8)
+    for e in (4, 8):
+        torch.manual_seed(0)
+        nets[f"MMoE {e} experts"] = build_model(BaselineConfig(**SIZES, arch="mmoe", n_experts=e)).eval()
+    payload["in_process"] = in_process(nets)
+    typer.echo("(b) experts scaled at top-4")
+    payload["experts"] = {}
+    for e in (8, 16, 32, 64):
+        typer.echo(f" {e} experts")
+        payload["experts"][str(e)] = in_process(models(e))
+    if state is not None and not skip_http:
+        typer.echo("(c) HTTP /rank")
+        state = state.resolve()
+        from grec.lifecycle.registry import Registry
+
+        os.environ["GREC_HOME"] = str(state)
+        champion = Registry("grec").aliases().get("champion")
+        payload["http"] = {"state": str(state), "model": f"grec v{champion}", "candidates": 50, "seconds": seconds,
+                           "levels": http_rank(state, seconds=seconds)}
+    json_path, md_path = write_results("serving", payload, markdown(payload))
+    typer.echo(f"Wrote {json_path} and {md_path}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
