@@ -102,9 +102,9 @@ MODES = {
 }
 
 
-def in_process(nets: dict, batches=BATCHES, rounds: int = 5) -> dict:
+def in_process(nets: dict, batches=BATCHES, rounds: int = 7) -> dict:
     """{mode: {model: {B: {latency_ms, rows_per_s}}}} for both serving paths. The models take
-    turns (`rounds` rounds of about 0.2 s each) and each keeps its median round: a slow spell of
+    turns (`rounds` rounds of about 0.25 s each) and each keeps its median round: a slow spell of
     the machine lands on all of them, not on whichever ran then."""
     out = {mode: {name: {} for name in nets} for mode in MODES}
     for mode in MODES:
@@ -113,7 +113,7 @@ def in_process(nets: dict, batches=BATCHES, rounds: int = 5) -> dict:
             samples = {name: [] for name in nets}
             for _ in range(rounds):
                 for name, net in nets.items():
-                    samples[name].append(timed(net.score_request if mode == "request" else net, batch, min_seconds=0.2))
+                    samples[name].append(timed(net.score_request if mode == "request" else net, batch, min_seconds=0.25))
             for name in nets:
                 seconds = statistics.median(samples[name])
                 out[mode][name][b] = {"latency_ms": seconds * 1e3, "rows_per_s": b / seconds}

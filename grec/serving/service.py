@@ -61,7 +61,7 @@ class GRecRanker:
     def __init__(self) -> None:
         import bentoml.mlflow
 
-        from grec.features.store import OnlineReader
+        from grec.features.store import SERVING_SERVICE, OnlineReader
         from grec.serving.prediction_log import PredictionLog
         from grec.serving.ranker import Ranker
 
@@ -72,7 +72,8 @@ class GRecRanker:
         self.ranker = Ranker(wrapper.model, wrapper.spec, OnlineReader())
         self.log = PredictionLog(settings.predictions_dir())
         info = self.bento_model.info
-        self.meta = {"model": str(info.tag), **info.labels, "routing": getattr(wrapper.model.config, "routing", None),
+        self.meta = {"model": str(info.tag), **info.labels, "feature_service": SERVING_SERVICE,
+                     "routing": getattr(wrapper.model.config, "routing", None),
                      "sub_networks": len(self.ranker.subnetworks), "max_candidates": MAX_CANDIDATES,
                      "tasks": [f"{f}+{u}" for f, u in _tasks()]}
 

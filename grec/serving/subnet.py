@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grec.model.grec import GRec, MultiTaskNet
+from grec.model.grec import GRec, ModelOutput, MultiTaskNet
 from grec.model.moe import MoEOutput, route
 
 TASK_ROUTINGS = ("task", "task_sentence")
@@ -42,17 +42,18 @@ class FusedExperts(nn.Module):
 
     def forward(self, x: torch.Tensor, task=None, task_sentence=None) -> MoEOutput:
         """x (B, S, D) -> MoEOutput(y (B, S, D)); the task arguments are fixed at export and ignored."""
-        h = self.norm(x)
         y = x.clone()
         for tokens, w1, b1, w2, b2 in zip(self.tokens, self.w1, self.b1, self.w2, self.b2):
-            part = h[:, tokens]  # (B, |group|, D)
-            y[:, tokens] = x[:, tokens] + F.gelu(part @ w1 + b1) @ w2 + b2
+            # a run of tokens (capacity keeps a prefix) is a slice: a view, not a gathered copy
+            rows = slice(tokens[0], tokens[-1] + 1) if tokens == list(range(tokens[0], tokens[-1] + 1)) else tokens
+            part = x[:, rows]  # (B, |group|, D)
+            y[:, rows] = part + F.gelu(self.norm(part) @ w1 + b1) @ w2 + b2
         return MoEOutput(y)
 
 
 class TaskSubNetwork(nn.Module):
-    """GRec for one task: the full model's inputs, fusion block and towers around the task's
-    fused experts. Every row of a batch must belong to `task`."""
+    """GRec for one task: the full model's inputs, fusion block and the task's tower around the
+    task's fused experts. Every row of a batch must belong to `task`."""
 
     def __init__(self, model: GRec, task: int):
         super().__init__()
@@ -61,13 +62,19 @@ class TaskSubNetwork(nn.Module):
             raise ValueError(f"a {moe.routing!r}-routed model has no fixed sub-network per task; "
                              f"serve it through the full MoE (sub-networks need one of {TASK_ROUTINGS})")
         self.task, self.config = task, model.config
+        self.use_case = task % model.config.n_use_cases
         self.inputs, self.fusion, self.norm, self.towers = model.inputs, model.fusion, model.norm, model.towers
         self.register_buffer("pairs", model.pairs, persistent=False)
         self.mixing = FusedExperts(moe.norm, _fused_groups(model, task))
 
-    # The full model's path with the fused experts as its mixing layer (no router, no aux losses).
-    forward, score_request, head, interactions = (MultiTaskNet.forward, MultiTaskNet.score_request,
-                                                 MultiTaskNet.head, MultiTaskNet.interactions)
+    # The full model's path, with the fused experts as its mixing layer and only the task's tower.
+    forward, score_request, interactions = MultiTaskNet.forward, MultiTaskNet.score_request, MultiTaskNet.interactions
+
+    def head(self, tokens: torch.Tensor, task_sentence: torch.Tensor, batch) -> ModelOutput:
+        """tokens (B, S, D) -> fusion -> fused experts -> the task's use-case tower."""
+        y = self.mixing(self.fusion(tokens)).y  # (B, S, D)
+        tower_in = torch.cat([self.norm(y.flatten(1)), self.interactions(y)], dim=-1)
+        return ModelOutput(self.towers.tower(self.use_case, tower_in))
 
 
 @torch.no_grad()

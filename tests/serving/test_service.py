@@ -63,7 +63,7 @@ def test_health_and_metadata(service, served):
     assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
     meta = client.post("/metadata").json()
     assert meta["registered_model"] == "grec" and meta["version"] == served["version"] and meta["alias"] == "champion"
-    assert meta["sub_networks"] == 12 and "NSE+CTCVR" in meta["tasks"]
+    assert meta["sub_networks"] == 12 and "NSE+CTCVR" in meta["tasks"] and meta["feature_service"] == "grec_serving_v1"
 
 
 def test_rank_answers_with_the_registry_models_scores(service, served, monkeypatch):
