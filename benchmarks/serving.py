@@ -11,7 +11,7 @@
     registry champion, the Feast SQLite online store) in the state folder given by --state:
     throughput and p50/p99 latency. The load generator runs on the same machine as the server.
 
-    make run && python benchmarks/serving.py --state .grec     # the committed run
+    make run && python benchmarks/serving.py --state .grec     # the committed run (about 10 minutes)
     python benchmarks/serving.py --skip-http                    # (a) and (b) only
 
 Dimension letters: B rows per call.
@@ -217,20 +217,28 @@ def markdown(payload: dict) -> str:
         for name, r in payload["in_process"][mode].items():
             lines.append(f"| {name} | " + " | ".join(f"{r[b]['latency_ms']:.2f} ms" for b in BATCHES) + " | "
                          + " | ".join(f"{r[b]['rows_per_s']:,.0f}" for b in BATCHES) + " |")
-    lines += ["", "## (b) Experts scaled at top-4", ""]
+    lines += ["", f"## (b) Experts scaled at top-4 ({len(payload['experts'])} repeats: median [min, max])", ""]
+    runs = payload["experts"]
+
+    def spread(values, fmt):
+        return f"{fmt(statistics.median(values))} [{fmt(min(values))}, {fmt(max(values))}]"
+
     for mode in MODES:
         lines += ["", f"**{mode}** path", "",
-                  "| experts | sub-network B=1 | sub-network B=64 | vs 8 experts (B=1 / B=64) | sub-network rows/s B=1024 | "
-                  "token-level rows/s B=1024 | sub-network / token-level | GRec + router rows/s B=1024 |",
+                  "| experts | sub-network B=1 | sub-network B=64 | B=1 vs 8 experts | B=64 vs 8 experts | "
+                  "sub-network rows/s B=1024 | token-level rows/s B=1024 | sub-network / token-level B=1024 |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        base = payload["experts"]["8"][mode]["task sub-network"]
-        for e, by_mode in payload["experts"].items():
-            r = by_mode[mode]
-            sub, tok, full = r["task sub-network"], r["GRec token-level"], r["GRec + router (task-sentence)"]
-            lines.append(f"| {e} | {sub[1]['latency_ms']:.2f} ms | {sub[64]['latency_ms']:.2f} ms | "
-                         f"{sub[1]['latency_ms'] / base[1]['latency_ms']:.2f}x / {sub[64]['latency_ms'] / base[64]['latency_ms']:.2f}x | "
-                         f"{sub[1024]['rows_per_s']:,.0f} | {tok[1024]['rows_per_s']:,.0f} | "
-                         f"{sub[1024]['rows_per_s'] / tok[1024]['rows_per_s']:.2f}x | {full[1024]['rows_per_s']:,.0f} |")
+        for e in runs[0]:
+            sub = [run[e][mode]["task sub-network"] for run in runs]
+            tok = [run[e][mode]["GRec token-level"] for run in runs]
+            base = [run["8"][mode]["task sub-network"] for run in runs]
+            ms, x, n = (lambda v: f"{v:.2f} ms"), (lambda v: f"{v:.2f}x"), (lambda v: f"{v:,.0f}")
+            lines.append(" | ".join([
+                f"| {e}", spread([s[1]["latency_ms"] for s in sub], ms), spread([s[64]["latency_ms"] for s in sub], ms),
+                spread([s[1]["latency_ms"] / b[1]["latency_ms"] for s, b in zip(sub, base)], x),
+                spread([s[64]["latency_ms"] / b[64]["latency_ms"] for s, b in zip(sub, base)], x),
+                spread([s[1024]["rows_per_s"] for s in sub], n), spread([t[1024]["rows_per_s"] for t in tok], n),
+                spread([s[1024]["rows_per_s"] / t[1024]["rows_per_s"] for s, t in zip(sub, tok)], x)]) + " |")
     if payload.get("http"):
         h = payload["http"]
         lines += ["", f"## (c) HTTP `/rank`, {h['candidates']} candidates, {h['seconds']:.0f} s per level",
@@ -245,6 +253,7 @@ def main(
     state: Annotated[Optional[Path], typer.Option(help="GREC_HOME with a champion and a materialized store, for (c)")] = None,
     skip_http: Annotated[bool, typer.Option(help="Only the in-process parts")] = False,
     seconds: Annotated[float, typer.Option(help="Seconds per HTTP concurrency level")] = 20.0,
+    repeats: Annotated[int, typer.Option(help="Repeats of (b), reported as median and range")] = 3,
 ):
     payload = {"machine": machine(), "command": " ".join(["python", "benchmarks/serving.py", *sys.argv[1:]])}
     typer.echo("(a) in-process")
@@ -253,11 +262,10 @@ def main(
         torch.manual_seed(0)
         nets[f"MMoE {e} experts"] = build_model(BaselineConfig(**SIZES, arch="mmoe", n_experts=e)).eval()
     payload["in_process"] = in_process(nets)
-    typer.echo("(b) experts scaled at top-4")
-    payload["experts"] = {}
-    for e in (8, 16, 32, 64):
-        typer.echo(f" {e} experts")
-        payload["experts"][str(e)] = in_process(models(e))
+    payload["experts"] = []  # one {experts: results} per repeat: this machine's timings drift by 10-30%
+    for repeat in range(repeats):
+        typer.echo(f"(b) experts scaled at top-4, repeat {repeat + 1}/{repeats}")
+        payload["experts"].append({str(e): in_process(models(e)) for e in (8, 16, 32, 64)})
     if state is not None and not skip_http:
         typer.echo("(c) HTTP /rank")
         state = state.resolve()
