@@ -60,12 +60,11 @@ class GRecRanker:
 
     def __init__(self) -> None:
         import bentoml.mlflow
+        import torch
 
         from grec.features.store import SERVING_SERVICE, OnlineReader
         from grec.serving.prediction_log import PredictionLog
         from grec.serving.ranker import Ranker
-
-        import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
         wrapper = bentoml.mlflow.load_model(self.bento_model).unwrap_python_model()
