@@ -18,7 +18,7 @@ from grec.train import TrainConfig
 END = pd.Timestamp("2026-09-07", tz="UTC")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory):
     home = tmp_path_factory.mktemp("serving-state")
     data = tmp_path_factory.mktemp("serving-data") / "shop"
