@@ -20,10 +20,7 @@ Dimension letters: B rows per call.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +38,7 @@ from grec.data.dataset import Batch, Features  # noqa: E402
 from grec.model.baselines import BaselineConfig  # noqa: E402
 from grec.model.checkpoint import build_model  # noqa: E402
 from grec.model.grec import GRecConfig  # noqa: E402
+from grec.serving.bento import local_service  # noqa: E402
 from grec.serving.subnet import TaskSubNetwork  # noqa: E402
 
 # The default simulated storefront's input sizes (`grec simulate` + the fitted FeatureSpec).
@@ -126,12 +124,6 @@ def in_process(nets: dict, batches=BATCHES, rounds: int = 7) -> dict:
 # (c) HTTP
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http_rank(state: Path, concurrencies=(1, 8, 32), seconds: float = 20.0, candidates: int = 50) -> dict:
     import httpx
     import pandas as pd
@@ -148,22 +140,7 @@ def http_rank(state: Path, concurrencies=(1, 8, 32), seconds: float = 20.0, cand
                 "item_ids": rng.choice(n_items, candidates, replace=False).tolist(),
                 "search_query": str(rng.choice(queries)) if rng.random() < 0.5 else ""}
 
-    port = free_port()
-    env = os.environ | {"GREC_HOME": str(state)}
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("grec")), "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("grec serve did not become ready")
-            time.sleep(0.5)
+    with local_service(state) as url:
         with httpx.Client(base_url=url, timeout=30) as client:
             for _ in range(30):  # warm: first requests encode queries and fill caches
                 client.post("/rank", json=body()).raise_for_status()
@@ -192,9 +169,6 @@ def http_rank(state: Path, concurrencies=(1, 8, 32), seconds: float = 20.0, cand
             typer.echo(f"  concurrency {c}: {results[c]['requests_per_s']:.1f} req/s, p50 {results[c]['p50_ms']:.1f} ms, "
                        f"p99 {results[c]['p99_ms']:.1f} ms")
         return results
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ TrainingSetOpt = Annotated[Optional[Path], typer.Option(
     "--training-set", help="A feature-store training set (`grec features training-set`), instead of --data")]
 
 
-def open_source(data: Path | None, training_set: Path | None, splits=("train", "valid", "test")):
+def open_data(data: Path | None, training_set: Path | None, splits=("train", "valid", "test")):
     """A training set when one is given, else the raw tables (default: the simulated data)."""
     from grec.features.training_set import open_source as open_data_source
 
@@ -106,7 +106,7 @@ def train(
     upsample_factors = parse_upsample(upsample)
     configure(tracking_uri)
     with console.status("Loading the data and encoding texts"):
-        source = open_source(data, training_set)
+        source = open_data(data, training_set)
         dataset = source.dataset(upsample=upsample_factors)
     sizes = InputConfig.sizes_from(dataset.spec)
     if model == "grec":
@@ -167,7 +167,7 @@ def evaluate(
     if not (model_dir / "config.json").exists():
         raise typer.BadParameter(f"--model: {model_dir} holds no trained model (no config.json); run `grec train`")
     net, spec = load_model(model_dir)
-    dataset = open_source(data, training_set, splits=(split,)).dataset(spec=spec)
+    dataset = open_data(data, training_set, splits=(split,)).dataset(spec=spec)
     report = run_evaluation(net, dataset, split)
     report["flops_per_example"] = flops_per_example(net, dataset, split)
     write_json(model_dir / f"eval-{split}.json", report, default=str)
@@ -299,15 +299,11 @@ def registry_promote(
 ):
     """Gate a version against the champion on the held-out week; promote it if the gate passes."""
     from grec.lifecycle.gate import GatePolicy
-    from grec.lifecycle.registry import Registry, RegistryError
+    from grec.lifecycle.registry import Registry
     from grec.lifecycle.tracking import ui_command
 
-    try:
-        with console.status("Scoring the held-out week with the challenger and the champion"):
-            result = Registry(name, tracking_uri).promote(version, held_out, GatePolicy.load(policy), decided_by)
-    except RegistryError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from None
+    with console.status("Scoring the held-out week with the challenger and the champion"):
+        result = Registry(name, tracking_uri).promote(version, held_out, GatePolicy.load(policy), decided_by)
     if result.report is not None:
         console.print(result.report.markdown(), highlight=False, soft_wrap=True)
         console.print(f"Gate report: {result.report_paths[1]} and {result.report_paths[0].name}")
@@ -324,13 +320,9 @@ def registry_rollback(
     tracking_uri: TrackingOpt = None,
 ):
     """Make the previous champion the champion again."""
-    from grec.lifecycle.registry import Registry, RegistryError
+    from grec.lifecycle.registry import Registry
 
-    try:
-        result = Registry(name, tracking_uri).rollback(decided_by, reason)
-    except RegistryError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from None
+    result = Registry(name, tracking_uri).rollback(decided_by, reason)
     console.print(f"{result.message} (was v{result.champion_before})")
 
 
@@ -341,14 +333,9 @@ def package(
     tracking_uri: TrackingOpt = None,
 ):
     """Import the registry's champion into BentoML and `bentoml build` the ranking service; prints the Bento tag."""
-    from grec.lifecycle.registry import RegistryError
     from grec.serving.bento import build, import_champion
 
-    try:
-        model = import_champion(name, alias, tracking_uri)
-    except RegistryError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from None
+    model = import_champion(name, alias, tracking_uri)
     with console.status(f"Building the Bento with {model.tag}"):
         tag = build(str(model.tag))
     console.print(f"Model {model.tag} ({name}@{alias}); Bento [bold]{tag}[/bold]", highlight=False)
@@ -368,14 +355,9 @@ def serve(
     import subprocess
     import sys
 
-    from grec.lifecycle.registry import RegistryError
     from grec.serving.bento import REPO, import_champion
 
-    try:
-        model = import_champion(name, alias, tracking_uri)
-    except RegistryError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from None
+    model = import_champion(name, alias, tracking_uri)
     env = os.environ | {"GREC_BENTO_MODEL": str(model.tag), "GREC_HOME": str(settings.state_dir())}
     console.print(f"Serving {model.tag} ({name}@{alias}) on http://{host}:{port}", highlight=False)
     bentoml = Path(sys.executable).with_name("bentoml")
@@ -384,13 +366,14 @@ def serve(
 
 
 def main() -> None:
-    """The `grec` entry point: bad input (a table, column or file that breaks the contract) ends
-    with its message, not a traceback."""
-    from grec.data.schema import SchemaError
+    """The `grec` entry point: bad input (a table, column or file that breaks the contract) and
+    impossible registry requests (no such version, nothing to roll back to) end with their
+    message, not a traceback."""
+    from grec.errors import UserError
 
     try:
         app()
-    except SchemaError as e:
+    except UserError as e:
         console.print(f"[red]error:[/red] {e}", highlight=False)
         raise SystemExit(1) from None
 

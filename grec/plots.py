@@ -21,35 +21,42 @@ from grec.data.schema import FLOWS, USE_CASES, task_name  # noqa: E402
 TaskScores = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]  # task -> (label, prob, oracle)
 
 
-def _task_grid(title: str) -> tuple[Figure, np.ndarray]:
-    # one row per flow, one column per use case: the task vocabulary's own layout
+def _task_panels(scores: TaskScores, title: str):
+    """A panel per task (a row per flow, a column per use case). Returns (fig, axes, panels):
+    panels = [(ax, label, prob, oracle)] for the tasks with both classes; the others are marked."""
     fig, axes = plt.subplots(len(FLOWS), len(USE_CASES), figsize=(3.2 * len(USE_CASES), 3.0 * len(FLOWS)),
                              sharex=True, sharey=True, squeeze=False)
     fig.suptitle(title)
-    return fig, axes
+    panels = []
+    for (flow, use_case), ax in zip(((f, u) for f in FLOWS for u in USE_CASES), axes.flat):
+        name = f"{flow}+{use_case}"
+        ax.set_title(name, fontsize=9)
+        if name in scores and 0 < scores[name][0].sum() < len(scores[name][0]):
+            panels.append((ax, *scores[name]))
+        else:
+            ax.text(0.5, 0.5, "no positives", ha="center", fontsize=8, transform=ax.transAxes)
+    return fig, axes, panels
+
+
+def _label_axes(fig: Figure, axes: np.ndarray, x: str, y: str) -> Figure:
+    for ax in axes[-1]:
+        ax.set_xlabel(x)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(y)
+    fig.tight_layout()
+    return fig
 
 
 def roc_by_task(scores: TaskScores, title: str = "ROC by task (dashed: the true probability)") -> Figure:
-    fig, axes = _task_grid(title)
-    for (flow, use_case), ax in zip(((f, u) for f in FLOWS for u in USE_CASES), axes.flat):
-        name = f"{flow}+{use_case}"
+    fig, axes, panels = _task_panels(scores, title)
+    for ax, label, prob, oracle in panels:
         ax.plot([0, 1], [0, 1], color="0.8", lw=0.8)
-        ax.set_title(name, fontsize=9)
-        if name not in scores or not 0 < scores[name][0].sum() < len(scores[name][0]):
-            ax.text(0.5, 0.5, "no positives", ha="center", fontsize=8)
-            continue
-        label, prob, oracle = scores[name]
         fpr, tpr, _ = roc_curve(label, prob)
         ax.plot(fpr, tpr, lw=1.2, label="model")
         if oracle is not None:
             fpr, tpr, _ = roc_curve(label, oracle)
             ax.plot(fpr, tpr, lw=1.0, ls="--", color="0.4", label="oracle")
-    for ax in axes[-1]:
-        ax.set_xlabel("false positive rate")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("true positive rate")
-    fig.tight_layout()
-    return fig
+    return _label_axes(fig, axes, "false positive rate", "true positive rate")
 
 
 def _pr_curve(label: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,25 +69,14 @@ def _pr_curve(label: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def pr_by_task(scores: TaskScores,
                title: str = "Precision-recall by task (dashed: the true probability, dotted: base rate)") -> Figure:
-    fig, axes = _task_grid(title)
-    for (flow, use_case), ax in zip(((f, u) for f in FLOWS for u in USE_CASES), axes.flat):
-        name = f"{flow}+{use_case}"
-        ax.set_title(name, fontsize=9)
-        if name not in scores or not 0 < scores[name][0].sum() < len(scores[name][0]):
-            ax.text(0.5, 0.5, "no positives", ha="center", fontsize=8)
-            continue
-        label, prob, oracle = scores[name]
+    fig, axes, panels = _task_panels(scores, title)
+    for ax, label, prob, oracle in panels:
         ax.plot(*_pr_curve(label, prob), lw=1.2)
         if oracle is not None:
             ax.plot(*_pr_curve(label, oracle), lw=1.0, ls="--", color="0.4")
         ax.axhline(label.mean(), color="0.6", lw=0.8, ls=":")
         ax.set_yscale("log")  # positives are a few percent or less: a linear axis hides the curve
-    for ax in axes[-1]:
-        ax.set_xlabel("recall")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("precision")
-    fig.tight_layout()
-    return fig
+    return _label_axes(fig, axes, "recall", "precision")
 
 
 def training_curves(history: list[dict], best_epoch: int | None = None) -> Figure:

@@ -422,6 +422,6 @@ def load_dataset(
     texts: TextEmbeddingStore | None = None,
 ) -> Dataset:
     """Raw tables in `data_dir` -> Dataset, the last `test_days` held out and `valid_days` before."""
-    frame = join_tables(load_tables(data_dir))
-    split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
-    return dataset_from_frame(frame, split, upsample, spec, texts, source=str(data_dir))
+    from grec.features.training_set import open_source  # it builds on this module
+
+    return open_source(data_dir, test_days=test_days, valid_days=valid_days).dataset(upsample, spec, texts)

@@ -12,6 +12,8 @@ from enum import Enum
 import numpy as np
 import pyarrow as pa
 
+from grec.errors import UserError
+
 FLOWS: tuple[str, ...] = ("AAL", "EUP", "NSE")  # add a line, upgrade, new customer
 USE_CASES: tuple[str, ...] = ("CTR", "ATC", "CVR", "CTCVR")
 LABELS: tuple[str, ...] = ("click", "add_to_cart", "purchase")
@@ -153,7 +155,7 @@ ITEM_CATEGORICAL = ITEMS.names(Role.ITEM_CATEGORICAL)
 ITEM_NUMERICAL = ITEMS.names(Role.ITEM_NUMERICAL)
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A table does not match the contract. The message names the file and the column."""
 
 

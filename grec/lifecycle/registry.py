@@ -27,6 +27,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from grec import settings
+from grec.errors import UserError
 from grec.lifecycle.gate import GatePolicy, GateReport, judge, score_held_out
 from grec.lifecycle.tracking import MODEL_NAME, configure
 
@@ -34,7 +35,7 @@ CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous-champion"
 TAG = "grec."  # prefix of the tags this module writes on versions
 
 
-class RegistryError(RuntimeError):
+class RegistryError(UserError, RuntimeError):
     """A registry operation that cannot be done as asked (no such version, nothing to roll back to)."""
 
 

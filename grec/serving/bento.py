@@ -1,8 +1,17 @@
 """From the MLflow registry to a Bento: import the champion into BentoML's model store (under
-$GREC_HOME/bentoml), build the Bento described by deploy/bentofile.yaml, serve it locally."""
+$GREC_HOME/bentoml), build the Bento described by deploy/bentofile.yaml, serve it locally
+(`local_service`: what the tests and the serving benchmark start)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from grec import settings
@@ -37,10 +46,48 @@ def import_champion(name: str = "grec", alias: str = "champion", tracking_uri: s
 
 def build(model_tag: str) -> str:
     """`bentoml build` of deploy/bentofile.yaml with `model_tag` as the packaged model; the Bento tag."""
-    import os
-
     settings.use_bentoml_home()
     import bentoml
 
     os.environ["GREC_BENTO_MODEL"] = model_tag
     return str(bentoml.bentos.build_bentofile(str(BENTOFILE), build_ctx=str(REPO)).tag)
+
+
+@contextmanager
+def local_service(state: Path, port: int | None = None, timeout: float = 180.0):
+    """`grec serve` for the state folder `state` on a free loopback port, in its own process group;
+    yields the base URL once /readyz answers 200, stops the whole group on exit."""
+    import httpx
+
+    port = port or _free_port()
+    env = os.environ | {"GREC_HOME": str(state)}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the state folder's own registry
+    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a busy server's access log would fill a pipe and block
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("grec")), "serve", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                log.seek(0)
+                raise RuntimeError(f"grec serve did not become ready: {log.read()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+        log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

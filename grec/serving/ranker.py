@@ -29,12 +29,13 @@ import torch
 from grec.data.dataset import Batch, FeatureSpec
 from grec.data.schema import CUSTOMERS, FLOWS, ITEMS, USE_CASES, Role, task_id
 from grec.data.text import SentenceEncoder, text_hash
+from grec.errors import UserError
 
 MAX_CANDIDATES = 1000
 REQUEST_POSITION = 0  # the slot every candidate is scored at (its real slot is what ranking decides)
 
 
-class RequestError(ValueError):
+class RequestError(UserError, ValueError):
     """A request the service refuses: the message names the field and the reason."""
 
 

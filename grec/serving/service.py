@@ -25,7 +25,7 @@ settings.use_bentoml_home()
 import bentoml  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, create_model  # noqa: E402
 
-from grec.data.schema import FLOWS, USE_CASES  # noqa: E402
+from grec.data.schema import FLOWS, TASKS, USE_CASES  # noqa: E402
 from grec.serving.ranker import MAX_CANDIDATES  # noqa: E402
 
 MODEL_TAG = os.environ.get("GREC_BENTO_MODEL", "grec:latest")
@@ -74,7 +74,7 @@ class GRecRanker:
         self.meta = {"model": str(info.tag), **info.labels, "feature_service": SERVING_SERVICE,
                      "routing": getattr(wrapper.model.config, "routing", None),
                      "sub_networks": len(self.ranker.subnetworks), "max_candidates": MAX_CANDIDATES,
-                     "tasks": [f"{f}+{u}" for f, u in _tasks()]}
+                     "tasks": [f"{f}+{u}" for f, u in TASKS]}
 
     def __is_ready__(self) -> bool:
         return self.ranker is not None
@@ -134,8 +134,3 @@ class GRecRanker:
     def close(self) -> None:
         self.log.close()
 
-
-def _tasks():
-    from grec.data.schema import TASKS
-
-    return TASKS

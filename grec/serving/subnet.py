@@ -34,7 +34,8 @@ class FusedExperts(nn.Module):
     def __init__(self, norm: nn.LayerNorm, groups: list[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]):
         super().__init__()
         self.norm = norm
-        self.tokens = [tokens for tokens, *_ in groups]
+        # a run of tokens (capacity keeps a prefix) becomes a slice: a view, not a gathered copy
+        self.tokens = [slice(t[0], t[-1] + 1) if t == list(range(t[0], t[-1] + 1)) else t for t, *_ in groups]
         self.w1 = nn.ParameterList(nn.Parameter(w1, requires_grad=False) for _, w1, _, _, _ in groups)  # [D, |J|H]
         self.b1 = nn.ParameterList(nn.Parameter(b1, requires_grad=False) for _, _, b1, _, _ in groups)  # [|J|H]
         self.w2 = nn.ParameterList(nn.Parameter(w2, requires_grad=False) for _, _, _, w2, _ in groups)  # [|J|H, D]
@@ -43,9 +44,7 @@ class FusedExperts(nn.Module):
     def forward(self, x: torch.Tensor, task=None, task_sentence=None) -> MoEOutput:
         """x (B, S, D) -> MoEOutput(y (B, S, D)); the task arguments are fixed at export and ignored."""
         y = x.clone()
-        for tokens, w1, b1, w2, b2 in zip(self.tokens, self.w1, self.b1, self.w2, self.b2):
-            # a run of tokens (capacity keeps a prefix) is a slice: a view, not a gathered copy
-            rows = slice(tokens[0], tokens[-1] + 1) if tokens == list(range(tokens[0], tokens[-1] + 1)) else tokens
+        for rows, w1, b1, w2, b2 in zip(self.tokens, self.w1, self.b1, self.w2, self.b2):
             part = x[:, rows]  # (B, |group|, D)
             y[:, rows] = part + F.gelu(self.norm(part) @ w1 + b1) @ w2 + b2
         return MoEOutput(y)

@@ -2,8 +2,6 @@
 in-process, a 4xx naming the problem for every bad request, and a prediction log of what was served."""
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,41 +15,15 @@ from grec.features.store import OnlineReader
 from grec.features.training_set import open_source
 from grec.lifecycle.pyfunc import request_frame, score_frame
 from grec.lifecycle.registry import Registry
+from grec.serving.bento import local_service
 from grec.serving.prediction_log import read_log
 from grec.serving.ranker import RankRequest, Ranker
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(served):
-    port = free_port()
-    env = os.environ | {"GREC_HOME": str(served["home"])}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    grec = Path(sys.executable).with_name("grec")
-    proc = subprocess.Popen([str(grec), "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"the service did not become ready: {proc.stdout.read()[-3000:]}")
-        time.sleep(0.5)
-    with httpx.Client(base_url=url, timeout=30) as client:
-        yield {"client": client, "proc": proc}
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
+    with local_service(served["home"]) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield {"client": client}
 
 
 def busy_customer(served) -> int:
