@@ -101,9 +101,10 @@ MODES = {
 
 
 def in_process(nets: dict, batches=BATCHES, rounds: int = 7) -> dict:
-    """{mode: {model: {B: {latency_ms, rows_per_s}}}} for both serving paths. The models take
-    turns (`rounds` rounds of about 0.25 s each) and each keeps its median round: a slow spell of
-    the machine lands on all of them, not on whichever ran then."""
+    """{mode: {model: {B: {latency_ms, rows_per_s, rounds_ms}}}} for both serving paths. The models
+    take turns (`rounds` rounds of about 0.25 s each) and each keeps its median round: a slow spell
+    of the machine lands on all of them, not on whichever ran then. `rounds_ms` keeps every round,
+    so ratios can be taken within a round."""
     out = {mode: {name: {} for name in nets} for mode in MODES}
     for mode in MODES:
         for b in batches:
@@ -114,9 +115,36 @@ def in_process(nets: dict, batches=BATCHES, rounds: int = 7) -> dict:
                     samples[name].append(timed(net.score_request if mode == "request" else net, batch, min_seconds=0.25))
             for name in nets:
                 seconds = statistics.median(samples[name])
-                out[mode][name][b] = {"latency_ms": seconds * 1e3, "rows_per_s": b / seconds}
+                out[mode][name][b] = {"latency_ms": seconds * 1e3, "rows_per_s": b / seconds,
+                                      "rounds_ms": [s * 1e3 for s in samples[name]]}
         for name in nets:
             typer.echo(f"  {name} ({mode}): " + ", ".join(f"B={b} {v['latency_ms']:.2f} ms" for b, v in out[mode][name].items()))
+    return out
+
+
+EXPERTS = (8, 16, 32, 64)
+
+
+def expert_scaling() -> dict:
+    """(b): the sub-network and token-level GRec at every expert count, all taking turns in the same
+    rounds, so the ratios compare timings taken seconds apart, not minutes."""
+    nets = {}
+    for e in EXPERTS:
+        built = models(e)
+        nets[f"{e}/sub"], nets[f"{e}/token"] = built["task sub-network"], built["GRec token-level"]
+    timings = in_process(nets)
+    out = {}
+    for mode in MODES:
+        r = timings[mode]
+        base = r["8/sub"]
+        out[mode] = {str(e): {
+            "sub_latency_ms": {b: r[f"{e}/sub"][b]["latency_ms"] for b in (1, 64)},
+            # per round (the same seconds of the machine), then the median over rounds
+            "latency_vs_8": {b: statistics.median(s / s8 for s, s8 in zip(r[f"{e}/sub"][b]["rounds_ms"], base[b]["rounds_ms"]))
+                             for b in (1, 64)},
+            "sub_rows_per_s": r[f"{e}/sub"][1024]["rows_per_s"], "token_rows_per_s": r[f"{e}/token"][1024]["rows_per_s"],
+            "sub_over_token": statistics.median(t / s for s, t in zip(r[f"{e}/sub"][1024]["rounds_ms"], r[f"{e}/token"][1024]["rounds_ms"])),
+        } for e in EXPERTS}
     return out
 
 
@@ -202,17 +230,14 @@ def markdown(payload: dict) -> str:
                   "| experts | sub-network B=1 | sub-network B=64 | B=1 vs 8 experts | B=64 vs 8 experts | "
                   "sub-network rows/s B=1024 | token-level rows/s B=1024 | sub-network / token-level B=1024 |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for e in runs[0]:
-            sub = [run[e][mode]["task sub-network"] for run in runs]
-            tok = [run[e][mode]["GRec token-level"] for run in runs]
-            base = [run["8"][mode]["task sub-network"] for run in runs]
+        for e in runs[0][mode]:
+            r = [run[mode][e] for run in runs]
             ms, x, n = (lambda v: f"{v:.2f} ms"), (lambda v: f"{v:.2f}x"), (lambda v: f"{v:,.0f}")
             lines.append(" | ".join([
-                f"| {e}", spread([s[1]["latency_ms"] for s in sub], ms), spread([s[64]["latency_ms"] for s in sub], ms),
-                spread([s[1]["latency_ms"] / b[1]["latency_ms"] for s, b in zip(sub, base)], x),
-                spread([s[64]["latency_ms"] / b[64]["latency_ms"] for s, b in zip(sub, base)], x),
-                spread([s[1024]["rows_per_s"] for s in sub], n), spread([t[1024]["rows_per_s"] for t in tok], n),
-                spread([s[1024]["rows_per_s"] / t[1024]["rows_per_s"] for s, t in zip(sub, tok)], x)]) + " |")
+                f"| {e}", *(spread([v["sub_latency_ms"][b] for v in r], ms) for b in (1, 64)),
+                *(spread([v["latency_vs_8"][b] for v in r], x) for b in (1, 64)),
+                spread([v["sub_rows_per_s"] for v in r], n), spread([v["token_rows_per_s"] for v in r], n),
+                spread([v["sub_over_token"] for v in r], x)]) + " |")
     if payload.get("http"):
         h = payload["http"]
         lines += ["", f"## (c) HTTP `/rank`, {h['candidates']} candidates, {h['seconds']:.0f} s per level",
@@ -239,7 +264,7 @@ def main(
     payload["experts"] = []  # one {experts: results} per repeat: this machine's timings drift by 10-30%
     for repeat in range(repeats):
         typer.echo(f"(b) experts scaled at top-4, repeat {repeat + 1}/{repeats}")
-        payload["experts"].append({str(e): in_process(models(e)) for e in (8, 16, 32, 64)})
+        payload["experts"].append(expert_scaling())
     if state is not None and not skip_http:
         typer.echo("(c) HTTP /rank")
         state = state.resolve()

@@ -96,8 +96,8 @@ def train(
     """Train GRec or a baseline, early-stopping on the validation week; log the run to MLflow and
     register the model as the challenger."""
     from grec.lifecycle.tracking import configure, train_and_log, ui_command
-    from grec.model.baselines import BASELINES, BaselineConfig
-    from grec.model.grec import GRecConfig
+    from grec.model.baselines import BASELINES
+    from grec.model.checkpoint import model_config
     from grec.model.inputs import InputConfig
     from grec.train import TrainConfig
 
@@ -108,12 +108,7 @@ def train(
     with console.status("Loading the data and encoding texts"):
         source = open_data(data, training_set)
         dataset = source.dataset(upsample=upsample_factors)
-    sizes = InputConfig.sizes_from(dataset.spec)
-    if model == "grec":
-        config = GRecConfig(**sizes, d_model=d_model, n_experts=experts or 8, top_k=top_k,
-                            capacity=capacity or None, routing=routing)
-    else:
-        config = BaselineConfig(**sizes, d_model=d_model, arch=model, n_experts=experts or 4)
+    config = model_config(model, InputConfig.sizes_from(dataset.spec), d_model, experts, top_k, capacity, routing)
     run_name = model if model != "grec" else f"grec-{routing}"
     out = out or settings.models_dir() / run_name
     console.print(f"Training {run_name} on {', '.join(f'{k} {len(v):,}' for k, v in dataset.rows.items())} rows")

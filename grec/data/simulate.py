@@ -246,6 +246,9 @@ TASTE_DIM_WEIGHT = np.where(np.arange(LATENT_DIM) < N_OBSERVED_DIMS, 1.0, TASTE_
 # How youthful a category's appeal is (watches and earbuds for the young, tablets for kids).
 CATEGORY_YOUTH = np.array([0.3, 0.0, -0.2, 0.3, 0.8, 1.0, 0.2, 0.0])
 PROSPECT_SHARE = 0.2
+# Drift scenarios for the monitoring weeks (SimulationConfig.drift).
+DRIFTS = ("flow_shift",)
+FLOW_SHIFT_PROSPECT_BOOST = 4.0  # a new-customer promotion: prospects visit four times as often
 # Noise (relative to the taste dim it follows) in the observed profile, and how much of the regional
 # taste the region explains: the smaller the noise, the more of the taste the context reveals.
 PROFILE_NOISE = {"device_os": 0.3, "age_band": 0.45, "plan_type": 0.6}
@@ -354,11 +357,12 @@ QUERY_DROPS_CATEGORY_P = 0.3  # with a brand intent, the brand alone ("iphone") 
 class Windows(NamedTuple):
     """Train and test windows, each ``(start, end)`` with the end exclusive, as UTC timestamps.
 
-    Reads as ``w.train``, ``w["train"]`` or ``train, test = w``.
+    Reads as ``w.train`` or ``w["train"]``.
     """
 
     train: tuple[pd.Timestamp, pd.Timestamp]
     test: tuple[pd.Timestamp, pd.Timestamp]
+    monitor: tuple[pd.Timestamp, pd.Timestamp]  # production weeks after the test window (may be empty)
 
     def __getitem__(self, key):  # type: ignore[override]
         return getattr(self, key) if isinstance(key, str) else tuple.__getitem__(self, key)
@@ -375,6 +379,11 @@ class SimulationConfig:
     embedding_dim: int = 32  # image embedding length
     n_pages: int = 24
     seed: int = 0
+    # Weeks after the test window, as the ranking service would see them in production: what the
+    # monitoring pipeline watches. The last `drift_weeks` of them carry the `drift` scenarios.
+    monitor_weeks: int = 0
+    drift: tuple[str, ...] = ()
+    drift_weeks: int = 1
 
     def __post_init__(self) -> None:
         if self.n_impressions < 1:
@@ -387,6 +396,11 @@ class SimulationConfig:
             raise ValueError("train_weeks >= 1, test_weeks >= 0 and embedding_dim >= 1 are required")
         if self.n_customers is not None and self.n_customers < 2:
             raise ValueError("n_customers must be at least 2")
+        unknown = set(self.drift) - set(DRIFTS)
+        if unknown:
+            raise ValueError(f"drift: unknown scenario(s) {sorted(unknown)}; known: {', '.join(DRIFTS)}")
+        if self.drift and not 1 <= self.drift_weeks <= self.monitor_weeks:
+            raise ValueError("drift needs monitor weeks to happen in: 1 <= drift_weeks <= monitor_weeks")
 
     @property
     def customer_count(self) -> int:
@@ -398,7 +412,19 @@ class SimulationConfig:
         start = pd.Timestamp(self.start)
         start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
         train_end = start + pd.Timedelta(weeks=self.train_weeks)
-        return Windows(train=(start, train_end), test=(train_end, train_end + pd.Timedelta(weeks=self.test_weeks)))
+        test_end = train_end + pd.Timedelta(weeks=self.test_weeks)
+        return Windows(train=(start, train_end), test=(train_end, test_end),
+                       monitor=(test_end, test_end + pd.Timedelta(weeks=self.monitor_weeks)))
+
+    @property
+    def end(self) -> pd.Timestamp:
+        """End (exclusive) of the simulated time."""
+        return self.windows.monitor[1]
+
+    @property
+    def drift_start(self) -> pd.Timestamp | None:
+        """When the drift scenarios begin (None without drift)."""
+        return self.end - pd.Timedelta(weeks=self.drift_weeks) if self.drift else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -704,7 +730,7 @@ def _make_histories(rng: np.random.Generator, c: _Customers, items: _Items, n_pa
 
 def _timestamps_us(rng: np.random.Generator, n: int, config: SimulationConfig) -> np.ndarray:
     """Sorted event times in microseconds since the epoch: uniform days, diurnal hours."""
-    (start, _), (_, end) = config.windows
+    start, end = config.windows.train[0], config.end
     n_days = (end - start).days
     day = rng.integers(0, n_days, n)
     hour = rng.choice(24, size=n, p=DIURNAL_WEIGHTS / DIURNAL_WEIGHTS.sum())
@@ -762,21 +788,36 @@ class _Rows(NamedTuple):
     seq_end: np.ndarray
 
 
-def _make_rows(rng: np.random.Generator, c: _Customers, ts_us: np.ndarray, config: SimulationConfig) -> _Rows:
+def _make_rows(rng: np.random.Generator, c: _Customers, ts_us: np.ndarray, config: SimulationConfig,
+               drift_rng: np.random.Generator) -> _Rows:
     n = len(ts_us)
     customer = rng.choice(c.n, size=n, p=c.activity / c.activity.sum())
+    if "flow_shift" in config.drift:
+        customer = _flow_shift(drift_rng, c, ts_us, customer, config)
     eup = rng.random(n) < c.eup_propensity[customer]
     flow = np.where(c.prospect[customer], FLOWS.index("NSE"), np.where(eup, FLOWS.index("EUP"), FLOWS.index("AAL")))
     channel = np.where(rng.random(n) < CHANNEL_LOYALTY, c.channel[customer],
                        rng.choice(3, size=n, p=CHANNEL_P_EXISTING))
     position = rng.integers(0, 6, n)
     # The history grows over the window: an impression sees the views made before its time.
-    (start, _), (_, end) = config.windows
+    start, end = config.windows.train[0], config.end
     t = (ts_us - start.value // 1000) / ((end - start).value // 1000)
     seq_end = MAX_SEQ_LEN + np.floor(HISTORY_GROWTH * t).astype(np.int64)
     max_len = np.where(c.prospect[customer], PROSPECT_MAX_SEQ_LEN, MAX_SEQ_LEN)
     seq_len = rng.integers(0, max_len + 1)
     return _Rows(customer, flow.astype(np.int64), channel, position, seq_len, seq_end)
+
+
+def _flow_shift(rng: np.random.Generator, c: _Customers, ts_us: np.ndarray, customer: np.ndarray,
+                config: SimulationConfig) -> np.ndarray:
+    """A new-customer promotion from `drift_start`: prospects visit FLOW_SHIFT_PROSPECT_BOOST times as
+    often, so NSE traffic (and its profile: no tenure, bill or lines) takes a larger share. Drawn
+    from the drift stream: rows before the drift are those of the same simulation without it."""
+    drifted = ts_us >= config.drift_start.value // 1000
+    activity = c.activity * np.where(c.prospect, FLOW_SHIFT_PROSPECT_BOOST, 1.0)
+    customer = customer.copy()
+    customer[drifted] = rng.choice(c.n, size=int(drifted.sum()), p=activity / activity.sum())
+    return customer
 
 
 def _sequences(rows: _Rows, viewed: np.ndarray, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -968,10 +1009,10 @@ def _list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType
 
 
 def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _Customers, items: _Items,
-                       world: dict[str, np.ndarray]) -> pd.DataFrame:
+                       world: dict[str, np.ndarray], drift_rng: np.random.Generator) -> pd.DataFrame:
     viewed, viewed_pages = _make_histories(rng, c, items, config.n_pages)
     ts_us = _timestamps_us(rng, config.n_impressions, config)
-    rows = _make_rows(rng, c, ts_us, config)
+    rows = _make_rows(rng, c, ts_us, config, drift_rng)
     seq = _sequences(rows, viewed, viewed_pages)
     search = rng.random(len(ts_us)) < SEARCH_SHARE[rows.flow]
     intent = _intents(rng, rows, c, items, seq)
@@ -985,9 +1026,13 @@ def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _C
     atc = click & (rng.random(n) < p_atc)
     purchase = atc & (rng.random(n) < p_purchase)
 
+    # Query texts week by week, each week from its own stream: how many searches one week has
+    # (which drift changes) does not reshuffle the texts of the others.
     query = np.full(n, "", dtype=object)
-    s = np.flatnonzero(search)
-    query[s] = _search_queries(rng, rows.flow[s], intent[s], brand_intent[s])
+    week = (ts_us - config.windows.train[0].value // 1000) // (7 * 86_400_000_000)
+    for w, week_rng in enumerate(rng.spawn(int(week.max()) + 1 if n else 0)):
+        s = np.flatnonzero(search & (week == w))
+        query[s] = _search_queries(week_rng, rows.flow[s], intent[s], brand_intent[s])
     offsets = seq[0]
     frame = pd.DataFrame({
         "impression_id": np.arange(n, dtype=np.int64),
@@ -1023,14 +1068,15 @@ def simulate(config: SimulationConfig) -> dict[str, pd.DataFrame]:
     depend on n_impressions: runs of different sizes with the same seed (and the same explicit
     n_customers) share one world and differ only in their impressions.
     """
-    world_rng, item_rng, customer_rng, impression_rng = np.random.default_rng(config.seed).spawn(4)
+    # spawn(5)'s first four streams are spawn(4)'s: the drift stream added nothing to the others
+    world_rng, item_rng, customer_rng, impression_rng, drift_rng = np.random.default_rng(config.seed).spawn(5)
     world = {"click": _random_flow_matrices(world_rng), "atc": _random_flow_matrices(world_rng)}
     items = _make_items(item_rng, config.n_items)
     customers, observed = _make_customers(customer_rng, config.customer_count)
     return {
         "customers": _customers_table(customer_rng, customers, observed, config),
         "items": _items_table(item_rng, items, config),
-        "impressions": _impressions_table(impression_rng, config, customers, items, world),
+        "impressions": _impressions_table(impression_rng, config, customers, items, world, drift_rng),
     }
 
 
@@ -1152,7 +1198,8 @@ def simulate_to(out_dir: Path, config: SimulationConfig) -> dict[str, Path]:
     windows = config.windows
     meta = {
         "config": {**asdict(config), "n_customers": config.customer_count},
-        "windows": {name: [t.isoformat() for t in windows[name]] for name in ("train", "test")},
+        "windows": {name: [t.isoformat() for t in windows[name]] for name in ("train", "test", "monitor")},
+        "drift_start": config.drift_start.isoformat() if config.drift_start is not None else None,
         "seconds": round(elapsed, 2),
         "summary": summarize(tables),
         "files": {name: path.name for name, path in paths.items()},

@@ -168,6 +168,13 @@ class GateReport:
     def to_dict(self) -> dict:
         return {"decision": self.decision, **asdict(self)}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> GateReport:
+        """The report `to_dict` wrote (read back by a later pipeline step that acts on it)."""
+        fields = {k: v for k, v in d.items() if k != "decision"}
+        tasks = [TaskVerdict(**{**t, "ci": tuple(t["ci"]) if t.get("ci") is not None else None}) for t in fields.pop("tasks")]
+        return cls(tasks=tasks, **fields)
+
     def markdown(self) -> str:
         ch, champ = self.challenger, self.champion
         versus = f"champion v{champ['version']}" if champ else "no champion (floors alone decide)"

@@ -124,6 +124,19 @@ class Registry:
             if current is None or int(version) > int(current):
                 self.client.set_registered_model_alias(self.name, CHALLENGER, str(version))
 
+    def gate(self, model, spec, source, policy: GatePolicy, candidate: dict) -> GateReport:
+        """Judge `model` (with its FeatureSpec; registered or not) against the current champion on
+        the test week of `source` (a DataSource). `candidate`: name, version (or None) and run_id."""
+        champion = self.aliases().get(CHAMPION)
+        tasks, label, impression, prob = score_held_out(model, spec, source)
+        champion_prob, champion_info = None, None
+        if champion is not None:
+            champion_prob = score_held_out(*self.load(champion), source)[3]
+            champion_info = {"name": self.name, "version": champion, "run_id": self.version(champion).run_id}
+        held = {"source": str(source.path), "fingerprint": source.fingerprint, "start": source.split.test_start.isoformat(),
+                "end": source.split.end.isoformat(), "rows": int(len(label))}
+        return judge(tasks, label, impression, prob, champion_prob, policy, candidate, champion_info, held)
+
     def promote(
         self,
         version: str | None = None,
@@ -149,31 +162,61 @@ class Registry:
                 return Promotion(version, champion, champion, False, f"version {version} is already the champion")
             run = self.client.get_run(mv.run_id)
             source = open_source(held_out or run.data.params["data.source"], splits=("test",))
-            tasks, label, impression, prob = score_held_out(*self.load(version), source)
-            champion_prob, champion_info = None, None
-            if champion is not None:
-                champion_prob = score_held_out(*self.load(champion), source)[3]
-                champion_info = {"name": self.name, "version": champion, "run_id": self.version(champion).run_id}
-            held = {"source": str(source.path), "fingerprint": source.fingerprint, "start": source.split.test_start.isoformat(),
-                    "end": source.split.end.isoformat(), "rows": int(len(label))}
-            report = judge(tasks, label, impression, prob, champion_prob, policy,
-                           {"name": self.name, "version": version, "run_id": mv.run_id}, champion_info, held)
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            paths = report.save(settings.reports_dir() / "gate", f"{self.name}-v{version}-vs-{champion or 'none'}-{stamp}")
-            for path in paths:
-                self.client.log_artifact(mv.run_id, str(path), "gate")
-            self._tag(version, gate__decision=report.decision, gate__at=_now(), gate__by=decided_by,
-                      gate__against=champion or "none", gate__policy_version=policy.version,
-                      gate__report=f"runs:/{mv.run_id}/gate/{paths[1].name}",
-                      gate__failed_tasks=",".join(report.failed_tasks()))
-            if not report.passed:
-                failed = ", ".join(report.failed_tasks()) or "the mean AUC"
-                return Promotion(version, champion, champion, False, f"refused by the gate (failed: {failed})", report, paths)
-            if champion is not None:  # previous first: a crash in between leaves champion == previous, never a lost one
-                self.client.set_registered_model_alias(self.name, PREVIOUS, champion)
-            self.client.set_registered_model_alias(self.name, CHAMPION, version)
-            self._tag(version, promoted_at=_now(), promoted_by=decided_by, replaced_version=champion or "none")
-            return Promotion(version, champion, version, True, f"version {version} is the champion", report, paths)
+            report = self.gate(*self.load(version), source, policy, {"name": self.name, "version": version, "run_id": mv.run_id})
+            return self._act(version, report, decided_by)
+
+    def promote_judged(self, version: str, report: GateReport, decided_by: str | None = None) -> Promotion:
+        """Act on a gate report made and recorded earlier (a pipeline gates, then registers with
+        `record_gate`, then promotes): move the aliases if it passed, provided the champion it
+        judged against is still the champion."""
+        with self.lock():
+            self.version(version)
+            judged_against = (report.champion or {}).get("version")
+            champion = self.aliases().get(CHAMPION)
+            if champion == str(version):
+                return Promotion(version, champion, champion, False, f"version {version} is already the champion")
+            if champion != judged_against:
+                raise RegistryError(f"the gate judged {self.name} v{version} against champion "
+                                    f"{'v' + judged_against if judged_against else 'none'}, but the champion is now "
+                                    f"{'v' + champion if champion else 'none'}; gate it again")
+            return self._act(str(version), report, decided_by or default_actor(), record=False)
+
+    def record_gate(self, version: str, report: GateReport, decided_by: str | None = None) -> tuple[Path, Path]:
+        """Save the gate report (state folder and the version's run) and tag the version with its
+        decision. Returns the (JSON, markdown) paths."""
+        mv = self.version(version)
+        against = (report.champion or {}).get("version") or "none"
+        report.challenger["version"] = str(version)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        paths = report.save(settings.reports_dir() / "gate", f"{self.name}-v{version}-vs-{against}-{stamp}")
+        for path in paths:
+            self.client.log_artifact(mv.run_id, str(path), "gate")
+        self._tag(version, gate__decision=report.decision, gate__at=_now(), gate__by=decided_by or default_actor(),
+                  gate__against=against, gate__policy_version=report.policy["version"],
+                  gate__report=f"runs:/{mv.run_id}/gate/{paths[1].name}",
+                  gate__failed_tasks=",".join(report.failed_tasks()))
+        return paths
+
+    def _act(self, version: str, report: GateReport, decided_by: str, record: bool = True) -> Promotion:
+        """Record the gate's decision on `version` (unless already recorded) and, if it passed, make
+        it the champion. The caller holds the lock."""
+        champion = self.aliases().get(CHAMPION)
+        paths = self.record_gate(version, report, decided_by) if record else None
+        if not report.passed:
+            failed = ", ".join(report.failed_tasks()) or "the mean AUC"
+            return Promotion(version, champion, champion, False, f"refused by the gate (failed: {failed})", report, paths)
+        if champion is not None:  # previous first: a crash in between leaves champion == previous, never a lost one
+            self.client.set_registered_model_alias(self.name, PREVIOUS, champion)
+        self.client.set_registered_model_alias(self.name, CHAMPION, version)
+        self._tag(version, promoted_at=_now(), promoted_by=decided_by, replaced_version=champion or "none")
+        return Promotion(version, champion, version, True, f"version {version} is the champion", report, paths)
+
+    def register(self, model_uri: str, tags: dict[str, str] | None = None) -> str:
+        """Register a logged model (`models:/m-...` or `runs:/...`) as the next version and point
+        `challenger` at it; returns the version."""
+        mv = mlflow.register_model(model_uri, self.name, tags=tags)
+        self.mark_challenger(str(mv.version))
+        return str(mv.version)
 
     def rollback(self, decided_by: str | None = None, reason: str = "") -> Promotion:
         """Make `previous-champion` the champion again; `previous-champion` steps back one promotion."""

@@ -21,10 +21,16 @@ class MultiQueryAttention(nn.Module):
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, L, D); key_mask (B, L) True where a key may be attended to -> (B, L, D)."""
         B, L, D = x.shape
-        q = self.q(x).view(B, L, self.n_heads, self.d_head).transpose(1, 2)  # (B, h, L, dh)
-        k, v = self.kv(x).view(B, L, 1, 2 * self.d_head).transpose(1, 2).chunk(2, dim=-1)  # (B, 1, L, dh)
-        mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, L)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)  # (B, h, L, dh)
+        h, dh = self.n_heads, self.d_head
+        # All h query heads read the one key/value head, so they stack into one (B, h*L, dh) matrix
+        # and attention is two batched matmuls: on CPU about twice as fast as SDPA's kernel at the
+        # short lengths here (5 tokens, 21 history states), and the same numbers.
+        q = self.q(x).view(B, L, h, dh).transpose(1, 2).reshape(B, h * L, dh)  # (B, hL, dh)
+        k, v = self.kv(x).split(dh, dim=-1)  # (B, L, dh) each
+        scores = torch.bmm(q, k.transpose(1, 2)) * dh**-0.5  # (B, hL, L)
+        if key_mask is not None:
+            scores = scores.masked_fill(~key_mask[:, None, :], float("-inf"))
+        y = torch.bmm(scores.softmax(-1), v).view(B, h, L, dh)  # (B, h, L, dh)
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
 

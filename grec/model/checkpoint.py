@@ -21,6 +21,18 @@ CONFIGS = {"GRecConfig": GRecConfig, "BaselineConfig": BaselineConfig}
 BASELINE_CLASSES = {"mmoe": MMoE, "shared_bottom": SharedBottom, "single_task": SingleTask}
 
 
+def model_config(arch: str, sizes: dict, d_model: int = 32, experts: int = 0, top_k: int = 4,
+                 capacity: int | None = 2, routing: str = "task_sentence") -> GRecConfig | BaselineConfig:
+    """The config of `arch` ("grec" or a baseline) for data of `sizes` (InputConfig.sizes_from):
+    what `grec train` and the pipeline's train step build. experts 0: GRec 8, MMoE 4."""
+    if arch == "grec":
+        return GRecConfig(**sizes, d_model=d_model, n_experts=experts or 8, top_k=top_k, capacity=capacity or None,
+                          routing=routing)
+    if arch not in BASELINE_CLASSES:
+        raise ValueError(f"unknown model {arch!r}; choose from grec, {', '.join(BASELINE_CLASSES)}")
+    return BaselineConfig(**sizes, d_model=d_model, arch=arch, n_experts=experts or 4)
+
+
 def build_model(config: GRecConfig | BaselineConfig) -> nn.Module:
     if isinstance(config, GRecConfig):
         return GRec(config)

@@ -102,7 +102,7 @@ class StackedExperts(nn.Module):
 
     def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
         """x (A, D) through expert e -> (A, D)."""
-        return F.gelu(x @ self.w1[e] + self.b1[e]) @ self.w2[e] + self.b2[e]
+        return torch.addmm(self.b2[e], F.gelu(torch.addmm(self.b1[e], x, self.w1[e])), self.w2[e])
 
     def dispatch(self, x: torch.Tensor, routing: Routing) -> torch.Tensor:
         """Run only the kept (token, expert) assignments, grouped by expert. x (B, S, D) -> (B, S, D)."""

@@ -46,7 +46,10 @@ class FusedExperts(nn.Module):
         y = x.clone()
         for rows, w1, b1, w2, b2 in zip(self.tokens, self.w1, self.b1, self.w2, self.b2):
             part = x[:, rows]  # (B, |group|, D)
-            y[:, rows] = part + F.gelu(self.norm(part) @ w1 + b1) @ w2 + b2
+            # one contiguous (B*|group|, D) matrix and bias-fused products: a matmul on the strided
+            # (B, |group|, D) view costs about four times as much on CPU
+            flat = self.norm(part).reshape(-1, part.shape[-1])
+            y[:, rows] = part + torch.addmm(b2, F.gelu(torch.addmm(b1, flat, w1)), w2).view_as(part)
         return MoEOutput(y)
 
 

@@ -93,7 +93,7 @@ def test_flows_and_customers(tables, impressions):
 
 def test_timestamps_inside_window_and_sorted(impressions):
     ts = impressions["event_timestamp"]
-    (train_start, train_end), (test_start, test_end) = CONFIG.windows
+    (train_start, train_end), (test_start, test_end) = CONFIG.windows.train, CONFIG.windows.test
     assert train_end == test_start
     assert ts.min() >= train_start and ts.max() < test_end
     assert ts.is_monotonic_increasing
@@ -113,6 +113,27 @@ def test_windows_accessors():
     assert windows.train == windows["train"] == windows[0]
     assert windows.test[1] - windows.train[0] == pd.Timedelta(weeks=3)
     assert str(windows.train[0].tz) == "UTC"
+
+
+def test_flow_shift_drift_changes_only_the_drift_weeks():
+    """The same world with and without the drift: rows before the drift start are identical, and
+    after it the new-customer promotion moves traffic to NSE."""
+    base = dict(n_impressions=30_000, seed=3, train_weeks=2, test_weeks=1, monitor_weeks=2)
+    clean = simulate(SimulationConfig(**base))
+    drifted_config = SimulationConfig(**base, drift=("flow_shift",))
+    drifted = simulate(drifted_config)
+    pd.testing.assert_frame_equal(clean["customers"], drifted["customers"])
+    pd.testing.assert_frame_equal(clean["items"], drifted["items"])
+    start = drifted_config.drift_start
+    assert start == drifted_config.windows.monitor[1] - pd.Timedelta(weeks=1)
+    before = [t["impressions"][t["impressions"]["event_timestamp"] < start].drop(columns="impression_id") for t in (clean, drifted)]
+    pd.testing.assert_frame_equal(*before)
+    nse = [(t["impressions"].loc[t["impressions"]["event_timestamp"] >= start, "flow"] == "NSE").mean() for t in (clean, drifted)]
+    assert nse[1] > 2 * nse[0]
+    with pytest.raises(ValueError, match="unknown scenario"):
+        SimulationConfig(**base, drift=("meteor",))
+    with pytest.raises(ValueError, match="monitor weeks"):
+        SimulationConfig(n_impressions=1_000, drift=("flow_shift",))
 
 
 def test_config_defaults_and_validation():

@@ -1,4 +1,5 @@
 import torch
+import torch.nn.functional as F
 
 from grec.model.attention import MultiQueryAttention, ParallelBlock
 
@@ -27,3 +28,17 @@ def test_parallel_block_is_a_residual_of_attention_plus_mlp():
     x = torch.randn(2, 4, 16)
     h = block.norm(x)
     torch.testing.assert_close(block(x), x + block.attn(h) + block.mlp(h))
+
+
+def test_multi_query_attention_equals_torch_grouped_query_attention():
+    """The stacked-heads matmuls compute what SDPA computes with one key/value head."""
+    torch.manual_seed(0)
+    attn = MultiQueryAttention(32, 4).eval()
+    x = torch.randn(3, 7, 32)
+    mask = torch.rand(3, 7) > 0.4
+    mask[:, 0] = True  # every row keeps a key (the history encoder's start token)
+    B, L, D = x.shape
+    q = attn.q(x).view(B, L, 4, 8).transpose(1, 2)
+    k, v = attn.kv(x).view(B, L, 1, 16).transpose(1, 2).chunk(2, dim=-1)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :], enable_gqa=True)
+    torch.testing.assert_close(attn(x, mask), attn.out(expected.transpose(1, 2).reshape(B, L, D)), atol=1e-6, rtol=1e-5)

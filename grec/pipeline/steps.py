@@ -1,0 +1,203 @@
+"""One function per pipeline step: what each Kubeflow component in components/ calls.
+
+Components only move files in and out of their artifacts; everything they decide is here, tested
+without kfp. Steps hand each other folders (tables, training sets, model folders) and small JSON
+documents (gate reports, drift results), so a step can be rerun alone from its inputs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from grec.errors import UserError
+
+class ValidationFailed(UserError):
+    """The window's tables broke the data contract: the pipeline stops before training."""
+
+
+def _utc(ts: str) -> pd.Timestamp:
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+# ---------------------------------------------------------------------------------------------
+# validate
+
+
+def snapshot_window(data_dir: Path, start: str, end: str, out_dir: Path) -> dict[str, int]:
+    """Copy the raw tables as of `end` into out_dir: impressions stamped in [start, end), customer
+    and item snapshots made before `end`. Later steps read this snapshot, never the live folder, so
+    what was validated is what is trained on. Returns rows per table."""
+    from grec.data.dataset import load_tables
+    from grec.data.simulate import write_tables
+
+    lo, hi = _utc(start), _utc(end)
+    tables = load_tables(Path(data_dir))
+    imp = tables["impressions"]
+    tables["impressions"] = imp[(imp["event_timestamp"] >= lo) & (imp["event_timestamp"] < hi)].reset_index(drop=True)
+    for name in ("customers", "items"):
+        tables[name] = tables[name][tables[name]["updated_at"] < hi].reset_index(drop=True)
+    write_tables(tables, out_dir)
+    return {name: len(frame) for name, frame in tables.items()}
+
+
+def validate_window(data_dir: Path, start: str, end: str, tables_dir: Path, report_dir: Path):
+    """Snapshot the window into tables_dir and check it with Great Expectations (report and Data
+    Docs in report_dir). Raises ValidationFailed, naming every failed expectation, if it breaks the
+    contract; returns the ValidationReport otherwise."""
+    from grec.validation.run import validate
+    from grec.validation.suites import ValidationPolicy
+
+    snapshot_window(data_dir, start, end, tables_dir)
+    report = validate(tables_dir, ValidationPolicy(start=_utc(start), end=_utc(end)), report_dir)
+    if not report.success:
+        lines = "\n".join(f"- {f.line()}" for f in report.failures)
+        raise ValidationFailed(f"{data_dir}: the window {start} to {end} fails validation; stopping before training:\n"
+                               f"{lines}\nReport: {report.json}")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# features
+
+
+def build_features(tables_dir: Path, end: str, out_dir: Path):
+    """Feast: register the repository with sources built from the tables, load the online store up
+    to `end`, and write the point-in-time training set to out_dir. Returns its manifest."""
+    from grec.features.store import apply, materialize
+    from grec.features.training_set import build_training_set
+
+    apply(Path(tables_dir))
+    materialize(_utc(end))
+    return build_training_set(Path(tables_dir), Path(out_dir))
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+def train(training_set: Path, out_dir: Path, arch: str = "grec", epochs: int = 8, seed: int = 0,
+          tags: dict[str, str] | None = None):
+    """Train `arch` on the training set, log the run to MLflow (not registered: the gate comes
+    first) and save the model folder to out_dir. Returns grec.lifecycle.tracking.TrainedRun."""
+    from grec.features.training_set import open_source
+    from grec.lifecycle.tracking import train_and_log
+    from grec.model.checkpoint import model_config
+    from grec.model.inputs import InputConfig
+    from grec.train import TrainConfig
+
+    source = open_source(Path(training_set))
+    data = source.dataset()
+    config = model_config(arch, InputConfig.sizes_from(data.spec))
+    run_name = "grec-task_sentence" if arch == "grec" else arch
+    return train_and_log(config, source, data, TrainConfig(epochs=epochs, seed=seed), Path(out_dir), run_name,
+                         register_as=None, tags=tags)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate and gate
+
+
+def compare(training_set: Path, models: dict[str, Path]) -> pd.DataFrame:
+    """Per-task test AUC of each model folder on the training set's test week, side by side:
+    one row per task, one column per model (plus the oracle where the data has one)."""
+    from grec.evaluate import evaluate
+    from grec.features.training_set import open_source
+    from grec.model.checkpoint import load_model
+
+    source = open_source(Path(training_set), splits=("test",))
+    columns = {}
+    for name, folder in models.items():
+        net, spec = load_model(folder)
+        report = evaluate(net, source.dataset(spec=spec), "test")
+        columns[name] = {task: m["auc"] for task, m in report["by_task"].items()}
+        columns["positives"] = {task: m["positives"] for task, m in report["by_task"].items()}
+        if all("oracle_auc" in m for m in report["by_task"].values()):
+            columns["oracle"] = {task: m["oracle_auc"] for task, m in report["by_task"].items()}
+    return pd.DataFrame(columns).rename_axis("task")
+
+
+def comparison_markdown(table: pd.DataFrame, challenger: str, baseline: str) -> str:
+    diff = table[challenger] - table[baseline]
+    wins = int((diff > 0).sum())
+    lines = [f"# {challenger} against {baseline}, test week AUC per task", "",
+             f"{challenger} is ahead on {wins} of {len(table)} tasks; mean difference {diff.mean():+.4f}.", "",
+             "| task | positives | " + " | ".join(c for c in table.columns if c != "positives") + f" | {challenger} - {baseline} |",
+             "|---|---:|" + "---:|" * (len(table.columns) - 1) + "---:|"]
+    for task, row in table.iterrows():
+        values = " | ".join("-" if pd.isna(row[c]) else f"{row[c]:.4f}" for c in table.columns if c != "positives")
+        d = diff[task]
+        lines.append(f"| {task} | {int(row['positives']):,} | {values} | {'-' if pd.isna(d) else f'{d:+.4f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def gate(training_set: Path, model_dir: Path, run_id: str, model_name: str = "grec", policy: Path | None = None):
+    """Judge the model folder against the registry's champion on the training set's test week
+    (grec.lifecycle.gate). Returns the GateReport; nothing in the registry changes."""
+    from grec.features.training_set import open_source
+    from grec.lifecycle.gate import GatePolicy
+    from grec.lifecycle.registry import Registry
+    from grec.model.checkpoint import load_model
+
+    source = open_source(Path(training_set), splits=("test",))
+    net, spec = load_model(model_dir)
+    return Registry(model_name).gate(net, spec, source, GatePolicy.load(policy),
+                                     {"name": model_name, "version": None, "run_id": run_id})
+
+
+# ---------------------------------------------------------------------------------------------
+# register, promote, package
+
+
+def register(model_uri: str, report: dict, model_name: str = "grec", tags: dict[str, str] | None = None,
+             decided_by: str = "pipeline") -> str:
+    """Register the logged model as the next version (alias challenger), with the gate's decision
+    recorded on it whatever it was. Returns the version."""
+    from grec.lifecycle.gate import GateReport
+    from grec.lifecycle.registry import Registry
+
+    registry = Registry(model_name)
+    version = registry.register(model_uri, tags)
+    registry.record_gate(version, GateReport.from_dict(report), decided_by)
+    return version
+
+
+def promote(version: str, report: dict, model_name: str = "grec", decided_by: str = "pipeline"):
+    """Make `version` the champion on the strength of its (passed) gate report. Returns Promotion."""
+    from grec.lifecycle.gate import GateReport
+    from grec.lifecycle.registry import Registry
+
+    return Registry(model_name).promote_judged(version, GateReport.from_dict(report), decided_by)
+
+
+def package(out_path: Path, model_name: str = "grec", alias: str = "champion") -> str:
+    """Build the ranking service's Bento around `model_name@alias` and export it to out_path (a
+    .bento archive a cluster can import). Returns the Bento tag."""
+    from grec import settings
+    from grec.serving.bento import build, import_champion
+
+    settings.use_bentoml_home()
+    import bentoml
+
+    model = import_champion(model_name, alias)
+    tag = build(str(model.tag))
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    exported = bentoml.export_bento(tag, str(out_path))
+    if Path(exported) != Path(out_path):  # bentoml appends ".bento" to a path without it
+        shutil.move(exported, out_path)
+    return tag
+
+
+def tag_run(run_id: str, tags: dict[str, str]) -> None:
+    """Add tags to an MLflow run (a later step's outputs, so the run leads to all of them)."""
+    from mlflow import MlflowClient
+
+    from grec.lifecycle.tracking import configure
+
+    uri = configure()
+    client = MlflowClient(uri)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value))
