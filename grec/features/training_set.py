@@ -118,6 +118,15 @@ def item_vectors_as_of(frame: pd.DataFrame, column: str) -> pd.Series:
     return found.set_index("index")[column].reindex(frame.index)
 
 
+def point_in_time_rows(impressions: pd.DataFrame) -> pd.DataFrame:
+    """Impressions with the training service's features joined as of each impression's time: the
+    rows of a training set (and of a monitored window), in the training-set layout."""
+    features = historical_features(impressions[ENTITY_COLUMNS]).drop(columns=ENTITY_COLUMNS[1:])
+    frame = impressions.merge(features, on="impression_id", how="left", validate="one_to_one")
+    frame["image_embedding"] = item_vectors_as_of(frame, "image_embedding")
+    return frame
+
+
 def build_training_set(
     data_dir: Path,
     out_dir: Path | None = None,
@@ -129,10 +138,7 @@ def build_training_set(
     The folder is written whole or not at all (built beside it, then renamed into place).
     """
     path = Path(data_dir) / IMPRESSIONS.file
-    impressions = load_table(path, IMPRESSIONS)
-    features = historical_features(impressions[ENTITY_COLUMNS]).drop(columns=ENTITY_COLUMNS[1:])
-    frame = impressions.merge(features, on="impression_id", how="left", validate="one_to_one")
-    frame["image_embedding"] = item_vectors_as_of(frame, "image_embedding")
+    frame = point_in_time_rows(load_table(path, IMPRESSIONS))
     split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
     masks = split.masks(frame["event_timestamp"])
 

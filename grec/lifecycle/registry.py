@@ -211,6 +211,19 @@ class Registry:
         self._tag(version, promoted_at=_now(), promoted_by=decided_by, replaced_version=champion or "none")
         return Promotion(version, champion, version, True, f"version {version} is the champion", report, paths)
 
+    def record_drift(self, version: str, result, report_json: Path) -> None:
+        """Log a drift report to the version's run and tag the version with the decision; drift
+        sets `grec.retrain_requested` (what a scheduler or a person acts on)."""
+        mv = self.version(version)
+        folder = f"drift/{result.window['start'][:10]}_{result.window['end'][:10]}"
+        for path in Path(report_json).parent.glob("drift*"):
+            self.client.log_artifact(mv.run_id, str(path), folder)
+        self._tag(version, drift__decision="drift" if result.drifted else "no drift", drift__at=_now(),
+                  drift__window=f"{result.window['start']}/{result.window['end']}",
+                  drift__report=f"runs:/{mv.run_id}/{folder}/{Path(report_json).name}",
+                  retrain_requested="true" if result.drifted else
+                  self.version(version).tags.get(TAG + "retrain_requested", "false"))
+
     def register(self, model_uri: str, tags: dict[str, str] | None = None) -> str:
         """Register a logged model (`models:/m-...` or `runs:/...`) as the next version and point
         `challenger` at it; returns the version."""

@@ -7,7 +7,8 @@ unchanged (its own artifact store is used then).
 A run logs: the model config and training parameters; per-epoch losses and validation AUCs; final
 per-task AUC, AP and log-loss on the held-out week (and the oracle's AUC on simulated data); FLOPs
 per example; the data fingerprint and feature service; ROC/PR curves per task, training curves and
-the expert-routing heatmap; and the model as a pyfunc with a signature and an input example,
+the expert-routing heatmap; a sample of its training rows with its scores (`monitoring/`, the
+monitoring pipeline's drift reference); and the model as a pyfunc with a signature and an input example,
 registered under one name with the `challenger` alias.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from grec.data.schema import USE_CASES
 from grec.features.training_set import DataSource
 from grec.lifecycle.pyfunc import request_frame, score_frame
 from grec.model.checkpoint import build_model, save_model
+from grec.monitoring.drift import save_reference
 from grec.train import TrainConfig, seed_everything, train_model
 
 EXPERIMENT = "grec"
@@ -207,6 +210,8 @@ def train_and_log(
             "train/seconds": summary["seconds"], "train/rows_per_second": summary["rows_per_second"]})
         mlflow.log_dict(report, "evaluation/test.json")
         _log_figures(net, data, prob, summary)
+        with tempfile.TemporaryDirectory() as tmp:  # what monitoring compares new windows against
+            mlflow.log_artifact(str(save_reference(net, data.spec, source, Path(tmp))), "monitoring")
         info = _log_pyfunc(net, out, source, data.spec, register_as)
     version = None
     if register_as:

@@ -44,7 +44,7 @@ def snapshot_window(data_dir: Path, start: str, end: str, out_dir: Path) -> dict
     return {name: len(frame) for name, frame in tables.items()}
 
 
-def validate_window(data_dir: Path, start: str, end: str, tables_dir: Path, report_dir: Path):
+def validate_window(data_dir: Path, start: str, end: str, tables_dir: Path, report_dir: Path, min_task_positives: int = 3):
     """Snapshot the window into tables_dir and check it with Great Expectations (report and Data
     Docs in report_dir). Raises ValidationFailed, naming every failed expectation, if it breaks the
     contract; returns the ValidationReport otherwise."""
@@ -52,7 +52,8 @@ def validate_window(data_dir: Path, start: str, end: str, tables_dir: Path, repo
     from grec.validation.suites import ValidationPolicy
 
     snapshot_window(data_dir, start, end, tables_dir)
-    report = validate(tables_dir, ValidationPolicy(start=_utc(start), end=_utc(end)), report_dir)
+    report = validate(tables_dir, ValidationPolicy(start=_utc(start), end=_utc(end),
+                                                                 min_positives_per_task=min_task_positives), report_dir)
     if not report.success:
         lines = "\n".join(f"- {f.line()}" for f in report.failures)
         raise ValidationFailed(f"{data_dir}: the window {start} to {end} fails validation; stopping before training:\n"
@@ -117,7 +118,8 @@ def compare(training_set: Path, models: dict[str, Path]) -> pd.DataFrame:
         columns["positives"] = {task: m["positives"] for task, m in report["by_task"].items()}
         if all("oracle_auc" in m for m in report["by_task"].values()):
             columns["oracle"] = {task: m["oracle_auc"] for task, m in report["by_task"].items()}
-    return pd.DataFrame(columns).rename_axis("task")
+    order = [*models, *(c for c in ("oracle", "positives") if c in columns)]
+    return pd.DataFrame(columns)[order].rename_axis("task")
 
 
 def comparison_markdown(table: pd.DataFrame, challenger: str, baseline: str) -> str:
@@ -201,3 +203,69 @@ def tag_run(run_id: str, tags: dict[str, str]) -> None:
     client = MlflowClient(uri)
     for key, value in tags.items():
         client.set_tag(run_id, key, str(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# monitor
+
+
+def monitor(data_dir: Path, start: str, end: str, out_dir: Path, model_name: str = "grec", alias: str = "champion",
+            policy: Path | None = None):
+    """Compare the window [start, end) of `data_dir` (and the prediction log's rows logged in it)
+    with the reference the `alias` version logged at training time; write the drift report (JSON,
+    markdown, Evidently HTML) to out_dir and record the decision on the version. Returns
+    (DriftResult, {"json", "markdown", "html", "served_html"?: paths})."""
+    import mlflow
+
+    from grec import settings
+    from grec.features.store import apply
+    from grec.lifecycle.registry import Registry, RegistryError
+    from grec.monitoring.drift import (REFERENCE_ARTIFACT, DriftPolicy, compare, drift_rows, feature_columns,
+                                       served_scores, window_rows)
+    from grec.serving.prediction_log import read_log
+
+    drift_policy = DriftPolicy.load(policy)
+    registry = Registry(model_name)
+    version = registry.aliases().get(alias)
+    if version is None:
+        raise RegistryError(f"model '{model_name}' has no '{alias}' alias to monitor; run the training pipeline first")
+    run_id = registry.version(version).run_id
+    reference = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=REFERENCE_ARTIFACT,
+                                                                   tracking_uri=registry.tracking_uri))
+    net, spec = registry.load(version)
+    apply(Path(data_dir))  # the window's customers, items and activity into the feature sources
+    lo, hi = _utc(start), _utc(end)
+    current = drift_rows(net, spec, window_rows(Path(data_dir), lo, hi))
+    served = served_scores(read_log(settings.predictions_dir()), lo, hi)
+    result, snapshots = compare(reference, current, feature_columns(spec), drift_policy,
+                                {"start": lo.isoformat(), "end": hi.isoformat(), "served_rows": len(served)},
+                                {"model": model_name, "version": version, "run_id": run_id}, served)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = result.save(out_dir, "drift")
+    paths = {"json": json_path, "markdown": md_path, "html": out_dir / "drift.html"}
+    snapshots[0].save_html(str(paths["html"]))
+    if len(snapshots) > 1:
+        paths["served_html"] = out_dir / "drift-served.html"
+        snapshots[1].save_html(str(paths["served_html"]))
+    registry.record_drift(version, result, json_path)
+    return result, paths
+
+
+def validation_markdown(report) -> str:
+    """A validation report as a short markdown table (the pipeline's report artifact)."""
+    lines = ["# Data validation (Great Expectations)", "", "| table | rows | expectations | result |", "|---|---:|---:|---|"]
+    lines += [f"| {name} | {t['rows']:,} | {t['expectations']} | {'ok' if t['success'] else 'FAILED'} |"
+              for name, t in report.tables.items()]
+    if report.failures:
+        lines += ["", *(f"- {f.line()}" for f in report.failures)]
+    return "\n".join(lines) + "\n"
+
+
+def headline_metrics(report: dict) -> dict[str, float]:
+    """Test-week mean AUC and per-task AUC of a grec.evaluate report, NaN-free, for kfp Metrics."""
+    import math
+
+    out = {"test_mean_auc": report["mean"]["auc"]}
+    out |= {f"test_auc.{task}": m["auc"] for task, m in report["by_task"].items()}
+    return {k: float(v) for k, v in out.items() if not math.isnan(v)}

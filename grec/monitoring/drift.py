@@ -1,0 +1,286 @@
+"""Drift between what the champion learned from and what it sees now, measured with Evidently.
+
+Reference: a sample of the champion's training rows with its own scores, logged to its MLflow run
+at training time (`monitoring/reference.parquet`), so monitoring needs nothing but the registry.
+Current window: the newest impressions, joined point-in-time through the feature store exactly as
+training rows are, scored by the champion; and, where the ranking service ran in the window, its
+prediction log (what was actually served).
+
+Compared: the monitored input columns (context, item, flow, history length, search or not) and,
+per task (flow + use case), the champion's score distribution. Evidently picks the test per column
+(Wasserstein distance for numbers, Jensen-Shannon for categories above 1,000 rows, threshold
+0.1); `drift_policy.yaml` turns the per-column results into one decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from grec.data.schema import FLOWS, USE_CASES, SchemaError
+from grec.io import write_json, write_text
+
+POLICY_FILE = Path(__file__).with_name("drift_policy.yaml")
+REFERENCE_ARTIFACT = "monitoring/reference.parquet"
+DERIVED = {"history_length": "numerical", "has_search": "categorical"}
+
+
+def score_column(task: str) -> str:
+    return f"score {task}"
+
+
+TASKS = [f"{f}+{u}" for f in FLOWS for u in USE_CASES]
+
+
+@dataclass
+class DriftPolicy:
+    version: int
+    feature_drift_share: float
+    drifted_tasks: int
+    min_rows_per_task: int
+    sample_rows: int
+    seed: int
+    path: str
+    sha256: str
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> DriftPolicy:
+        path = Path(path or POLICY_FILE)
+        if not path.exists():
+            raise SchemaError(f"{path}: drift policy file not found")
+        text = path.read_text()
+        raw = yaml.safe_load(text) or {}
+        known = {"version", "feature_drift_share", "drifted_tasks", "min_rows_per_task", "sample_rows", "seed"}
+        unknown = set(raw) - known
+        if unknown:
+            raise SchemaError(f"{path}: unknown drift policy fields {sorted(unknown)}; known: {sorted(known)}")
+        if "version" not in raw:
+            raise SchemaError(f"{path}: field 'version' is required (bump it whenever a rule changes)")
+        policy = cls(int(raw["version"]), float(raw.get("feature_drift_share", 0.3)), int(raw.get("drifted_tasks", 1)),
+                     int(raw.get("min_rows_per_task", 500)), int(raw.get("sample_rows", 20000)), int(raw.get("seed", 0)),
+                     str(path.resolve()), hashlib.sha256(text.encode()).hexdigest())
+        if not 0 < policy.feature_drift_share <= 1:
+            raise SchemaError(f"{path}: feature_drift_share must be in (0, 1], got {policy.feature_drift_share}")
+        if policy.drifted_tasks < 1 or policy.sample_rows < 1000:
+            raise SchemaError(f"{path}: drifted_tasks must be >= 1 and sample_rows >= 1000")
+        return policy
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows to compare
+
+
+def feature_columns(spec) -> dict[str, str]:
+    """{column: "numerical" | "categorical"} of the monitored inputs."""
+    columns = {c: "categorical" for c in [*spec.context_categorical, *spec.item_categorical, "flow"]}
+    columns |= {c: "numerical" for c in [*spec.context_numerical, *spec.item_numerical]}
+    return columns | DERIVED
+
+
+def drift_rows(model, spec, frame: pd.DataFrame) -> pd.DataFrame:
+    """The monitored columns of training-set-layout rows, plus the model's score for every task of
+    each row's flow (`score AAL+CTR`, ...; NaN for the other flows' tasks)."""
+    from grec.lifecycle.pyfunc import score_frame
+
+    columns = [c for c in feature_columns(spec) if c not in DERIVED]
+    out = frame[columns].reset_index(drop=True).copy()
+    out["history_length"] = frame["viewed_item_ids"].map(len).to_numpy()
+    out["has_search"] = (frame["search_query"].fillna("") != "").astype(np.int64).to_numpy()
+    flow = frame["flow"].to_numpy()
+    inputs = frame[spec.input_columns()].reset_index(drop=True)
+    for use_case in USE_CASES:
+        score = score_frame(model, spec, inputs.assign(use_case=use_case))
+        for f in FLOWS:
+            out[score_column(f"{f}+{use_case}")] = np.where(flow == f, score, np.nan)
+    return out
+
+
+def sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    return frame.sample(n, random_state=seed).sort_index() if len(frame) > n else frame
+
+
+def reference_rows(model, spec, source, policy: DriftPolicy | None = None) -> pd.DataFrame:
+    """A sample of the training split of `source` (a DataSource) with the model's scores."""
+    policy = policy or DriftPolicy.load()
+    train = source.frame[source.frame["event_timestamp"] < source.split.valid_start]
+    return drift_rows(model, spec, sample(train, policy.sample_rows, policy.seed))
+
+
+def window_rows(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """The impressions of `data_dir` stamped in [start, end), with their features as of their
+    time from the feature store (the training set's join)."""
+    from grec.data.dataset import load_table
+    from grec.data.schema import IMPRESSIONS
+    from grec.features.training_set import point_in_time_rows
+
+    path = Path(data_dir) / IMPRESSIONS.file
+    impressions = load_table(path, IMPRESSIONS)
+    window = impressions[(impressions["event_timestamp"] >= start) & (impressions["event_timestamp"] < end)]
+    if window.empty:
+        raise SchemaError(f"{path}: no impressions between {start} and {end}: nothing to monitor")
+    return point_in_time_rows(window.reset_index(drop=True))
+
+
+def served_scores(log: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """The prediction log's rows logged in [start, end) as one score column per task."""
+    if log.empty:
+        return pd.DataFrame()
+    log = log[(log["logged_at"] >= start) & (log["logged_at"] < end)]
+    out = pd.DataFrame(index=log.index)
+    task = log["flow"].astype(str) + "+" + log["use_case"].astype(str)
+    for t in TASKS:
+        out[score_column(t)] = np.where(task == t, log["score"], np.nan)
+    return out.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison and decision
+
+
+@dataclass
+class ColumnDrift:
+    column: str
+    method: str
+    threshold: float
+    value: float
+    drifted: bool
+    rows_reference: int = 0
+    rows_current: int = 0
+    mean_reference: float | None = None
+    mean_current: float | None = None
+
+
+@dataclass
+class DriftResult:
+    drifted: bool
+    reasons: list[str]
+    policy: dict
+    window: dict  # start, end, rows, served rows
+    reference: dict  # model, version, run_id, rows
+    features: list[ColumnDrift]
+    tasks: list[ColumnDrift]  # the champion's scores on the window's impressions
+    served: list[ColumnDrift] = field(default_factory=list)  # the prediction log's scores
+    not_compared: list[str] = field(default_factory=list)
+
+    @property
+    def feature_share(self) -> float:
+        return sum(c.drifted for c in self.features) / max(len(self.features), 1)
+
+    def to_dict(self) -> dict:
+        return {"decision": "drift" if self.drifted else "no drift", "feature_share": self.feature_share, **asdict(self)}
+
+    def markdown(self) -> str:
+        w, r = self.window, self.reference
+        lines = [f"# Drift report: {w['start']} to {w['end']}: **{'DRIFT' if self.drifted else 'NO DRIFT'}**", "",
+                 f"- Reference: {r['model']} v{r['version']} training rows ({r['rows']:,} sampled), run `{r['run_id']}`",
+                 f"- Window: {w['rows']:,} impressions sampled, {w['served_rows']:,} served rows in the prediction log",
+                 f"- Policy v{self.policy['version']}: drift when at least {self.policy['feature_drift_share']:.0%} of "
+                 f"the features or {self.policy['drifted_tasks']} task(s) drift", ""]
+        if self.reasons:
+            lines += ["Why:", *(f"- {x}" for x in self.reasons), ""]
+        lines += [f"Features drifted: {sum(c.drifted for c in self.features)} of {len(self.features)} "
+                  f"({self.feature_share:.0%})", "", "| feature | method | value | threshold | drifted |", "|---|---|---:|---:|---|"]
+        lines += [f"| {c.column} | {c.method} | {c.value:.3f} | {c.threshold} | {'yes' if c.drifted else ''} |" for c in self.features]
+        for title, rows in (("Champion scores per task, window impressions", self.tasks), ("Served scores per task", self.served)):
+            if not rows:
+                continue
+            lines += ["", f"{title}:", "", "| task | rows ref | rows now | mean ref | mean now | method | value | drifted |",
+                      "|---|---:|---:|---:|---:|---|---:|---|"]
+            lines += [f"| {c.column.removeprefix('score ')} | {c.rows_reference:,} | {c.rows_current:,} | {c.mean_reference:.4f} | "
+                      f"{c.mean_current:.4f} | {c.method} | {c.value:.3f} | {'yes' if c.drifted else ''} |" for c in rows]
+        if self.not_compared:
+            lines += ["", "Not compared (too few rows): " + ", ".join(self.not_compared)]
+        return "\n".join(lines) + "\n"
+
+    def save(self, folder: Path, stem: str) -> tuple[Path, Path]:
+        folder = Path(folder)
+        json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
+        write_json(json_path, self.to_dict())
+        write_text(md_path, self.markdown())
+        return json_path, md_path
+
+
+def _evidently(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str], tasks: list[str]):
+    """Run Evidently's drift tests: the snapshot and {column: ColumnDrift}."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    numerical = [c for c, k in columns.items() if k == "numerical"] + [score_column(t) for t in tasks]
+    categorical = [c for c, k in columns.items() if k == "categorical"]
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    metrics = [DataDriftPreset(columns=list(columns))] if columns else []
+    metrics += [ValueDrift(column=score_column(t)) for t in tasks]
+    keep = [*columns, *(score_column(t) for t in tasks)]
+    snapshot = Report(metrics).run(Dataset.from_pandas(current[keep], data_definition=definition),
+                                   Dataset.from_pandas(reference[keep], data_definition=definition))
+    found = {}
+    for m in snapshot.dict()["metrics"]:
+        config = m["config"]
+        if config.get("type", "").endswith(":ValueDrift"):
+            value = float(m["value"])
+            found[config["column"]] = ColumnDrift(config["column"], config["method"], float(config["threshold"]), value,
+                                                  bool(value >= float(config["threshold"])))
+    return snapshot, found
+
+
+def _task_rows(reference: pd.DataFrame, current: pd.DataFrame, policy: DriftPolicy) -> tuple[list[str], list[str]]:
+    """(tasks both sides can compare, tasks with too few rows)."""
+    ok, short = [], []
+    for t in TASKS:
+        c = score_column(t)
+        n_ref = int(reference[c].notna().sum()) if c in reference else 0
+        n_cur = int(current[c].notna().sum()) if c in current else 0
+        (ok if min(n_ref, n_cur) >= policy.min_rows_per_task else short).append(t)
+    return ok, short
+
+
+def _with_counts(d: ColumnDrift, reference: pd.DataFrame, current: pd.DataFrame) -> ColumnDrift:
+    ref, cur = reference[d.column].dropna(), current[d.column].dropna()
+    d.rows_reference, d.rows_current = len(ref), len(cur)
+    d.mean_reference, d.mean_current = float(ref.mean()), float(cur.mean())
+    return d
+
+
+def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str], policy: DriftPolicy,
+            window: dict, reference_info: dict, served: pd.DataFrame | None = None):
+    """Evidently reports of `current` against `reference` and the policy's decision: (DriftResult,
+    [snapshots]: the window's report, then the served one when the log had rows)."""
+    current = sample(current, policy.sample_rows, policy.seed)
+    reference = sample(reference, policy.sample_rows, policy.seed)
+    tasks, short = _task_rows(reference, current, policy)
+    snapshot, found = _evidently(reference, current, columns, tasks)
+    features = [found[c] for c in columns]
+    task_drift = [_with_counts(found[score_column(t)], reference, current) for t in tasks]
+    snapshots, served_drift = [snapshot], []
+    if served is not None and not served.empty:
+        served_tasks, _ = _task_rows(reference, served, policy)
+        if served_tasks:
+            served_snapshot, served_found = _evidently(reference, served, {}, served_tasks)
+            snapshots.append(served_snapshot)
+            served_drift = [_with_counts(served_found[score_column(t)], reference, served) for t in served_tasks]
+    result = DriftResult(False, [], asdict(policy), {**window, "rows": len(current)}, {**reference_info, "rows": len(reference)},
+                         features, task_drift, served_drift, [t for t in short])
+    if result.feature_share >= policy.feature_drift_share:
+        names = ", ".join(c.column for c in features if c.drifted)
+        result.reasons.append(f"{result.feature_share:.0%} of the features drifted (policy: {policy.feature_drift_share:.0%}): {names}")
+    for label, rows in (("champion scores", task_drift), ("served scores", served_drift)):
+        drifted = [c.column.removeprefix("score ") for c in rows if c.drifted]
+        if len(drifted) >= policy.drifted_tasks:
+            result.reasons.append(f"{label} drifted on {len(drifted)} task(s): {', '.join(drifted)}")
+    result.drifted = bool(result.reasons)
+    return result, snapshots
+
+
+def save_reference(model, spec, source, folder: Path | None = None) -> Path:
+    """Write the reference rows to a parquet file (for logging with the run); returns its path."""
+    folder = Path(folder or tempfile.mkdtemp(prefix="grec-reference-"))
+    path = folder / Path(REFERENCE_ARTIFACT).name
+    reference_rows(model, spec, source).to_parquet(path, index=False)
+    return path

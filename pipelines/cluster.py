@@ -1,0 +1,24 @@
+"""How components reach the platform's services on a cluster: kfp-kubernetes settings added to every
+task at compile time (the local runner ignores them).
+
+- Secret `grec-mlflow` (key `tracking_uri`) -> MLFLOW_TRACKING_URI: the shared MLflow server.
+- ConfigMap `grec-config` (keys `GREC_HOME`, `FEAST_ONLINE_STORE`) -> env: where run state lives
+  on the shared volume, and the online store the feature repository points at.
+- PVC `grec-state` mounted at /var/lib/grec: the state folder (feature registry and offline
+  sources, training sets, Bentos) shared by the steps of a run.
+"""
+
+from kfp import kubernetes
+
+MLFLOW_SECRET = "grec-mlflow"
+CONFIG_MAP = "grec-config"
+STATE_PVC = "grec-state"
+STATE_MOUNT = "/var/lib/grec"
+
+
+def on_cluster(task):
+    kubernetes.use_secret_as_env(task, secret_name=MLFLOW_SECRET, secret_key_to_env={"tracking_uri": "MLFLOW_TRACKING_URI"})
+    kubernetes.use_config_map_as_env(task, config_map_name=CONFIG_MAP,
+                                     config_map_key_to_env={"GREC_HOME": "GREC_HOME", "FEAST_ONLINE_STORE": "FEAST_ONLINE_STORE"})
+    kubernetes.mount_pvc(task, pvc_name=STATE_PVC, mount_path=STATE_MOUNT)
+    return task

@@ -1,0 +1,39 @@
+"""The training pipeline: validate -> features -> train GRec (and the baseline beside it) ->
+evaluate and gate -> register -> promote and package (only when the gate passes).
+
+A failed validation fails the run before anything is trained. A refused gate still registers the
+challenger (with the refusal recorded on it) and leaves the champion alone. The MLflow runs carry
+the pipeline job name (`kfp.pipeline_job`) and the training set's artifact URI.
+"""
+
+from kfp import dsl
+
+from components.features import build_features
+from components.gate import evaluate_and_gate
+from components.package import package_service
+from components.register import promote_model, register_model
+from components.train import train_model
+from components.validate import validate_data
+from pipelines.cluster import on_cluster
+
+
+@dsl.pipeline(name="grec-training", description="Validate, build features, train GRec and MMoE, gate, register, promote, package.")
+def training(data: str = "", start: str = "2026-06-01", end: str = "2026-09-07", epochs: int = 8, seed: int = 0,
+             baseline: str = "mmoe", model_name: str = "grec", gate_policy: str = "", min_task_positives: int = 3):
+    """data: folder of raw tables ("" = the state folder's default data); [start, end): the window
+    trained on, its last week held out for the gate."""
+    job = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+    validate = on_cluster(validate_data(data=data, start=start, end=end, min_task_positives=min_task_positives))
+    features = on_cluster(build_features(tables=validate.outputs["tables"], end=end))
+    training_set = features.outputs["training_set"]
+    grec = on_cluster(train_model(training_set=training_set, arch="grec", epochs=epochs, seed=seed, pipeline_job=job))
+    grec.set_display_name("train GRec")
+    base = on_cluster(train_model(training_set=training_set, arch=baseline, epochs=epochs, seed=seed, pipeline_job=job))
+    base.set_display_name("train baseline")
+    gate = on_cluster(evaluate_and_gate(training_set=training_set, challenger=grec.outputs["model"],
+                                        baseline=base.outputs["model"], model_name=model_name, policy=gate_policy))
+    register = on_cluster(register_model(challenger=grec.outputs["model"], gate=gate.outputs["gate"],
+                                         model_name=model_name, pipeline_job=job))
+    with dsl.If(gate.outputs["Output"] == "promote", name="gate-passed"):
+        promote = on_cluster(promote_model(version=register.output, gate=gate.outputs["gate"], model_name=model_name))
+        on_cluster(package_service(champion=promote.output, model_name=model_name))
