@@ -56,14 +56,21 @@ def simulate(
     test_weeks: Annotated[int, typer.Option(help="Weeks of test data after them")] = 1,
     start: Annotated[str, typer.Option(help="First day, UTC")] = "2026-06-01",
     seed: Annotated[int, typer.Option()] = 0,
+    monitor_weeks: Annotated[int, typer.Option(help="Production weeks after the test week (what monitoring watches)")] = 0,
+    drift: Annotated[Optional[str], typer.Option(help="Drift scenarios in the last monitor week(s), comma-separated: flow_shift")] = None,
+    drift_weeks: Annotated[int, typer.Option(help="Monitor weeks, counted from the end, that carry the drift")] = 1,
 ):
     """Simulate a telecom storefront: customers, items and impressions with true probabilities."""
     from grec.data.simulate import SimulationConfig, simulate_to
 
     out = out or settings.data_dir()
-    config = SimulationConfig(
-        n_impressions=impressions, n_items=items, train_weeks=train_weeks, test_weeks=test_weeks, start=start, seed=seed
-    )
+    try:
+        config = SimulationConfig(
+            n_impressions=impressions, n_items=items, train_weeks=train_weeks, test_weeks=test_weeks, start=start, seed=seed,
+            monitor_weeks=monitor_weeks, drift=tuple(d.strip() for d in (drift or "").split(",") if d.strip()),
+            drift_weeks=drift_weeks)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     with console.status(f"Simulating {impressions:,} impressions"):
         paths = simulate_to(out, config)
     summary = json.loads((Path(out) / "simulation.json").read_text())
@@ -358,6 +365,115 @@ def serve(
     bentoml = Path(sys.executable).with_name("bentoml")
     raise typer.Exit(subprocess.call([str(bentoml), "serve", "grec.serving.service:GRecRanker", "--host", host,
                                       "--port", str(port), "--working-dir", str(REPO)], env=env))
+
+
+pipeline_app = typer.Typer(help="Kubeflow pipelines (training, monitoring): run locally, compile, submit, schedule.",
+                           no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+PipelineArg = Annotated[str, typer.Argument(help="training | monitoring")]
+ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", help="Pipeline parameter NAME=VALUE (repeatable)")]
+HostOpt = Annotated[str, typer.Option("--host", help="KFP API server URL, e.g. http://localhost:8080")]
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    name: PipelineArg,
+    local: Annotated[bool, typer.Option("--local", help="Run here with kfp's SubprocessRunner (required: use `submit` for a cluster)")] = False,
+    param: ParamOpt = None,
+):
+    """Run a pipeline locally, task by task, and print its summary."""
+    from grec.pipeline.run import parse_params, run_local, task_outputs
+
+    if not local:
+        raise typer.BadParameter("only local runs start here: add --local, or use `grec pipeline submit --host URL`")
+    params = parse_params(name, param or [])
+    console.print(f"Running the {name} pipeline locally ({', '.join(f'{k}={v}' for k, v in params.items()) or 'defaults'})")
+    run_dir = run_local(name, params)
+    outputs = task_outputs(run_dir)
+    (print_training_summary if name == "training" else print_monitoring_summary)(outputs)
+    console.print(f"Pipeline outputs: {run_dir}", soft_wrap=True)
+
+
+def _read(outputs: dict, task: str, artifact: str) -> str:
+    return Path(outputs[task]["artifacts"][artifact]["path"]).read_text()
+
+
+def print_training_summary(outputs: dict) -> None:
+    from grec.lifecycle.registry import Registry
+
+    console.rule("Data checks")
+    console.print(_read(outputs, "validate-data", "report"), highlight=False)
+    console.rule("GRec against the baseline (test week)")
+    console.print(_read(outputs, "evaluate-and-gate", "comparison"), highlight=False)
+    console.rule("Gate")
+    gate = json.loads(_read(outputs, "evaluate-and-gate", "gate"))
+    failed = ", ".join(t["task"] for t in gate["tasks"] if not t["passed"])
+    console.print(f"Decision: [bold]{gate['decision'].upper()}[/bold]" + (f" (failed: {failed})" if failed else "")
+                  + "; " + ("; ".join(gate["reasons"]) if gate["reasons"] else "every judged task passed"), highlight=False)
+    version = outputs["register-model"]["parameters"]["Output"]
+    status = Registry(gate["challenger"]["name"]).status()
+    console.print(f"Registered {status['name']} v{version}; aliases: "
+                  + ", ".join(f"{a}=v{v}" for a, v in sorted(status["aliases"].items())), highlight=False)
+    if "package-service" in outputs:
+        bento = outputs["package-service"]
+        console.print(f"Bento: [bold]{bento['parameters']['Output']}[/bold] ({bento['artifacts']['bento']['path']})", highlight=False)
+    else:
+        console.print("Bento: not built (the champion did not change)")
+    console.rule("Reports")
+    for task, artifact in (("validate-data", "data_docs"), ("evaluate-and-gate", "comparison"), ("evaluate-and-gate", "gate_report")):
+        console.print(f"{task}/{artifact}: {outputs[task]['artifacts'][artifact]['path']}", soft_wrap=True, highlight=False)
+
+
+def print_monitoring_summary(outputs: dict) -> None:
+    drift = outputs["drift-report"]
+    result = json.loads(_read(outputs, "drift-report", "result"))
+    console.rule("Drift")
+    console.print(f"Window {result['window']['start']} to {result['window']['end']} against {result['reference']['model']} "
+                  f"v{result['reference']['version']}: [bold]{result['decision'].upper()}[/bold]", highlight=False)
+    for reason in result["reasons"]:
+        console.print(f"- {reason}", highlight=False)
+    drifted = [f["column"] for f in result["features"] if f["drifted"]]
+    console.print(f"Features drifted: {len(drifted)} of {len(result['features'])}; tasks with drifted scores: "
+                  f"{sum(t['drifted'] for t in result['tasks'])} of {len(result['tasks'])}; served rows: {result['window']['served_rows']:,}")
+    if result["decision"] == "drift":
+        console.print(f"Marked {result['reference']['model']} v{result['reference']['version']} for retraining "
+                      "(tag grec.retrain_requested=true)")
+    console.rule("Reports")
+    for artifact in ("report", "summary", "result"):
+        console.print(f"drift-report/{artifact}: {drift['artifacts'][artifact]['path']}", soft_wrap=True, highlight=False)
+
+
+@pipeline_app.command("compile")
+def pipeline_compile(
+    name: PipelineArg,
+    out: Annotated[Optional[Path], typer.Option(help="YAML file [default: $GREC_HOME/pipelines/<name>.yaml]")] = None,
+):
+    """Compile a pipeline to the YAML a KFP API server runs."""
+    from grec.pipeline.run import compile_pipeline
+
+    path = compile_pipeline(name, out or settings.state_dir() / "pipelines" / f"{name}.yaml")
+    console.print(f"Wrote {path}", soft_wrap=True)
+
+
+@pipeline_app.command("submit")
+def pipeline_submit(name: PipelineArg, host: HostOpt, param: ParamOpt = None):
+    """Start one run on a KFP API server."""
+    from grec.pipeline.run import parse_params, submit
+
+    console.print(f"Submitted run {submit(name, host, parse_params(name, param or []))} to {host}")
+
+
+@pipeline_app.command("schedule")
+def pipeline_schedule(
+    name: PipelineArg,
+    host: HostOpt,
+    cron: Annotated[str, typer.Option(help="Six-field cron, seconds first: '0 0 3 * * 1' = Mondays 03:00")],
+    param: ParamOpt = None,
+):
+    """Create a recurring run on a KFP API server (one run at a time)."""
+    from grec.pipeline.run import parse_params, schedule
+
+    console.print(f"Recurring run {schedule(name, host, cron, parse_params(name, param or []))} on {host} ({cron})")
 
 
 def main() -> None:

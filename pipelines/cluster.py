@@ -1,5 +1,6 @@
-"""How components reach the platform's services on a cluster: kfp-kubernetes settings added to every
-task at compile time (the local runner ignores them).
+"""How every task runs: never from kfp's cache (steps register models, move aliases and build
+Bentos, and the data behind a path changes), and, on a cluster, how it reaches the platform's
+services: kfp-kubernetes settings added at compile time (the local runner ignores them).
 
 - Secret `grec-mlflow` (key `tracking_uri`) -> MLFLOW_TRACKING_URI: the shared MLflow server.
 - ConfigMap `grec-config` (keys `GREC_HOME`, `FEAST_ONLINE_STORE`) -> env: where run state lives
@@ -17,6 +18,7 @@ STATE_MOUNT = "/var/lib/grec"
 
 
 def on_cluster(task):
+    task.set_caching_options(False)
     kubernetes.use_secret_as_env(task, secret_name=MLFLOW_SECRET, secret_key_to_env={"tracking_uri": "MLFLOW_TRACKING_URI"})
     kubernetes.use_config_map_as_env(task, config_map_name=CONFIG_MAP,
                                      config_map_key_to_env={"GREC_HOME": "GREC_HOME", "FEAST_ONLINE_STORE": "FEAST_ONLINE_STORE"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from grec import settings
@@ -45,7 +46,12 @@ def run_local(name: str, params: dict | None = None, pipeline_root: Path | None 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     fn = pipeline(name)
     try:
-        fn(**(params or {}))
+        with warnings.catch_warnings():
+            # Known and harmless here: the project image is not pulled locally (the current
+            # environment is that image's), and display names are for the cluster UI.
+            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+            fn(**(params or {}))
     except RuntimeError as e:  # kfp reports a failed task as RuntimeError("Task '...' finished with status FAILURE")
         raise PipelineError(f"pipeline {name} failed: {e}") from None
     new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
@@ -101,3 +107,34 @@ def schedule(name: str, host: str, cron: str, params: dict | None = None, experi
                                           cron_expression=cron, pipeline_package_path=str(package), params=params or {},
                                           max_concurrency=1, enabled=True)
     return job.recurring_run_id
+
+
+def task_outputs(run_dir: Path) -> dict[str, dict]:
+    """{task: {"parameters": {...}, "artifacts": {name: {"path", "metadata"}}}} of a local run,
+    read from each task's executor output."""
+    import json
+
+    out = {}
+    for executor in sorted(Path(run_dir).glob("*/executor_output.json")):
+        raw = json.loads(executor.read_text())
+        artifacts = {name: {"path": a["artifacts"][0]["uri"], "metadata": a["artifacts"][0].get("metadata", {})}
+                     for name, a in raw.get("artifacts", {}).items()}
+        out[executor.parent.name] = {"parameters": raw.get("parameterValues", {}), "artifacts": artifacts}
+    return out
+
+
+def parse_params(name: str, pairs: list[str]) -> dict:
+    """['epochs=2', 'end=2026-09-07'] -> {'epochs': 2, 'end': '2026-09-07'}, typed and checked
+    against the pipeline's parameters."""
+    inputs = pipeline(name).component_spec.inputs or {}
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in inputs:
+            raise PipelineError(f"--param {pair!r}: expected NAME=VALUE with NAME one of {', '.join(inputs)}")
+        kind = inputs[key].type
+        try:
+            params[key] = int(value) if kind == "Integer" else float(value) if kind == "Float" else value
+        except ValueError:
+            raise PipelineError(f"--param {pair!r}: {key} takes a {kind.lower()}") from None
+    return params

@@ -186,6 +186,7 @@ def package(out_path: Path, model_name: str = "grec", alias: str = "champion") -
 
     model = import_champion(model_name, alias)
     tag = build(str(model.tag))
+    tag_run(model.info.metadata["run_id"], {"grec.bento": tag})
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     exported = bentoml.export_bento(tag, str(out_path))
     if Path(exported) != Path(out_path):  # bentoml appends ".bento" to a path without it

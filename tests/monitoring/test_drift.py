@@ -1,0 +1,83 @@
+"""The drift decision on frames of known difference: same law -> no drift; a shifted share of
+features -> drift naming them; a shifted score distribution for one task -> drift naming the task;
+the prediction log's scores compared on their own; bad policy files refused naming the field."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grec.data.schema import SchemaError
+from grec.monitoring.drift import TASKS, DriftPolicy, compare, score_column, served_scores
+
+COLUMNS = {"tenure_months": "numerical", "monthly_bill": "numerical", "price": "numerical", "flow": "categorical",
+           "category": "categorical"}
+
+
+def rows(n: int, seed: int, nse: float = 0.1, tenure_shift: float = 0.0, score_shift: dict | None = None) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    flow = rng.choice(["AAL", "EUP", "NSE"], n, p=[0.5, 0.5 - nse, nse] if nse < 0.5 else [0.3, 0.2, 0.5])
+    frame = pd.DataFrame({"tenure_months": rng.exponential(48, n) + tenure_shift, "monthly_bill": rng.normal(60, 15, n),
+                          "price": rng.lognormal(5, 0.5, n), "flow": flow, "category": rng.integers(0, 8, n)})
+    for task in TASKS:
+        f = task.split("+")[0]
+        score = rng.beta(2, 40, n) + (score_shift or {}).get(task, 0.0)
+        frame[score_column(task)] = np.where(flow == f, score, np.nan)
+    return frame
+
+
+def run(reference, current, policy=None, served=None):
+    policy = policy or DriftPolicy.load()
+    return compare(reference, current, COLUMNS, policy, {"start": "a", "end": "b", "served_rows": 0},
+                   {"model": "grec", "version": "1", "run_id": "r"}, served)[0]
+
+
+def test_the_same_law_does_not_drift():
+    result = run(rows(20_000, 0), rows(8_000, 1))
+    assert not result.drifted and result.reasons == [] and result.feature_share == 0
+
+
+def test_a_shift_in_many_features_is_drift_and_names_them():
+    result = run(rows(20_000, 0), rows(8_000, 1, nse=0.6, tenure_shift=30))
+    assert result.drifted
+    assert {c.column for c in result.features if c.drifted} == {"flow", "tenure_months"}
+    assert "flow" in result.reasons[0] and "40%" in result.reasons[0]
+    assert "DRIFT" in result.markdown()
+
+
+def test_one_task_whose_scores_moved_is_drift_and_is_named():
+    result = run(rows(20_000, 0), rows(8_000, 1, score_shift={"EUP+CVR": 0.05}))
+    assert result.drifted and result.feature_share == 0
+    assert [c.column for c in result.tasks if c.drifted] == [score_column("EUP+CVR")]
+    assert result.reasons == ["champion scores drifted on 1 task(s): EUP+CVR"]
+
+
+def test_served_scores_are_compared_with_the_reference():
+    log = pd.DataFrame({"flow": "AAL", "use_case": "CTR", "score": np.random.default_rng(3).beta(2, 40, 3_000) + 0.1,
+                        "logged_at": pd.Timestamp("2026-09-08", tz="UTC")})
+    served = served_scores(log, pd.Timestamp("2026-09-07", tz="UTC"), pd.Timestamp("2026-09-14", tz="UTC"))
+    assert served[score_column("AAL+CTR")].notna().all() and served[score_column("EUP+CTR")].isna().all()
+    result = run(rows(20_000, 0), rows(8_000, 1), served=served)
+    assert [c.column for c in result.served] == [score_column("AAL+CTR")] and result.served[0].drifted
+    assert result.reasons == ["served scores drifted on 1 task(s): AAL+CTR"]
+    outside = served_scores(log, pd.Timestamp("2026-09-14", tz="UTC"), pd.Timestamp("2026-09-21", tz="UTC"))
+    assert outside.empty
+
+
+def test_tasks_with_too_few_rows_are_not_compared():
+    current = rows(8_000, 1)
+    current.loc[current["flow"] == "NSE", [score_column(t) for t in TASKS if t.startswith("NSE")]] = np.nan
+    result = run(rows(20_000, 0), current)
+    assert set(result.not_compared) == {t for t in TASKS if t.startswith("NSE")}
+
+
+@pytest.mark.parametrize("text, field", [
+    ("feature_drift_share: 0.3\n", "version"),
+    ("version: 1\nfeature_drift_share: 0\n", "feature_drift_share"),
+    ("version: 1\nthreshold: 0.2\n", "threshold"),
+    ("version: 1\ndrifted_tasks: 0\n", "drifted_tasks"),
+])
+def test_bad_policy_files_are_refused_naming_the_field(tmp_path, text, field):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(SchemaError, match=field):
+        DriftPolicy.load(path)
