@@ -27,26 +27,19 @@ $(STAMP): $(VENV)/.lock-installed pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	touch $@
 
-# All run state lives here (data, feature store, training sets, models, reports).
+# All run state lives here (data, feature store, training sets, MLflow, Bentos, pipeline outputs).
 export GREC_HOME ?= $(CURDIR)/.grec
-TRAINING_SET := $(GREC_HOME)/training_sets/default
-# The simulator's default window: 13 training weeks and a test week from 2026-06-01.
-WINDOW := --start 2026-06-01 --end 2026-09-07
 
-# The main job, on embedded defaults: simulate the storefront, validate it (Great Expectations),
-# build features (Feast: sources, registry, online store, point-in-time training set), train GRec
-# with task-sentence routing (tracked in MLflow, registered as the challenger), gate it against the
-# champion on the held-out week and promote it if it passes, then show the registry.
+# The main job, on embedded defaults: simulate the storefront (13 training weeks and a test week
+# from 2026-06-01, then two production weeks, the second with a new-customer promotion), run the
+# training pipeline locally (validate -> Feast features -> GRec and MMoE -> gate -> register ->
+# promote -> BentoML package), then the monitoring pipeline on the clean week and on the drifted one.
 run: $(STAMP)
-	$(BIN)/grec simulate
-	$(BIN)/grec validate $(WINDOW)
-	$(BIN)/grec features apply
-	$(BIN)/grec features materialize --end 2026-09-07
-	$(BIN)/grec features training-set
-	$(BIN)/grec train --training-set $(TRAINING_SET)
-	$(BIN)/grec registry promote
-	$(BIN)/grec registry status
-	@echo "MLflow UI (runs, plots, registry): $(BIN)/mlflow ui --backend-store-uri sqlite:///$(GREC_HOME)/mlflow/mlflow.db"
+	$(BIN)/grec simulate --monitor-weeks 2 --drift flow_shift
+	$(BIN)/grec pipeline run training --local --param start=2026-06-01 --param end=2026-09-07
+	$(BIN)/grec pipeline run monitoring --local --param start=2026-09-07 --param end=2026-09-14
+	$(BIN)/grec pipeline run monitoring --local --param start=2026-09-14 --param end=2026-09-21
+	@echo "MLflow UI (runs, plots, registry, drift reports): $(BIN)/mlflow ui --backend-store-uri sqlite:///$(GREC_HOME)/mlflow/mlflow.db"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --timeout=900

@@ -77,6 +77,7 @@ are formatted in Python) and deterministic under ``SimulationConfig.seed``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -247,8 +248,9 @@ TASTE_DIM_WEIGHT = np.where(np.arange(LATENT_DIM) < N_OBSERVED_DIMS, 1.0, TASTE_
 CATEGORY_YOUTH = np.array([0.3, 0.0, -0.2, 0.3, 0.8, 1.0, 0.2, 0.0])
 PROSPECT_SHARE = 0.2
 # Drift scenarios for the monitoring weeks (SimulationConfig.drift).
-DRIFTS = ("flow_shift",)
+DRIFTS = ("flow_shift", "price_change")
 FLOW_SHIFT_PROSPECT_BOOST = 4.0  # a new-customer promotion: prospects visit four times as often
+PRICE_CHANGE_FACTOR = 1.25  # phones cost a quarter more and their promotions end
 # Noise (relative to the taste dim it follows) in the observed profile, and how much of the regional
 # taste the region explains: the smaller the noise, the more of the taste the context reveals.
 PROFILE_NOISE = {"device_os": 0.3, "age_band": 0.45, "plan_type": 0.6}
@@ -589,11 +591,22 @@ def _descriptions(rng: np.random.Generator, items: _Items) -> list[str]:
     return texts
 
 
+def _price_change(items: _Items) -> tuple[_Items, np.ndarray]:
+    """The catalogue after a phone price rise: (items, which items changed). Customers judge prices
+    against what they knew (rel_price keeps the old category medians), so the rise reads as dearer."""
+    changed = np.isin(items.category, PHONES)
+    factor = np.where(changed, PRICE_CHANGE_FACTOR, 1.0)
+    after = dataclasses.replace(items, price=np.round(items.price * factor, 2),
+                                discount=np.where(changed, 0.0, items.discount),
+                                rel_price=items.rel_price + np.log(factor))
+    return after, changed
+
+
 def _items_table(rng: np.random.Generator, items: _Items, config: SimulationConfig) -> pd.DataFrame:
     image = _image_embeddings(rng, items, config.embedding_dim)
     start = config.windows.train[0]
     updated = start - pd.to_timedelta(rng.integers(1, 90 * 86_400, items.n), unit="s")
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "item_id": np.arange(items.n, dtype=np.int64),
         "updated_at": updated.floor("s"),
         "category": items.category.astype(np.int64),
@@ -606,6 +619,12 @@ def _items_table(rng: np.random.Generator, items: _Items, config: SimulationConf
         "description": pd.Series(_descriptions(rng, items), dtype=object),
         "image_embedding": list(image),
     })[ITEMS.names()]
+    if "price_change" in config.drift:  # a second snapshot of the changed items, stamped at the change
+        after, changed = _price_change(items)
+        snapshot = table[changed].assign(updated_at=config.drift_start, price=after.price[changed].astype(np.float32),
+                                          discount_pct=after.discount[changed].astype(np.float32))
+        table = pd.concat([table, snapshot], ignore_index=True)
+    return table
 
 
 # --------------------------------------------------------------------------------------------
@@ -990,13 +1009,20 @@ def _logit_terms(rows: _Rows, shown: _Shown, intent: np.ndarray, brand_intent: n
 
 def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent: np.ndarray,
                    brand_intent: np.ndarray, viewed: np.ndarray, c: _Customers, items: _Items,
-                   world: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The true funnel probabilities: each logit is the sum of its terms plus per-impression noise."""
+                   world: dict[str, np.ndarray], drifted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true funnel probabilities: each logit is the sum of its terms plus per-impression noise.
+    `drifted` marks the rows that see the price change."""
     n = len(rows.flow)
-    terms = _logit_terms(rows, shown, intent, brand_intent, viewed, c, items, world)
-    click = sum(terms["click"].values()) + rng.normal(0, CLICK_NOISE, n)
-    atc = sum(terms["atc"].values()) + rng.normal(0, ATC_NOISE, n)
-    purchase = sum(terms["purchase"].values()) + rng.normal(0, PURCHASE_NOISE, n)
+    logits = {step: sum(t.values()) for step, t in _logit_terms(rows, shown, intent, brand_intent, viewed, c, items, world).items()}
+    if drifted is not None and drifted.any():  # rows after the price change meet the new prices
+        sub = lambda nt: type(nt)(*(a[drifted] for a in nt))  # noqa: E731
+        after = _logit_terms(sub(rows), sub(shown), intent[drifted], brand_intent[drifted], viewed[drifted], c,
+                             _price_change(items)[0], world)
+        for step, t in after.items():
+            logits[step][drifted] = sum(t.values())
+    click = logits["click"] + rng.normal(0, CLICK_NOISE, n)
+    atc = logits["atc"] + rng.normal(0, ATC_NOISE, n)
+    purchase = logits["purchase"] + rng.normal(0, PURCHASE_NOISE, n)
     return _sigmoid(click), _sigmoid(atc), _sigmoid(purchase)
 
 
@@ -1019,7 +1045,8 @@ def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _C
     brand_intent = _brand_intents(rng, rows, intent, c, items, search)
     shown = _logging_policy(rng, rows, intent, brand_intent, search, items, seq)
     in_seq = _in_sequence(shown.item, rows.seq_len, seq[0], seq[1])
-    p_click, p_atc, p_purchase = _probabilities(rng, rows, shown, intent, brand_intent, in_seq, c, items, world)
+    drifted = ts_us >= config.drift_start.value // 1000 if "price_change" in config.drift else None
+    p_click, p_atc, p_purchase = _probabilities(rng, rows, shown, intent, brand_intent, in_seq, c, items, world, drifted)
 
     n = len(ts_us)
     click = rng.random(n) < p_click

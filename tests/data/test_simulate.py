@@ -136,6 +136,28 @@ def test_flow_shift_drift_changes_only_the_drift_weeks():
         SimulationConfig(n_impressions=1_000, drift=("flow_shift",))
 
 
+def test_price_change_snapshots_the_phones_and_lowers_their_add_to_cart():
+    base = dict(n_impressions=30_000, seed=3, train_weeks=2, test_weeks=1, monitor_weeks=1)
+    clean = simulate(SimulationConfig(**base))
+    config = SimulationConfig(**base, drift=("price_change",))
+    drifted = simulate(config)
+    items, start = drifted["items"], config.drift_start
+    new = items[items["updated_at"] == start]
+    old = items[items["updated_at"] < start].set_index("item_id").loc[new["item_id"]]
+    assert len(new) > 0 and len(old) == len(clean["items"].merge(new[["item_id"]]))
+    np.testing.assert_allclose(new["price"].to_numpy(), old["price"].to_numpy() * 1.25, rtol=1e-4)
+    assert (new["discount_pct"] == 0).all()
+    pd.testing.assert_frame_equal(clean["items"], items[items["updated_at"] < start].reset_index(drop=True))
+    phones = set(new["item_id"])
+    after = [t["impressions"][(t["impressions"]["event_timestamp"] >= start) & t["impressions"]["item_id"].isin(phones)]
+             for t in (clean, drifted)]
+    assert len(after[0]) == len(after[1]) > 500  # the same impressions, shown as before
+    atc = [a["p_add_to_cart_given_click"].mean() for a in after]
+    assert atc[1] < 0.9 * atc[0]  # dearer phones: fewer carts
+    before = [t["impressions"][t["impressions"]["event_timestamp"] < start] for t in (clean, drifted)]
+    pd.testing.assert_frame_equal(*before)
+
+
 def test_config_defaults_and_validation():
     assert SimulationConfig(n_impressions=1_000).customer_count == 200
     assert SimulationConfig(n_impressions=100_000).customer_count == 5_000

@@ -54,7 +54,7 @@ def test_training_pipeline_compiles_with_its_steps_order_condition_and_cluster_s
     for config in kube.values():
         assert config["secretAsEnv"][0]["secretName"] == "grec-mlflow"
         assert {"secretKey": "tracking_uri", "envVar": "MLFLOW_TRACKING_URI"} in config["secretAsEnv"][0]["keyToEnv"]
-        assert config["configMapAsEnv"][0]["configMapName"] == "grec-config"
+        assert config["configMapAsEnv"][0]["configMapName"] == "grec-config"  # GREC_HOME
         assert config["pvcMount"][0]["mountPath"] == "/var/lib/grec"
 
 
