@@ -3,7 +3,8 @@ evaluate and gate -> register -> promote and package (only when the gate passes)
 
 A failed validation fails the run before anything is trained. A refused gate still registers the
 challenger (with the refusal recorded on it) and leaves the champion alone. The MLflow runs carry
-the pipeline job name (`kfp.pipeline_job`) and the training set's artifact URI.
+the pipeline job name and run id (`kfp.pipeline_job`, `kfp.run_id`) and the training set's
+artifact URI.
 """
 
 from kfp import dsl
@@ -22,13 +23,15 @@ def training(data: str = "", start: str = "2026-06-01", end: str = "2026-09-07",
              baseline: str = "mmoe", model_name: str = "grec", gate_policy: str = "", min_task_positives: int = 3):
     """data: folder of raw tables ("" = the state folder's default data); [start, end): the window
     trained on, its last week held out for the gate."""
-    job = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+    job, run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER, dsl.PIPELINE_JOB_ID_PLACEHOLDER
     validate = on_cluster(validate_data(data=data, start=start, end=end, min_task_positives=min_task_positives))
     features = on_cluster(build_features(tables=validate.outputs["tables"], end=end))
     training_set = features.outputs["training_set"]
-    grec = on_cluster(train_model(training_set=training_set, arch="grec", epochs=epochs, seed=seed, pipeline_job=job))
+    grec = on_cluster(train_model(training_set=training_set, arch="grec", epochs=epochs, seed=seed, pipeline_job=job,
+                                   pipeline_run_id=run_id))
     grec.set_display_name("train GRec")
-    base = on_cluster(train_model(training_set=training_set, arch=baseline, epochs=epochs, seed=seed, pipeline_job=job))
+    base = on_cluster(train_model(training_set=training_set, arch=baseline, epochs=epochs, seed=seed, pipeline_job=job,
+                                   pipeline_run_id=run_id))
     base.set_display_name("train baseline")
     gate = on_cluster(evaluate_and_gate(training_set=training_set, challenger=grec.outputs["model"],
                                         baseline=base.outputs["model"], model_name=model_name, policy=gate_policy))

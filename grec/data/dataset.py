@@ -76,7 +76,8 @@ def join_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         other = tables[name].drop(columns=["updated_at"])
         if other[key].duplicated().any():
             dup = other.loc[other[key].duplicated(), key].iloc[0]
-            raise SchemaError(f"{name}: duplicate {key} {dup}")
+            raise SchemaError(f"{name}: duplicate {key} {dup} (several snapshots); the raw join takes one per {key}: "
+                              "build a point-in-time training set with `grec features training-set` instead")
         missing = ~imp[key].isin(other[key])
         if missing.any():
             row = int(np.flatnonzero(missing.to_numpy())[0])

@@ -248,9 +248,12 @@ TASTE_DIM_WEIGHT = np.where(np.arange(LATENT_DIM) < N_OBSERVED_DIMS, 1.0, TASTE_
 CATEGORY_YOUTH = np.array([0.3, 0.0, -0.2, 0.3, 0.8, 1.0, 0.2, 0.0])
 PROSPECT_SHARE = 0.2
 # Drift scenarios for the monitoring weeks (SimulationConfig.drift).
-DRIFTS = ("flow_shift", "price_change")
+DRIFTS = ("flow_shift", "price_change", "device_launch")
 FLOW_SHIFT_PROSPECT_BOOST = 4.0  # a new-customer promotion: prospects visit four times as often
 PRICE_CHANGE_FACTOR = 1.25  # phones cost a quarter more and their promotions end
+LAUNCH_ITEMS = 6  # a device launch: successors of the six most popular flagship phones...
+LAUNCH_HYPE = 1.5  # ...more popular than their predecessors by this (log scale)...
+LAUNCH_PRICE_FACTOR = 1.1  # ...and a tenth dearer
 # Noise (relative to the taste dim it follows) in the observed profile, and how much of the regional
 # taste the region explains: the smaller the noise, the more of the taste the context reveals.
 PROFILE_NOISE = {"device_os": 0.3, "age_band": 0.45, "plan_type": 0.6}
@@ -591,6 +594,41 @@ def _descriptions(rng: np.random.Generator, items: _Items) -> list[str]:
     return texts
 
 
+def _launch(rng: np.random.Generator, items: _Items) -> tuple[_Items, np.ndarray]:
+    """The catalogue with new flagship phones appended: (items, each new item's predecessor).
+    A successor keeps its predecessor's brand, line and storage, with a nearby taste vector, no
+    promotion, a higher price and launch hype."""
+    flagships = np.flatnonzero(items.category == FLAGSHIP)
+    pred = flagships[np.argsort(-items.popularity[flagships], kind="stable")[:LAUNCH_ITEMS]]
+    k = len(pred)
+    new = dataclasses.replace(
+        _Items(*(getattr(items, f.name)[pred] for f in dataclasses.fields(_Items))),
+        price=np.round(items.price[pred] * LAUNCH_PRICE_FACTOR) - 0.01,
+        rating=np.clip(np.round(items.rating[pred] + rng.normal(0, 0.1, k), 1), 1.0, 5.0),
+        discount=np.zeros(k), v=items.v[pred] + rng.normal(0, 0.2, (k, LATENT_DIM)),
+        popularity=items.popularity[pred] + LAUNCH_HYPE, rel_price=items.rel_price[pred] + np.log(LAUNCH_PRICE_FACTOR))
+    joined = _Items(*(np.concatenate([getattr(items, f.name), getattr(new, f.name)]) for f in dataclasses.fields(_Items)))
+    return joined, pred
+
+
+def _launched_table(rng: np.random.Generator, table: pd.DataFrame, items: _Items, pred: np.ndarray,
+                    config: SimulationConfig) -> pd.DataFrame:
+    """Catalogue rows of the launched items, stamped at the launch: images like their predecessors'
+    (a new model of the same line), descriptions from their own attributes."""
+    n_old, k = len(table), len(pred)
+    new = _Items(*(getattr(items, f.name)[n_old:] for f in dataclasses.fields(_Items)))
+    image = np.stack(table["image_embedding"].to_numpy()[pred]) + rng.normal(0, 0.05, (k, config.embedding_dim))
+    rows = pd.DataFrame({
+        "item_id": np.arange(n_old, n_old + k, dtype=np.int64), "updated_at": config.drift_start,
+        "category": new.category.astype(np.int64), "brand": new.brand.astype(np.int64), "os": new.os.astype(np.int64),
+        "price": new.price.astype(np.float32), "storage_gb": new.storage.astype(np.float32),
+        "rating": new.rating.astype(np.float32), "discount_pct": new.discount.astype(np.float32),
+        "description": pd.Series(_descriptions(rng, new), dtype=object),
+        "image_embedding": list((image / np.linalg.norm(image, axis=1, keepdims=True)).astype(np.float32)),
+    })
+    return pd.concat([table, rows[ITEMS.names()]], ignore_index=True)
+
+
 def _price_change(items: _Items) -> tuple[_Items, np.ndarray]:
     """The catalogue after a phone price rise: (items, which items changed). Customers judge prices
     against what they knew (rel_price keeps the old category medians), so the rise reads as dearer."""
@@ -890,8 +928,10 @@ SEARCH_KIND, BROWSE_KIND, HIDDEN_KIND = range(3)
 
 
 def _logging_policy(rng: np.random.Generator, rows: _Rows, intent: np.ndarray, brand_intent: np.ndarray,
-                    search: np.ndarray, items: _Items, seq: tuple[np.ndarray, np.ndarray, np.ndarray]) -> _Shown:
-    """Pick the page type, then the item shown: popularity x flow affinity, steered by the page."""
+                    search: np.ndarray, items: _Items, seq: tuple[np.ndarray, np.ndarray, np.ndarray],
+                    launched: np.ndarray | None = None, after_launch: np.ndarray | None = None) -> _Shown:
+    """Pick the page type, then the item shown: popularity x flow affinity, steered by the page.
+    `launched` (per item) items are shown only on rows `after_launch`."""
     n = len(rows.flow)
     page_types = list(PAGE_TYPE_P)
     page_type = np.where(search, -1, rng.choice(len(page_types), size=n, p=list(PAGE_TYPE_P.values())))
@@ -918,6 +958,9 @@ def _logging_policy(rng: np.random.Generator, rows: _Rows, intent: np.ndarray, b
     group = np.where(with_brand, g_pair + intent * N_BRANDS + np.maximum(brand_intent, 0), group)
     group = np.where(is_type["browse"] & (u < BROWSE_SHOWS_INTENT), g_cat + intent, group)
     group = np.where(is_type["deals"], g_deals, group)
+    if launched is not None:  # two catalogues: before the launch without the new items, after it with them
+        weights = np.vstack([np.where(launched, 0.0, weights), weights])
+        group = np.where(after_launch, group + len(weights) // 2, group)
     item = _sample_rows(rng, weights, group)
 
     # Home-page re-targeting: show one of the recently viewed items.
@@ -1035,15 +1078,20 @@ def _list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType
 
 
 def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _Customers, items: _Items,
-                       world: dict[str, np.ndarray], drift_rng: np.random.Generator) -> pd.DataFrame:
-    viewed, viewed_pages = _make_histories(rng, c, items, config.n_pages)
+                       world: dict[str, np.ndarray], drift_rng: np.random.Generator, n_before_launch: int) -> pd.DataFrame:
+    """`items` may end with items launched at `config.drift_start` (those from n_before_launch on):
+    histories, intents and the catalogue before the launch know only the others."""
+    known = _Items(*(getattr(items, f.name)[:n_before_launch] for f in dataclasses.fields(_Items)))
+    viewed, viewed_pages = _make_histories(rng, c, known, config.n_pages)
     ts_us = _timestamps_us(rng, config.n_impressions, config)
     rows = _make_rows(rng, c, ts_us, config, drift_rng)
     seq = _sequences(rows, viewed, viewed_pages)
     search = rng.random(len(ts_us)) < SEARCH_SHARE[rows.flow]
-    intent = _intents(rng, rows, c, items, seq)
-    brand_intent = _brand_intents(rng, rows, intent, c, items, search)
-    shown = _logging_policy(rng, rows, intent, brand_intent, search, items, seq)
+    intent = _intents(rng, rows, c, known, seq)
+    brand_intent = _brand_intents(rng, rows, intent, c, known, search)
+    launched = None if n_before_launch == items.n else np.arange(items.n) >= n_before_launch
+    after_launch = None if launched is None else ts_us >= config.drift_start.value // 1000
+    shown = _logging_policy(rng, rows, intent, brand_intent, search, items, seq, launched, after_launch)
     in_seq = _in_sequence(shown.item, rows.seq_len, seq[0], seq[1])
     drifted = ts_us >= config.drift_start.value // 1000 if "price_change" in config.drift else None
     p_click, p_atc, p_purchase = _probabilities(rng, rows, shown, intent, brand_intent, in_seq, c, items, world, drifted)
@@ -1100,10 +1148,14 @@ def simulate(config: SimulationConfig) -> dict[str, pd.DataFrame]:
     world = {"click": _random_flow_matrices(world_rng), "atc": _random_flow_matrices(world_rng)}
     items = _make_items(item_rng, config.n_items)
     customers, observed = _make_customers(customer_rng, config.customer_count)
+    item_table = _items_table(item_rng, items, config)
+    if "device_launch" in config.drift:
+        items, predecessors = _launch(drift_rng, items)
+        item_table = _launched_table(drift_rng, item_table, items, predecessors, config)
     return {
         "customers": _customers_table(customer_rng, customers, observed, config),
-        "items": _items_table(item_rng, items, config),
-        "impressions": _impressions_table(impression_rng, config, customers, items, world, drift_rng),
+        "items": item_table,
+        "impressions": _impressions_table(impression_rng, config, customers, items, world, drift_rng, config.n_items),
     }
 
 

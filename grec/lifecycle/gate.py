@@ -179,8 +179,9 @@ class GateReport:
         ch, champ = self.challenger, self.champion
         versus = f"champion v{champ['version']}" if champ else "no champion (floors alone decide)"
         pct = round(100 * self.policy["confidence"])
+        who = f"v{ch['version']}" if ch.get("version") else f"challenger (run {str(ch.get('run_id'))[:12]}, not yet registered)"
         lines = [
-            f"# Promotion gate: {ch['name']} v{ch['version']} against {versus}: **{self.decision.upper()}**",
+            f"# Promotion gate: {ch['name']} {who} against {versus}: **{self.decision.upper()}**",
             "",
             f"- Held-out week: {self.held_out['start']} to {self.held_out['end']}, {self.held_out['rows']:,} task rows "
             f"from `{self.held_out['source']}` (fingerprint `{self.held_out['fingerprint'][:16]}`)",

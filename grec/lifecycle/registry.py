@@ -212,8 +212,9 @@ class Registry:
         return Promotion(version, champion, version, True, f"version {version} is the champion", report, paths)
 
     def record_drift(self, version: str, result, report_json: Path) -> None:
-        """Log a drift report to the version's run and tag the version with the decision; drift
-        sets `grec.retrain_requested` (what a scheduler or a person acts on)."""
+        """Log a drift report to the version's run and tag the version with the decision. Drift
+        sets `grec.retrain_requested` (what a scheduler or a person acts on); a later clean window
+        does not clear it, since the model still has not seen the drifted one."""
         mv = self.version(version)
         folder = f"drift/{result.window['start'][:10]}_{result.window['end'][:10]}"
         for path in Path(report_json).parent.glob("drift*"):
@@ -221,8 +222,7 @@ class Registry:
         self._tag(version, drift__decision="drift" if result.drifted else "no drift", drift__at=_now(),
                   drift__window=f"{result.window['start']}/{result.window['end']}",
                   drift__report=f"runs:/{mv.run_id}/{folder}/{Path(report_json).name}",
-                  retrain_requested="true" if result.drifted else
-                  self.version(version).tags.get(TAG + "retrain_requested", "false"))
+                  retrain_requested="true" if result.drifted else mv.tags.get(TAG + "retrain_requested", "false"))
 
     def register(self, model_uri: str, tags: dict[str, str] | None = None) -> str:
         """Register a logged model (`models:/m-...` or `runs:/...`) as the next version and point

@@ -72,7 +72,9 @@ def _client(host: str):
     import kfp
 
     try:
-        client = kfp.Client(host=host)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="This client only works with Kubeflow Pipeline v2")
+            client = kfp.Client(host=host)
         client.get_kfp_healthz()
     except Exception as e:  # connection refused, DNS, auth: all mean "no usable KFP API here"
         raise PipelineError(f"cannot reach a KFP API server at {host}: {type(e).__name__}: {e}") from None

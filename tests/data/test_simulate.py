@@ -158,6 +158,24 @@ def test_price_change_snapshots_the_phones_and_lowers_their_add_to_cart():
     pd.testing.assert_frame_equal(*before)
 
 
+def test_device_launch_adds_new_flagships_shown_only_after_the_launch():
+    base = dict(n_impressions=30_000, seed=3, train_weeks=2, test_weeks=1, monitor_weeks=1)
+    clean = simulate(SimulationConfig(**base))
+    config = SimulationConfig(**base, drift=("device_launch",))
+    launched = simulate(config)
+    n, start = len(clean["items"]), config.drift_start
+    pd.testing.assert_frame_equal(clean["items"], launched["items"].iloc[:n])
+    new = launched["items"].iloc[n:]
+    assert len(new) == 6 and (new["updated_at"] == start).all() and (new["category"] == 0).all()  # flagships
+    assert (new["discount_pct"] == 0).all() and new["description"].str.len().min() > 20
+    imp = launched["impressions"]
+    is_new = imp["item_id"] >= n
+    assert not (is_new & (imp["event_timestamp"] < start)).any()  # nothing shown before the launch
+    assert is_new[imp["event_timestamp"] >= start].mean() > 0.03  # launch hype: a visible share after it
+    before = [t["impressions"][t["impressions"]["event_timestamp"] < start] for t in (clean, launched)]
+    pd.testing.assert_frame_equal(*before)
+
+
 def test_config_defaults_and_validation():
     assert SimulationConfig(n_impressions=1_000).customer_count == 200
     assert SimulationConfig(n_impressions=100_000).customer_count == 5_000

@@ -1,10 +1,12 @@
 """Both pipelines compile to the YAML a KFP API server runs, with the expected tasks, dependencies,
 the conditional promotion and the cluster settings (secrets, config maps, the state volume)."""
 
+import socket
+
 import pytest
 import yaml
 
-from grec.pipeline.run import PipelineError, compile_pipeline, parse_params
+from grec.pipeline.run import PipelineError, compile_pipeline, parse_params, schedule, submit
 
 
 def compiled(name, tmp_path):
@@ -75,3 +77,13 @@ def test_parameters_are_typed_and_checked():
         parse_params("monitoring", ["epochs=2"])
     with pytest.raises(PipelineError, match="unknown pipeline"):
         parse_params("serving", [])
+
+
+def test_submit_and_schedule_name_the_problem_without_a_server():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(PipelineError, match=f"cannot reach a KFP API server at {url}"):
+        submit("training", url)
+    with pytest.raises(PipelineError, match="six fields, seconds first"):
+        schedule("monitoring", url, "0 3 * * 1")

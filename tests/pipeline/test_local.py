@@ -64,7 +64,7 @@ def test_training_pipeline_registers_promotes_and_packages(state):
     assert version.tags["grec.gate.decision"] == "promote" and version.tags["grec.gate.by"] == "pipeline"
     run = MlflowClient(registry.tracking_uri).get_run(version.run_id)
     # the MLflow run leads back to the pipeline run and its Bento
-    assert run.data.tags["kfp.pipeline_job"].startswith("grec-training-")
+    assert run.data.tags["kfp.pipeline_job"].startswith("grec-training-") and run.data.tags["kfp.run_id"]
     assert run.data.tags["kfp.training_set"] == outputs["build-features"]["artifacts"]["training_set"]["path"]
     assert run.data.tags["grec.bento"] == bento["parameters"]["Output"]
     models = {outputs[t]["artifacts"]["model"]["metadata"]["arch"] for t in ("train-model", "train-model-2")}
