@@ -14,6 +14,7 @@ import pandas as pd
 
 from grec.errors import UserError
 
+
 class ValidationFailed(UserError):
     """The window's tables broke the data contract: the pipeline stops before training."""
 
@@ -52,8 +53,8 @@ def validate_window(data_dir: Path, start: str, end: str, tables_dir: Path, repo
     from grec.validation.suites import ValidationPolicy
 
     snapshot_window(data_dir, start, end, tables_dir)
-    report = validate(tables_dir, ValidationPolicy(start=_utc(start), end=_utc(end),
-                                                                 min_positives_per_task=min_task_positives), report_dir)
+    policy = ValidationPolicy(start=_utc(start), end=_utc(end), min_positives_per_task=min_task_positives)
+    report = validate(tables_dir, policy, report_dir)
     if not report.success:
         lines = "\n".join(f"- {f.line()}" for f in report.failures)
         raise ValidationFailed(f"{data_dir}: the window {start} to {end} fails validation; stopping before training:\n"
