@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from grec.data.dataset import Dataset, TaskRows
-from grec.data.schema import FLOWS, USE_CASES, task_name
+from grec.data.schema import TELECOM_TASKS
 
 
 @torch.no_grad()
@@ -43,11 +43,11 @@ def binary_metrics(label: np.ndarray, prob: np.ndarray, oracle: np.ndarray | Non
     return m
 
 
-def mean_auc_by_use_case(rows: TaskRows, prob: np.ndarray) -> dict:
+def mean_auc_by_use_case(rows: TaskRows, prob: np.ndarray, use_cases: tuple[str, ...] = TELECOM_TASKS.use_cases) -> dict:
     """AUC per use case pooled over flows, and their mean: the early-stopping criterion."""
     label, use_case = rows.label.numpy(), rows.use_case.numpy()
     out = {}
-    for u, name in enumerate(USE_CASES):
+    for u, name in enumerate(use_cases):
         sel = use_case == u
         if 0 < label[sel].sum() < sel.sum():
             out[name] = float(roc_auc_score(label[sel], prob[sel]))
@@ -57,8 +57,9 @@ def mean_auc_by_use_case(rows: TaskRows, prob: np.ndarray) -> dict:
 
 def task_masks(data: Dataset, rows: TaskRows) -> dict[str, np.ndarray]:
     """{task name: (R,) bool} for every task (flow + use case) that has rows, in task-id order."""
-    task = (data.features.flow[rows.impression] * len(USE_CASES) + rows.use_case).numpy()
-    return {task_name(t): task == t for t in range(len(FLOWS) * len(USE_CASES)) if (task == t).any()}
+    tasks = data.spec.tasks
+    task = (data.features.flow[rows.impression] * len(tasks.use_cases) + rows.use_case).numpy()
+    return {tasks.task_name(t): task == t for t in range(tasks.n_tasks) if (task == t).any()}
 
 
 def evaluate_predictions(data: Dataset, rows: TaskRows, prob: np.ndarray) -> dict:
@@ -70,7 +71,7 @@ def evaluate_predictions(data: Dataset, rows: TaskRows, prob: np.ndarray) -> dic
         return binary_metrics(label[sel], prob[sel], None if oracle is None else oracle[sel])
 
     by_task = {name: metrics(sel) for name, sel in task_masks(data, rows).items()}
-    by_use_case = {name: metrics(use_case == u) for u, name in enumerate(USE_CASES) if (use_case == u).any()}
+    by_use_case = {name: metrics(use_case == u) for u, name in enumerate(data.spec.tasks.use_cases) if (use_case == u).any()}
     mean = {k: float(np.nanmean([m[k] for m in by_use_case.values()])) for k in ("auc", "ap", "logloss")}
     return {"by_task": by_task, "by_use_case": by_use_case, "mean": mean}
 
@@ -109,13 +110,14 @@ def routing_shares(model: nn.Module, data: Dataset, rows: TaskRows, batch_size: 
         return None
     device = next(model.parameters()).device
     model.eval()
-    totals = torch.zeros(len(FLOWS) * len(USE_CASES), n_experts, dtype=torch.float64)
+    totals = torch.zeros(data.spec.tasks.n_tasks, n_experts, dtype=torch.float64)
     order = torch.argsort(rows.impression, stable=True)
     for chunk in order.split(batch_size):
         batch = data.batch(rows.take(chunk)).to(device)
         r = model(batch).routing
         weight = (r.gates * r.kept).float().cpu()  # (B, S, K)
-        expert_task = batch.task.cpu()[:, None, None].expand_as(weight) * n_experts + r.expert_index.cpu()
+        task = batch.task(len(data.spec.tasks.use_cases)).cpu()
+        expert_task = task[:, None, None].expand_as(weight) * n_experts + r.expert_index.cpu()
         totals.view(-1).index_add_(0, expert_task.reshape(-1), weight.reshape(-1).double())
     sums = totals.sum(1, keepdim=True)
     return (totals / sums.clamp_min(1e-12)).numpy()

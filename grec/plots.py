@@ -16,19 +16,20 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from grec.data.schema import FLOWS, USE_CASES, task_name  # noqa: E402
+from grec.data.schema import TELECOM_TASKS, TaskVocabulary  # noqa: E402
 
 TaskScores = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]  # task -> (label, prob, oracle)
 
 
-def _task_panels(scores: TaskScores, title: str):
+def _task_panels(scores: TaskScores, title: str, tasks: TaskVocabulary):
     """A panel per task (a row per flow, a column per use case). Returns (fig, axes, panels):
     panels = [(ax, label, prob, oracle)] for the tasks with both classes; the others are marked."""
-    fig, axes = plt.subplots(len(FLOWS), len(USE_CASES), figsize=(3.2 * len(USE_CASES), 3.0 * len(FLOWS)),
+    flows, use_cases = tasks.flows, tasks.use_cases
+    fig, axes = plt.subplots(len(flows), len(use_cases), figsize=(3.2 * len(use_cases), 3.0 * len(flows)),
                              sharex=True, sharey=True, squeeze=False)
     fig.suptitle(title)
     panels = []
-    for (flow, use_case), ax in zip(((f, u) for f in FLOWS for u in USE_CASES), axes.flat):
+    for (flow, use_case), ax in zip(((f, u) for f in flows for u in use_cases), axes.flat):
         name = f"{flow}+{use_case}"
         ax.set_title(name, fontsize=9)
         if name in scores and 0 < scores[name][0].sum() < len(scores[name][0]):
@@ -47,8 +48,9 @@ def _label_axes(fig: Figure, axes: np.ndarray, x: str, y: str) -> Figure:
     return fig
 
 
-def roc_by_task(scores: TaskScores, title: str = "ROC by task (dashed: the true probability)") -> Figure:
-    fig, axes, panels = _task_panels(scores, title)
+def roc_by_task(scores: TaskScores, title: str = "ROC by task (dashed: the true probability)",
+                tasks: TaskVocabulary = TELECOM_TASKS) -> Figure:
+    fig, axes, panels = _task_panels(scores, title, tasks)
     for ax, label, prob, oracle in panels:
         ax.plot([0, 1], [0, 1], color="0.8", lw=0.8)
         fpr, tpr, _ = roc_curve(label, prob)
@@ -68,8 +70,9 @@ def _pr_curve(label: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def pr_by_task(scores: TaskScores,
-               title: str = "Precision-recall by task (dashed: the true probability, dotted: base rate)") -> Figure:
-    fig, axes, panels = _task_panels(scores, title)
+               title: str = "Precision-recall by task (dashed: the true probability, dotted: base rate)",
+               tasks: TaskVocabulary = TELECOM_TASKS) -> Figure:
+    fig, axes, panels = _task_panels(scores, title, tasks)
     for ax, label, prob, oracle in panels:
         ax.plot(*_pr_curve(label, prob), lw=1.2)
         if oracle is not None:
@@ -86,7 +89,8 @@ def training_curves(history: list[dict], best_epoch: int | None = None) -> Figur
     loss_ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train (incl. aux losses)")
     loss_ax.plot(epochs, [h["valid_loss"] for h in history], marker="o", label="validation")
     loss_ax.set(xlabel="epoch", ylabel="log-loss", title="Loss")
-    for key in [f"valid_auc_{u}" for u in USE_CASES] + ["valid_auc"]:
+    per_use_case = list(dict.fromkeys(k for h in history for k in h if k.startswith("valid_auc_")))
+    for key in per_use_case + ["valid_auc"]:
         values = [h.get(key, math.nan) for h in history]
         style = dict(color="black", lw=2) if key == "valid_auc" else {}
         auc_ax.plot(epochs, values, marker=".", label=key.removeprefix("valid_auc_") if key != "valid_auc" else "mean", **style)
@@ -100,13 +104,13 @@ def training_curves(history: list[dict], best_epoch: int | None = None) -> Figur
     return fig
 
 
-def routing_heatmap(shares: np.ndarray, title: str = "Expert weight by task") -> Figure:
+def routing_heatmap(shares: np.ndarray, title: str = "Expert weight by task", tasks: TaskVocabulary = TELECOM_TASKS) -> Figure:
     """shares (T, E) from grec.evaluate.routing_shares: rows are tasks, columns experts."""
     n_tasks, n_experts = shares.shape
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n_experts, 1.0 + 0.38 * n_tasks))
     image = ax.imshow(shares, cmap="viridis", vmin=0, vmax=max(float(shares.max()), 1e-6), aspect="auto")
     ax.set_xticks(range(n_experts), [str(e) for e in range(n_experts)])
-    ax.set_yticks(range(n_tasks), [task_name(t) for t in range(n_tasks)])
+    ax.set_yticks(range(n_tasks), [tasks.task_name(t) for t in range(n_tasks)])
     ax.set(xlabel="expert", title=title)
     for t in range(n_tasks):
         for e in range(n_experts):

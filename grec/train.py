@@ -27,7 +27,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from grec.data.dataset import Dataset, TaskRows
-from grec.data.schema import USE_CASES, task_name
 from grec.evaluate import mean_auc_by_use_case, predict
 
 
@@ -133,12 +132,12 @@ def fit(
         prob = predict(model, data, valid_rows, device=device)
         # no validation rows (a tiny task): train every epoch and keep the last weights
         valid_loss = log_loss(valid_rows.label.numpy(), np.clip(prob, 1e-7, 1 - 1e-7), labels=[0, 1]) if len(prob) else math.nan
-        auc = mean_auc_by_use_case(valid_rows, prob)
+        auc = mean_auc_by_use_case(valid_rows, prob, data.spec.tasks.use_cases)
         if len(prob):
             scheduler.step(valid_loss)
         entry = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": total / max(n, 1),
                  "valid_loss": valid_loss, "valid_auc": auc["mean"],
-                 **{f"valid_auc_{u}": auc[u] for u in USE_CASES if u in auc}}
+                 **{f"valid_auc_{u}": auc[u] for u in data.spec.tasks.use_cases if u in auc}}
         result.history.append(entry)
         if on_epoch is not None:
             on_epoch(entry)
@@ -171,14 +170,15 @@ def fit_single_task(model: nn.Module, data: Dataset, config: TrainConfig, checkp
     for t, member in enumerate(model.members):
         train, valid = (_task_rows(data, data.rows[s], t) for s in ("train", "valid"))
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"member-{t}.pt"
-        member_callback = None if on_epoch is None else (lambda entry, t=t: on_epoch({**entry, "task": task_name(t)}))
+        name = data.spec.tasks.task_name(t)
+        member_callback = None if on_epoch is None else (lambda entry, name=name: on_epoch({**entry, "task": name}))
         results[t] = fit(member, data, config, train, valid, ckpt, desc=f"task {t}", on_epoch=member_callback)
     return results
 
 
 def _task_rows(data: Dataset, rows: TaskRows, task: int) -> TaskRows:
     flow = data.features.flow[rows.impression]
-    return rows.take(((flow * len(USE_CASES) + rows.use_case) == task).nonzero().squeeze(1))
+    return rows.take(((flow * len(data.spec.tasks.use_cases) + rows.use_case) == task).nonzero().squeeze(1))
 
 
 def train_model(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None,

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import torch
 
 from grec.data import schema
-from grec.data.schema import FLOWS, LABELS, USE_CASE_LABEL, USE_CASE_POPULATION, USE_CASES, SchemaError, Table
+from grec.data.schema import TELECOM_TASKS, USE_CASES, SchemaError, Table, TaskVocabulary
 from grec.data.text import ENCODER_NAME, EMBEDDING_DIM, TextEmbeddingStore
 
 
@@ -131,7 +131,7 @@ class Features:
     item_text: torch.Tensor  # (N, Dtxt) float
     seq_items: torch.Tensor  # (N, L) long, right-aligned (most recent last), 0 = padding
     seq_pages: torch.Tensor  # (N, L) long, aligned with seq_items
-    flow: torch.Tensor  # (N,) long, index into FLOWS
+    flow: torch.Tensor  # (N,) long, index into the task vocabulary's flows
 
     def __len__(self) -> int:
         return len(self.item)
@@ -153,7 +153,7 @@ class Batch:
 
     features: Features  # N examples
     example: torch.Tensor  # (R,) long, row -> index into features
-    use_case: torch.Tensor  # (R,) long, index into USE_CASES
+    use_case: torch.Tensor  # (R,) long, index into the task vocabulary's use cases
 
     @classmethod
     def single(cls, features: Features, use_case: torch.Tensor) -> Batch:
@@ -164,9 +164,8 @@ class Batch:
     def flow(self) -> torch.Tensor:  # (R,) long
         return self.features.flow[self.example]
 
-    @property
-    def task(self) -> torch.Tensor:  # (R,) long, index into schema.TASKS
-        return self.flow * len(USE_CASES) + self.use_case
+    def task(self, n_use_cases: int) -> torch.Tensor:  # (R,) long, flow-major task id
+        return self.flow * n_use_cases + self.use_case
 
     def select(self, rows: torch.Tensor) -> Batch:
         """A sub-batch of some rows, holding only the features those rows use."""
@@ -240,6 +239,11 @@ class FeatureSpec:
     search_dim: int = EMBEDDING_DIM
     text_dim: int = EMBEDDING_DIM
     image_dim: int = 0
+    tasks: TaskVocabulary = TELECOM_TASKS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tasks, dict):  # read back from features.json
+            self.tasks = TaskVocabulary.from_dict(self.tasks)
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, **overrides) -> FeatureSpec:
@@ -259,10 +263,11 @@ class FeatureSpec:
         texts = texts or TextEmbeddingStore()
         if texts.encoder.name != self.text_encoder:
             raise SchemaError(f"texts are encoded with {texts.encoder.name}; this spec needs {self.text_encoder}")
-        unknown_flow = ~frame["flow"].isin(FLOWS)
+        flows = self.tasks.flows
+        unknown_flow = ~frame["flow"].isin(flows)
         if unknown_flow.any():
             row = int(np.flatnonzero(unknown_flow.to_numpy())[0])
-            raise SchemaError(f"column 'flow': unknown flow {frame['flow'].iloc[row]!r} at row {row}; known: {FLOWS}")
+            raise SchemaError(f"column 'flow': unknown flow {frame['flow'].iloc[row]!r} at row {row}; known: {flows}")
         item = frame["item_id"].to_numpy()
         tensors = dict(
             context_categorical=np.stack(
@@ -279,7 +284,7 @@ class FeatureSpec:
             item_text=texts.lookup(frame["description"].to_numpy()),
             seq_items=_pad_right_aligned(frame["viewed_item_ids"].to_numpy(), self.seq_len, 2, self.n_items + 1),
             seq_pages=_pad_right_aligned(frame["visited_page_ids"].to_numpy(), self.seq_len, 2, self.n_pages + 1),
-            flow=pd.Categorical(frame["flow"], categories=FLOWS).codes.astype(np.int64),
+            flow=pd.Categorical(frame["flow"], categories=flows).codes.astype(np.int64),
         )
         return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
 
@@ -290,7 +295,7 @@ class FeatureSpec:
                 "viewed_item_ids", "visited_page_ids", "flow"]
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2))
+        Path(path).write_text(json.dumps({**dataclasses.asdict(self), "tasks": self.tasks.to_dict()}, indent=2))
 
     @classmethod
     def load(cls, path: Path) -> FeatureSpec:
@@ -316,9 +321,10 @@ class TaskRows:
         return TaskRows(self.impression[index], self.use_case[index], self.label[index], oracle)
 
 
-def oracle_by_use_case(frame: pd.DataFrame) -> np.ndarray | None:
-    """(N, U) true probability of each use case's label, or None for data without ground truth."""
-    if not set(schema.ORACLE_COLUMNS) <= set(frame.columns):
+def oracle_by_use_case(frame: pd.DataFrame, tasks: TaskVocabulary = TELECOM_TASKS) -> np.ndarray | None:
+    """(N, U) true probability of each use case's label: the simulated storefront's, None for
+    data without ground truth."""
+    if tasks != TELECOM_TASKS or not set(schema.ORACLE_COLUMNS) <= set(frame.columns):
         return None
     scores = schema.oracle_scores(frame)
     return np.stack([scores[u] for u in USE_CASES], axis=1).astype(np.float32)
@@ -326,14 +332,22 @@ def oracle_by_use_case(frame: pd.DataFrame) -> np.ndarray | None:
 
 @dataclass
 class Labels:
-    """Per impression: the three funnel labels and, on simulated data, the true probabilities."""
+    """Per impression: the task vocabulary's label columns and, on simulated data, the true probabilities."""
 
-    labels: np.ndarray  # (N, 3) int8 in LABELS order
+    labels: np.ndarray  # (N, K) int8 in tasks.label_columns order
     oracle: np.ndarray | None  # (N, U) float32
+    columns: tuple[str, ...] = TELECOM_TASKS.label_columns
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> Labels:
-        return cls(frame[list(LABELS)].to_numpy(np.int8), oracle_by_use_case(frame))
+    def from_frame(cls, frame: pd.DataFrame, tasks: TaskVocabulary = TELECOM_TASKS) -> Labels:
+        columns = tasks.label_columns
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise SchemaError(f"label columns {missing} missing (the task vocabulary reads {list(columns)})")
+        return cls(frame[list(columns)].to_numpy(np.int8), oracle_by_use_case(frame, tasks), columns)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.labels[:, self.columns.index(name)]
 
 
 def build_task_rows(
@@ -341,6 +355,7 @@ def build_task_rows(
     index: np.ndarray,
     flows: np.ndarray,
     upsample: dict[str, int] | None = None,
+    tasks: TaskVocabulary = TELECOM_TASKS,
 ) -> TaskRows:
     """(example, task) rows for the impressions in `index`.
 
@@ -348,19 +363,19 @@ def build_task_rows(
     times, as the paper balances sparse tasks; use it on training rows only.
     """
     parts = []
-    for u, use_case in enumerate(USE_CASES):
-        population = USE_CASE_POPULATION[use_case]
+    for u, use_case in enumerate(tasks.use_cases):
+        population = tasks.populations.get(use_case)
         idx = index
         if population is not None:
-            idx = index[labels.labels[index, LABELS.index(population)] == 1]
+            idx = index[labels.column(population)[index] == 1]
         if upsample:
             factors = np.full(len(idx), upsample.get(use_case, 1), dtype=np.int64)
-            for f, flow in enumerate(FLOWS):
+            for f, flow in enumerate(tasks.flows):
                 factor = upsample.get(f"{flow}+{use_case}")
                 if factor is not None:
                     factors[flows[idx] == f] = factor
             idx = np.repeat(idx, factors)
-        label = labels.labels[idx, LABELS.index(USE_CASE_LABEL[use_case])].astype(np.float32)
+        label = labels.column(tasks.labels[use_case])[idx].astype(np.float32)
         oracle = None if labels.oracle is None else labels.oracle[idx, u]
         parts.append((idx, np.full(len(idx), u), label, oracle))
     impression, use_case, label, oracle = (
@@ -398,17 +413,23 @@ def dataset_from_frame(
     spec: FeatureSpec | None = None,
     texts: TextEmbeddingStore | None = None,
     source: str = "",
+    tasks: TaskVocabulary = TELECOM_TASKS,
 ) -> Dataset:
     """A flat frame (raw tables joined, or a feature-store training set) -> Dataset: fit the spec
-    on training rows (unless given), encode, and build each split's task rows."""
-    masks = split.masks(frame["event_timestamp"])
+    on training rows (unless given: then its task vocabulary wins), encode, and build each
+    split's task rows. A `split` column (train / valid / test per row), where the data has one,
+    overrides the time split (a source split by other rules than time, such as Census)."""
+    if "split" in frame.columns:
+        masks = {name: (frame["split"] == name).to_numpy() for name in ("train", "valid", "test")}
+    else:
+        masks = split.masks(frame["event_timestamp"])
     if spec is None:
-        spec = FeatureSpec.fit(frame[masks["train"]])
+        spec = FeatureSpec.fit(frame[masks["train"]], tasks=tasks)
     features = spec.encode(frame, texts)
-    labels = Labels.from_frame(frame)
+    labels = Labels.from_frame(frame, spec.tasks)
     flows = features.flow.numpy()
     rows = {
-        name: build_task_rows(labels, np.flatnonzero(mask), flows, upsample if name == "train" else None)
+        name: build_task_rows(labels, np.flatnonzero(mask), flows, upsample if name == "train" else None, spec.tasks)
         for name, mask in masks.items()
     }
     return Dataset(spec, features, labels, split, rows, source=source)

@@ -14,6 +14,10 @@ import pyarrow as pa
 
 from grec.errors import UserError
 
+class SchemaError(UserError, ValueError):
+    """A table does not match the contract. The message names the file and the column."""
+
+
 FLOWS: tuple[str, ...] = ("AAL", "EUP", "NSE")  # add a line, upgrade, new customer
 USE_CASES: tuple[str, ...] = ("CTR", "ATC", "CVR", "CTCVR")
 LABELS: tuple[str, ...] = ("click", "add_to_cart", "purchase")
@@ -33,6 +37,52 @@ def task_id(flow: str, use_case: str) -> int:
 def task_name(task: int) -> str:
     flow, use_case = TASKS[task]
     return f"{flow}+{use_case}"
+
+
+@dataclass(frozen=True)
+class TaskVocabulary:
+    """The tasks of a dataset: flows (scenarios) x use cases, and for each use case the label
+    column it predicts and the rows it is defined on (None: every row; a label column: the rows
+    where that label is 1, as CVR is defined on clicks). Task ids are flow-major."""
+
+    flows: tuple[str, ...]
+    use_cases: tuple[str, ...]
+    labels: dict[str, str]
+    populations: dict[str, str | None]
+
+    def __post_init__(self) -> None:
+        for use_case in self.use_cases:
+            if use_case not in self.labels:
+                raise SchemaError(f"task vocabulary: use case {use_case!r} names no label column")
+        if len(set(self.flows)) != len(self.flows) or len(set(self.use_cases)) != len(self.use_cases):
+            raise SchemaError("task vocabulary: flows and use cases must be unique")
+
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        """Every label column a use case reads or is defined over, in first-use order."""
+        names = [self.labels[u] for u in self.use_cases] + [p for p in self.populations.values() if p]
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.flows) * len(self.use_cases)
+
+    def task_name(self, task: int) -> str:
+        flow, use_case = divmod(task, len(self.use_cases))
+        return f"{self.flows[flow]}+{self.use_cases[use_case]}"
+
+    def to_dict(self) -> dict:
+        return {"flows": list(self.flows), "use_cases": list(self.use_cases), "labels": dict(self.labels),
+                "populations": dict(self.populations)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TaskVocabulary:
+        return cls(tuple(d["flows"]), tuple(d["use_cases"]), dict(d["labels"]),
+                   {u: d.get("populations", {}).get(u) for u in d["use_cases"]})
+
+
+# The storefront's tasks: three flows, the funnel's four use cases.
+TELECOM_TASKS = TaskVocabulary(FLOWS, USE_CASES, USE_CASE_LABEL, USE_CASE_POPULATION)
 
 
 class Role(str, Enum):
@@ -153,10 +203,6 @@ CONTEXT_CATEGORICAL = CUSTOMERS.names(Role.CONTEXT_CATEGORICAL) + IMPRESSIONS.na
 CONTEXT_NUMERICAL = CUSTOMERS.names(Role.CONTEXT_NUMERICAL)
 ITEM_CATEGORICAL = ITEMS.names(Role.ITEM_CATEGORICAL)
 ITEM_NUMERICAL = ITEMS.names(Role.ITEM_NUMERICAL)
-
-
-class SchemaError(UserError, ValueError):
-    """A table does not match the contract. The message names the file and the column."""
 
 
 # How each contract dtype is stored in parquet. Readers also accept the equivalent wider forms

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from mlflow.models import set_model
 
-from grec.data.schema import USE_CASES, SchemaError
+from grec.data.schema import SchemaError
 
 ARTIFACT = "model"  # the pyfunc artifact key holding the model folder
 LIST_COLUMNS = ("image_embedding", "viewed_item_ids", "visited_page_ids")
@@ -54,11 +54,12 @@ def score_frame(model: torch.nn.Module, spec, frame: pd.DataFrame, batch_size: i
     missing = [c for c in [*spec.input_columns(), "use_case"] if c not in frame.columns]
     if missing:
         raise SchemaError(f"scoring request: missing columns {missing}")
-    use_case = pd.Categorical(frame["use_case"], categories=USE_CASES).codes
+    use_cases = spec.tasks.use_cases
+    use_case = pd.Categorical(frame["use_case"], categories=use_cases).codes
     if (use_case < 0).any():
         row = int(np.flatnonzero(use_case < 0)[0])
         raise SchemaError(f"column 'use_case': unknown use case {frame['use_case'].iloc[row]!r} at row {row}; "
-                          f"known: {USE_CASES}")
+                          f"known: {use_cases}")
     model.eval()
     device = next(model.parameters()).device
     out = np.empty(len(frame), dtype=np.float32)

@@ -33,7 +33,6 @@ from torch import nn
 
 from grec import settings
 from grec.data.dataset import Dataset
-from grec.data.schema import USE_CASES
 from grec.features.training_set import DataSource
 from grec.lifecycle.pyfunc import request_frame, score_frame
 from grec.model.checkpoint import build_model, save_model
@@ -136,12 +135,13 @@ def _log_figures(net: nn.Module, data: Dataset, prob: np.ndarray, summary: dict)
     oracle = None if rows.oracle is None else rows.oracle.numpy()
     scores = {name: (label[sel], prob[sel], None if oracle is None else oracle[sel])
               for name, sel in task_masks(data, rows).items()}
-    figures = {"roc_by_task.png": plots.roc_by_task(scores), "pr_by_task.png": plots.pr_by_task(scores)}
+    tasks = data.spec.tasks
+    figures = {"roc_by_task.png": plots.roc_by_task(scores, tasks=tasks), "pr_by_task.png": plots.pr_by_task(scores, tasks=tasks)}
     if isinstance(summary["history"], list):  # single-task models have one history per member
         figures["training_curves.png"] = plots.training_curves(summary["history"], summary["best_epoch"])
     shares = routing_shares(net, data, rows)
     if shares is not None:
-        figures["expert_routing.png"] = plots.routing_heatmap(shares, "Expert weight by task (test week)")
+        figures["expert_routing.png"] = plots.routing_heatmap(shares, "Expert weight by task (test week)", tasks)
         mlflow.log_dict({"tasks_by_experts": np.round(shares, 6).tolist()}, "routing/shares.json")
     for name, fig in figures.items():
         mlflow.log_figure(fig, f"plots/{name}")
@@ -150,7 +150,8 @@ def _log_figures(net: nn.Module, data: Dataset, prob: np.ndarray, summary: dict)
 
 def _log_pyfunc(net: nn.Module, model_dir: Path, source: DataSource, spec, register_as: str | None):
     head = source.frame.tail(INPUT_EXAMPLE_ROWS)  # the newest rows: the held-out week
-    example = request_frame(head, [USE_CASES[i % len(USE_CASES)] for i in range(len(head))], spec.input_columns())
+    use_cases = spec.tasks.use_cases
+    example = request_frame(head, [use_cases[i % len(use_cases)] for i in range(len(head))], spec.input_columns())
     output = pd.DataFrame({"score": score_frame(net, spec, example).astype(np.float64)})
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold missing values; the data contract has none

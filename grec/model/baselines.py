@@ -82,7 +82,7 @@ class SingleTask(nn.Module):
 
     def forward(self, batch: Batch) -> ModelOutput:
         logits = batch.use_case.new_zeros(batch.use_case.shape, dtype=torch.float32)
-        task = batch.task
+        task = batch.task(self.config.n_use_cases)
         for t, member in enumerate(self.members):
             rows = (task == t).nonzero().squeeze(1)
             if len(rows):

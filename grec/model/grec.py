@@ -76,7 +76,8 @@ class MultiTaskNet(nn.Module):
 
     def head(self, tokens: torch.Tensor, task_sentence: torch.Tensor, batch: Batch) -> ModelOutput:
         """tokens (B, S, D), task_sentence (B, 2, D) -> fusion -> mixing -> towers."""
-        mixed: MoEOutput = self.mixing(self.fusion(tokens), batch.task, task_sentence)  # y (B, S, D)
+        task = batch.task(self.config.n_use_cases)  # (B,)
+        mixed: MoEOutput = self.mixing(self.fusion(tokens), task, task_sentence)  # y (B, S, D)
         tower_in = torch.cat([self.norm(mixed.y.flatten(1)), self.interactions(mixed.y)], dim=-1)
         logits = self.towers(tower_in, batch.use_case)  # (B,)
         weighted = sum(getattr(self.config, f"{k}_coef") * v for k, v in mixed.aux_losses.items())

@@ -55,6 +55,8 @@ class InputConfig:
             image_dim=spec.image_dim,
             text_dim=spec.text_dim,
             seq_len=spec.seq_len,
+            n_flows=len(spec.tasks.flows),
+            n_use_cases=len(spec.tasks.use_cases),
         )
 
     @property

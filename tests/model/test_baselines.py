@@ -31,7 +31,7 @@ def test_single_task_sends_each_row_to_its_own_member():
     model = SingleTask(BaselineConfig(**SIZES, arch="single_task", d_model=32, expert_hidden=32)).eval()
     batch = random_batch(60, 3)
     logits = model(batch).logits
-    task = batch.task
+    task = batch.task(4)
     t = int(task[0])
     rows = (task == t).nonzero().squeeze(1)
     torch.testing.assert_close(logits[rows], model.members[t](batch.select(rows)).logits)

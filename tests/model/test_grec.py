@@ -29,7 +29,7 @@ def experts_by_task(model, batch):
     """task -> set of expert tuples seen over all its rows and tokens."""
     out = model(batch)
     seen = {}
-    for t, idx in zip(batch.task.tolist(), out.routing.expert_index):
+    for t, idx in zip(batch.task(4).tolist(), out.routing.expert_index):
         seen.setdefault(t, set()).update(tuple(sorted(tok.tolist())) for tok in idx)
     return seen
 

@@ -62,3 +62,33 @@ def split(frame: pd.DataFrame, seed: int = 0, valid: float = 0.2, test: float = 
         out[rows[n_test:n_test + n_valid]] = "valid"
         out[rows[n_test + n_valid:]] = "train"
     return pd.Series(out, index=frame.index, name="split")
+
+
+def task_vocabulary():
+    """One flow, a use case per task."""
+    from grec.data.schema import TaskVocabulary
+
+    return TaskVocabulary(flows=("CENSUS",), use_cases=("INCOME", "NEVER_MARRIED"),
+                          labels={"INCOME": "income", "NEVER_MARRIED": "never_married"},
+                          populations={"INCOME": None, "NEVER_MARRIED": None})
+
+
+def model_frame(frame: pd.DataFrame, split_column: pd.Series) -> tuple[pd.DataFrame, dict]:
+    """Census rows in the training-set layout, and the FeatureSpec settings that read them: every
+    categorical column as integer codes (sorted categories of the whole file: the mapping carries
+    no label), the numericals as context, no item, search or history (constant placeholders), one
+    flow; the split as an explicit column. A person is not an item: the item side gets one
+    constant categorical and one constant numerical column, which carry nothing (the input layer
+    expects at least one of each)."""
+    out = pd.DataFrame({c: pd.Categorical(frame[c].fillna("?")).codes.astype(np.int64) for c in CATEGORICAL})
+    for c in NUMERICAL:
+        out[c] = frame[c].astype(np.float32)
+    n = len(frame)
+    out = out.assign(
+        impression_id=np.arange(n), event_timestamp=pd.Timestamp("1995-01-01", tz="UTC"), flow="CENSUS",
+        search_query="", item_id=0, item_kind=0, item_size=np.float32(0), description="", image_embedding=[np.zeros(1, np.float32)] * n,
+        viewed_item_ids=[np.zeros(0, np.int64)] * n, visited_page_ids=[np.zeros(0, np.int64)] * n,
+        income=frame["income"].to_numpy(), never_married=frame["never_married"].to_numpy(), split=split_column.to_numpy())
+    spec = {"context_categorical": list(CATEGORICAL), "context_numerical": list(NUMERICAL), "item_categorical": ["item_kind"],
+            "item_numerical": ["item_size"], "tasks": task_vocabulary()}
+    return out, spec
