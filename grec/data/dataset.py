@@ -408,7 +408,7 @@ class Dataset:
 
 def dataset_from_frame(
     frame: pd.DataFrame,
-    split: TimeSplit,
+    split: TimeSplit | None,
     upsample: dict[str, int] | None = None,
     spec: FeatureSpec | None = None,
     texts: TextEmbeddingStore | None = None,

@@ -70,3 +70,40 @@ def split(impressions: pd.DataFrame, test_days: int = 2) -> pd.Series:
     out = np.where(random & (day >= test_start), "test", np.where(random & (day == valid_day), "valid", "train"))
     out = np.where(~random & (day >= valid_day), "train", out)  # Thompson-sampling rows all train
     return pd.Series(out, index=impressions.index, name="split")
+
+
+def task_vocabulary():
+    """A flow per campaign, one use case: the click."""
+    from grec.data.schema import TaskVocabulary
+
+    return TaskVocabulary(flows=tuple(c.upper() for c in CAMPAIGNS), use_cases=("CTR",), labels={"CTR": "click"},
+                          populations={"CTR": None})
+
+
+def _codes(values: pd.Series) -> np.ndarray:
+    return pd.Categorical(values).codes.astype(np.int64)  # hashed strings -> codes, sorted: no label in the mapping
+
+
+def model_frame(impressions: pd.DataFrame, items: pd.DataFrame, split_column: pd.Series) -> tuple[pd.DataFrame, dict]:
+    """Impressions in the training-set layout, and the FeatureSpec settings that read them: the
+    campaign as the flow, the hashed user features and the position as context categoricals, the
+    user's affinity to the shown item as context numerical, the item (one id per campaign and item)
+    with its features; no search or history; the split as an explicit column."""
+    item_key = impressions["campaign"] + ":" + impressions["item_id"].astype(str)
+    catalogue = items.assign(key=items["campaign"] + ":" + items["item_id"].astype(str)).set_index("key")
+    item_ids = pd.Categorical(item_key, categories=catalogue.index).codes.astype(np.int64)
+    shown = catalogue.loc[item_key]
+    n = len(impressions)
+    out = pd.DataFrame({c: _codes(impressions[c]) for c in USER_FEATURES})
+    out = out.assign(
+        position=impressions["position"].to_numpy().astype(np.int64), affinity=impressions["affinity"].astype(np.float32).to_numpy(),
+        impression_id=np.arange(n), event_timestamp=impressions["timestamp"].to_numpy(),
+        flow=impressions["campaign"].str.upper().to_numpy(), search_query="", item_id=item_ids,
+        item_feature_0=shown["item_feature_0"].astype(np.float32).to_numpy(),
+        **{c: _codes(shown[c]) for c in ITEM_FEATURES[1:]},
+        description="", image_embedding=[np.zeros(1, np.float32)] * n,
+        viewed_item_ids=[np.zeros(0, np.int64)] * n, visited_page_ids=[np.zeros(0, np.int64)] * n,
+        click=impressions["click"].to_numpy(), split=split_column.to_numpy())
+    spec = {"context_categorical": [*USER_FEATURES, "position"], "context_numerical": ["affinity"],
+            "item_categorical": ITEM_FEATURES[1:], "item_numerical": ["item_feature_0"], "tasks": task_vocabulary()}
+    return out, spec
