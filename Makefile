@@ -1,5 +1,5 @@
 # Two commands: `make run` (the main job) and `make test`. Each creates or refreshes .venv from
-# requirements.lock first; a changed lock rebuilds the venv from scratch so removed pins go too.
+# requirements.lock (exported from uv.lock) first; a changed lock rebuilds the venv from scratch so removed pins go too.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 PYTHON ?= python3.11
@@ -44,9 +44,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --timeout=900
 
-# Re-resolve the lock from pyproject.toml (needs uv and the package index).
+# Re-resolve the lock from pyproject.toml (needs uv and the package index): uv.lock is the lock
+# (every platform, exact versions); requirements.lock is its export for this project's pip
+# install (and BentoML's and the Dockerfile's), checked against it by tests/test_lock.py.
 lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 --find-links /opt/wheels --custom-compile-command "make lock" -o requirements.lock
+	uv lock --find-links /opt/wheels
+	uv export --frozen --extra dev --no-emit-project --no-hashes -o requirements.lock
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/features.py

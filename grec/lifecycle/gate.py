@@ -14,17 +14,16 @@ Dimension letters: R task rows, N impressions, B bootstrap samples, G groups of 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 from sklearn.metrics import roc_auc_score
 
 from grec.data.schema import SchemaError
 from grec.io import write_json, write_text
+from grec.policy import read_policy
 
 POLICY_FILE = Path(__file__).with_name("gate_policy.yaml")
 
@@ -45,16 +44,8 @@ class GatePolicy:
     @classmethod
     def load(cls, path: Path | None = None) -> GatePolicy:
         path = Path(path or POLICY_FILE)
-        if not path.exists():
-            raise SchemaError(f"{path}: gate policy file not found")
-        text = path.read_text()
-        raw = yaml.safe_load(text) or {}
-        known = {"version", "max_task_drop", "max_mean_drop", "min_positives", "floors", "bootstrap"}
-        unknown = set(raw) - known
-        if unknown:
-            raise SchemaError(f"{path}: unknown gate policy fields {sorted(unknown)}; known: {sorted(known)}")
-        if "version" not in raw:
-            raise SchemaError(f"{path}: field 'version' is required (bump it whenever a rule changes)")
+        raw, sha256 = read_policy(path, {"version", "max_task_drop", "max_mean_drop", "min_positives", "floors", "bootstrap"},
+                                  "gate")
         floors = {str(k): float(v) for k, v in (raw.get("floors") or {}).items()}
         for key, value in floors.items():
             if not 0.0 <= value <= 1.0:
@@ -70,7 +61,7 @@ class GatePolicy:
             confidence=float(boot.get("confidence", 0.95)),
             seed=int(boot.get("seed", 0)),
             path=str(path.resolve()),
-            sha256=hashlib.sha256(text.encode()).hexdigest(),
+            sha256=sha256,
         )
         if policy.max_task_drop < 0 or policy.max_mean_drop < 0:
             raise SchemaError(f"{path}: max_task_drop and max_mean_drop are tolerances and cannot be negative")

@@ -14,17 +14,16 @@ per task (flow + use case), the champion's score distribution. Evidently picks t
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from grec.data.schema import FLOWS, USE_CASES, SchemaError
 from grec.io import write_json, write_text
+from grec.policy import read_policy
 
 POLICY_FILE = Path(__file__).with_name("drift_policy.yaml")
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
@@ -52,19 +51,11 @@ class DriftPolicy:
     @classmethod
     def load(cls, path: Path | None = None) -> DriftPolicy:
         path = Path(path or POLICY_FILE)
-        if not path.exists():
-            raise SchemaError(f"{path}: drift policy file not found")
-        text = path.read_text()
-        raw = yaml.safe_load(text) or {}
         known = {"version", "feature_drift_share", "drifted_tasks", "min_rows_per_task", "sample_rows", "seed"}
-        unknown = set(raw) - known
-        if unknown:
-            raise SchemaError(f"{path}: unknown drift policy fields {sorted(unknown)}; known: {sorted(known)}")
-        if "version" not in raw:
-            raise SchemaError(f"{path}: field 'version' is required (bump it whenever a rule changes)")
+        raw, sha256 = read_policy(path, known, "drift")
         policy = cls(int(raw["version"]), float(raw.get("feature_drift_share", 0.3)), int(raw.get("drifted_tasks", 1)),
                      int(raw.get("min_rows_per_task", 500)), int(raw.get("sample_rows", 20000)), int(raw.get("seed", 0)),
-                     str(path.resolve()), hashlib.sha256(text.encode()).hexdigest())
+                     str(path.resolve()), sha256)
         if not 0 < policy.feature_drift_share <= 1:
             raise SchemaError(f"{path}: feature_drift_share must be in (0, 1], got {policy.feature_drift_share}")
         if policy.drifted_tasks < 1 or policy.sample_rows < 1000:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from grec.data.real import absent_inputs
 from grec.data.schema import SchemaError
 
 FILE = "census-income.test.gz"
@@ -86,8 +87,7 @@ def model_frame(frame: pd.DataFrame, split_column: pd.Series) -> tuple[pd.DataFr
     n = len(frame)
     out = out.assign(
         impression_id=np.arange(n), event_timestamp=pd.Timestamp("1995-01-01", tz="UTC"), flow="CENSUS",
-        search_query="", item_id=0, item_kind=0, item_size=np.float32(0), description="", image_embedding=[np.zeros(1, np.float32)] * n,
-        viewed_item_ids=[np.zeros(0, np.int64)] * n, visited_page_ids=[np.zeros(0, np.int64)] * n,
+        item_id=0, item_kind=0, item_size=np.float32(0), **absent_inputs(n),
         income=frame["income"].to_numpy(), never_married=frame["never_married"].to_numpy(), split=split_column.to_numpy())
     spec = {"context_categorical": list(CATEGORICAL), "context_numerical": list(NUMERICAL), "item_categorical": ["item_kind"],
             "item_numerical": ["item_size"], "tasks": task_vocabulary()}

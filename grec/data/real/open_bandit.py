@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from grec.data.real import absent_inputs
 from grec.data.schema import SchemaError
 
 CAMPAIGNS = ("all", "men", "women")
@@ -98,12 +99,10 @@ def model_frame(impressions: pd.DataFrame, items: pd.DataFrame, split_column: pd
     out = out.assign(
         position=impressions["position"].to_numpy().astype(np.int64), affinity=impressions["affinity"].astype(np.float32).to_numpy(),
         impression_id=np.arange(n), event_timestamp=impressions["timestamp"].to_numpy(),
-        flow=impressions["campaign"].str.upper().to_numpy(), search_query="", item_id=item_ids,
+        flow=impressions["campaign"].str.upper().to_numpy(), item_id=item_ids,
         item_feature_0=shown["item_feature_0"].astype(np.float32).to_numpy(),
         **{c: _codes(shown[c]) for c in ITEM_FEATURES[1:]},
-        description="", image_embedding=[np.zeros(1, np.float32)] * n,
-        viewed_item_ids=[np.zeros(0, np.int64)] * n, visited_page_ids=[np.zeros(0, np.int64)] * n,
-        click=impressions["click"].to_numpy(), split=split_column.to_numpy())
+        **absent_inputs(n), click=impressions["click"].to_numpy(), split=split_column.to_numpy())
     spec = {"context_categorical": [*USER_FEATURES, "position"], "context_numerical": ["affinity"],
             "item_categorical": ITEM_FEATURES[1:], "item_numerical": ["item_feature_0"], "tasks": task_vocabulary()}
     return out, spec

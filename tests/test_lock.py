@@ -1,0 +1,16 @@
+"""The environment is pinned once: uv.lock, and requirements.lock (what `make` installs with pip)
+is its export. Both must name the same packages at the same versions, torch 2.13.0 among them."""
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_requirements_lock_is_the_export_of_uv_lock():
+    locked = {(p["name"], p["version"]) for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]
+              if p["name"] != "grec"}
+    pinned = set(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+?)(?:\s|$)", (ROOT / "requirements.lock").read_text(), re.M))
+    assert pinned == locked, f"run `make lock`: only in uv.lock {sorted(locked - pinned)[:5]}, only in requirements.lock {sorted(pinned - locked)[:5]}"
+    assert len(locked) > 200 and ("torch", "2.13.0+cpu") in pinned
