@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import torch
 
 from grec.data import schema
+from grec.data.contract import TELECOM, Contract, read_contract
 from grec.data.schema import TELECOM_TASKS, USE_CASES, SchemaError, Table, TaskVocabulary
 from grec.data.text import ENCODER_NAME, EMBEDDING_DIM, TextEmbeddingStore
 
@@ -64,8 +65,11 @@ def load_table(path: Path, table: Table) -> pd.DataFrame:
     return pq.read_table(path, columns=table.names()).to_pandas()
 
 
-def load_tables(data_dir: Path) -> dict[str, pd.DataFrame]:
-    return {name: load_table(Path(data_dir) / t.file, t) for name, t in schema.TABLES.items()}
+def load_tables(data_dir: Path, contract: Contract | None = None) -> dict[str, pd.DataFrame]:
+    """The three tables of `data_dir`, each checked against its contract (contract.json, or the
+    storefront's where there is none)."""
+    contract = contract or read_contract(data_dir)
+    return {name: load_table(Path(data_dir) / t.file, t) for name, t in contract.tables.items()}
 
 
 def join_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -413,18 +417,19 @@ def dataset_from_frame(
     spec: FeatureSpec | None = None,
     texts: TextEmbeddingStore | None = None,
     source: str = "",
-    tasks: TaskVocabulary = TELECOM_TASKS,
+    contract: Contract = TELECOM,
 ) -> Dataset:
     """A flat frame (raw tables joined, or a feature-store training set) -> Dataset: fit the spec
-    on training rows (unless given: then its task vocabulary wins), encode, and build each
-    split's task rows. A `split` column (train / valid / test per row), where the data has one,
-    overrides the time split (a source split by other rules than time, such as Census)."""
-    if "split" in frame.columns:
-        masks = {name: (frame["split"] == name).to_numpy() for name in ("train", "valid", "test")}
+    on training rows with the contract's columns and tasks (unless a spec is given: then its
+    columns and tasks win), encode, and build each split's task rows. Rows are split by the
+    contract's split column where it has one (a source split by other rules than time, such as
+    Census), else by `split`'s times."""
+    if contract.split:
+        masks = {name: (frame[contract.split] == name).to_numpy() for name in ("train", "valid", "test")}
     else:
         masks = split.masks(frame["event_timestamp"])
     if spec is None:
-        spec = FeatureSpec.fit(frame[masks["train"]], tasks=tasks)
+        spec = FeatureSpec.fit(frame[masks["train"]], **contract.feature_spec_columns())
     features = spec.encode(frame, texts)
     labels = Labels.from_frame(frame, spec.tasks)
     flows = features.flow.numpy()

@@ -100,6 +100,7 @@ class Role(str, Enum):
     ITEM_DESCRIPTION = "item_description"
     FLOW = "flow"
     LABEL = "label"
+    SPLIT = "split"  # train / valid / test, where a dataset brings its own split
     ORACLE = "oracle_probability"
 
 

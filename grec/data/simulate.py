@@ -92,16 +92,13 @@ from grec.data.schema import (
     FLOWS,
     IMPRESSIONS,
     ITEMS,
-    TABLES,
     USE_CASE_LABEL,
     USE_CASE_POPULATION,
     USE_CASES,
-    SchemaError,
-    Table,
-    arrow_schema,
     oracle_scores,
 )
-from grec.io import write_json, write_parquet
+from grec.data.contract import list_array, write_tables
+from grec.io import write_json
 
 # --------------------------------------------------------------------------------------------
 # Catalogue vocabulary
@@ -1069,14 +1066,6 @@ def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent:
     return _sigmoid(click), _sigmoid(atc), _sigmoid(purchase)
 
 
-def _list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
-    """An arrow list column from flat values and row offsets (arrow lists use 32-bit offsets)."""
-    if offsets[-1] > np.iinfo(np.int32).max:
-        raise ValueError("too many sequence elements for one arrow list column; write in smaller parts")
-    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)),
-                                    pa.array(np.asarray(values, dtype=value_type.to_pandas_dtype()), type=value_type))
-
-
 def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _Customers, items: _Items,
                        world: dict[str, np.ndarray], drift_rng: np.random.Generator, n_before_launch: int) -> pd.DataFrame:
     """`items` may end with items launched at `config.drift_start` (those from n_before_launch on):
@@ -1119,8 +1108,8 @@ def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _C
         "channel": rows.channel.astype(np.int64),
         "position": rows.position.astype(np.int64),
         "search_query": query,
-        "viewed_item_ids": _list_array(offsets, seq[1], pa.int64()).to_pandas(),
-        "visited_page_ids": _list_array(offsets, seq[2], pa.int64()).to_pandas(),
+        "viewed_item_ids": list_array(offsets, seq[1], pa.int64()).to_pandas(),
+        "visited_page_ids": list_array(offsets, seq[2], pa.int64()).to_pandas(),
         "click": click.astype(np.int8),
         "add_to_cart": atc.astype(np.int8),
         "purchase": purchase.astype(np.int8),
@@ -1157,56 +1146,6 @@ def simulate(config: SimulationConfig) -> dict[str, pd.DataFrame]:
         "items": item_table,
         "impressions": _impressions_table(impression_rng, config, customers, items, world, drift_rng, config.n_items),
     }
-
-
-def _column_to_arrow(series: pd.Series, arrow_type: pa.DataType, where: str) -> pa.Array:
-    if pa.types.is_list(arrow_type):
-        values_type = arrow_type.value_type
-        cells = series.to_numpy()
-        lengths = np.fromiter((len(x) for x in cells), dtype=np.int64, count=len(cells))
-        offsets = np.zeros(len(cells) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        values = np.concatenate(cells) if len(cells) and offsets[-1] else np.empty(0)
-        return _list_array(offsets, values, values_type)
-    if pa.types.is_timestamp(arrow_type):
-        if not isinstance(series.dtype, pd.DatetimeTZDtype):
-            raise SchemaError(f"{where}: timestamps must be timezone-aware (UTC)")
-        # safe=False only truncates sub-microsecond digits (timestamps are never out of range here).
-        return pa.array(series.dt.tz_convert("UTC")).cast(arrow_type, safe=False)
-    return pa.array(series, type=arrow_type, from_pandas=True)
-
-
-def to_arrow(frame: pd.DataFrame, table: Table) -> pa.Table:
-    """A DataFrame as a pyarrow Table with exactly the contract's columns, order and types."""
-    missing = [name for name in table.names() if name not in frame.columns]
-    if missing:
-        raise SchemaError(f"{table.file}: missing columns {missing}")
-    schema = arrow_schema(table)
-    arrays = []
-    for field in schema:
-        where = f"{table.file}: column {field.name!r}"
-        try:
-            arrays.append(_column_to_arrow(frame[field.name], field.type, where))
-        except (pa.ArrowException, TypeError, ValueError) as error:
-            raise SchemaError(f"{where} cannot be stored as {field.type}: {error}") from error
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, Path]:
-    """Write each table to ``out_dir/<name>.parquet`` with the contract's arrow schema, atomically."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    unknown = set(tables) - set(TABLES)
-    if unknown:
-        raise SchemaError(f"unknown tables {sorted(unknown)}; the contract has {sorted(TABLES)}")
-    paths = {}
-    for name, frame in tables.items():
-        table = TABLES[name]
-        arrow = to_arrow(frame, table)
-        path = out_dir / table.file
-        write_parquet(path, arrow)
-        paths[name] = path
-    return paths
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:

@@ -21,8 +21,8 @@ import pandas as pd
 
 from grec import settings
 from grec.data.dataset import load_table
-from grec.data.schema import CUSTOMERS, IMPRESSIONS, ITEMS, Column, Role, Table
-from grec.data.simulate import to_arrow
+from grec.data.schema import CUSTOMERS, IMPRESSIONS, ITEMS, Column, Role, SchemaError, Table
+from grec.data.contract import CONTRACT_FILE, TELECOM, read_contract, to_arrow
 from grec.data.text import ENCODER_NAME, TextEmbeddingStore, text_hash
 from grec.io import write_parquet
 
@@ -68,6 +68,10 @@ def source_path(name: str) -> Path:
 def build_sources(data_dir: Path, texts: TextEmbeddingStore | None = None, progress: bool = False) -> dict[str, Path]:
     """Derive the five source tables from the raw tables in `data_dir` and write them (atomically)."""
     data_dir = Path(data_dir)
+    contract = read_contract(data_dir)
+    if contract is not TELECOM:
+        raise SchemaError(f"{data_dir}: the feature store's definitions (feature_repo/) are the storefront's; "
+                          f"'{contract.name}' data (its {CONTRACT_FILE}) trains from its tables: grec train --data {data_dir}")
     customers = load_table(data_dir / CUSTOMERS.file, CUSTOMERS)
     items = load_table(data_dir / ITEMS.file, ITEMS)
     impressions = load_table(data_dir / IMPRESSIONS.file, IMPRESSIONS)

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from grec import settings
-from grec.data import schema
+from grec.data.contract import CONTRACT_FILE, TELECOM, Contract, read_contract
 from grec.data.dataset import Dataset, FeatureSpec, TimeSplit, dataset_from_frame, join_tables, load_table, load_tables
 from grec.data.text import TextEmbeddingStore
 from grec.data.schema import IMPRESSIONS, SchemaError
@@ -194,9 +194,10 @@ class DataSource:
     split: TimeSplit
     feature_service: str  # the Feast feature service that built it, or RAW_JOIN
     fingerprint: str  # SHA-256 over the files it comes from
+    contract: Contract = TELECOM
 
     def dataset(self, upsample=None, spec: FeatureSpec | None = None, texts: TextEmbeddingStore | None = None) -> Dataset:
-        return dataset_from_frame(self.frame, self.split, upsample, spec, texts, source=str(self.path))
+        return dataset_from_frame(self.frame, self.split, upsample, spec, texts, source=str(self.path), contract=self.contract)
 
 
 def _fingerprint(paths: list[Path]) -> str:
@@ -215,9 +216,15 @@ def open_source(path: Path, splits: tuple[str, ...] = SPLITS, test_days: int = 7
         frame = pd.concat([pd.read_parquet(path / f"{name}.parquet") for name in splits], ignore_index=True)
         files = [path / MANIFEST, *(path / f"{name}.parquet" for name in SPLITS)]
         return DataSource(path, frame, manifest.time_split(), manifest.feature_service, _fingerprint(files))
-    frame = join_tables(load_tables(path))
+    contract = read_contract(path)
+    frame = join_tables(load_tables(path, contract))
     split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
-    masks = split.masks(frame["event_timestamp"])
-    keep = np.logical_or.reduce([masks[name] for name in splits])
-    files = [path / t.file for t in schema.TABLES.values()]
-    return DataSource(path, frame[keep].reset_index(drop=True), split, RAW_JOIN, _fingerprint(files))
+    if contract.split:
+        keep = frame[contract.split].isin(splits).to_numpy()
+    else:
+        masks = split.masks(frame["event_timestamp"])
+        keep = np.logical_or.reduce([masks[name] for name in splits])
+    files = [path / t.file for t in contract.tables.values()]
+    if contract is not TELECOM:
+        files.append(path / CONTRACT_FILE)
+    return DataSource(path, frame[keep].reset_index(drop=True), split, RAW_JOIN, _fingerprint(files), contract)

@@ -32,16 +32,17 @@ def snapshot_window(data_dir: Path, start: str, end: str, out_dir: Path) -> dict
     """Copy the raw tables as of `end` into out_dir: impressions stamped in [start, end), customer
     and item snapshots made before `end`. Later steps read this snapshot, never the live folder, so
     what was validated is what is trained on. Returns rows per table."""
+    from grec.data.contract import read_contract, write_tables
     from grec.data.dataset import load_tables
-    from grec.data.simulate import write_tables
 
     lo, hi = _utc(start), _utc(end)
-    tables = load_tables(Path(data_dir))
+    contract = read_contract(data_dir)
+    tables = load_tables(Path(data_dir), contract)
     imp = tables["impressions"]
     tables["impressions"] = imp[(imp["event_timestamp"] >= lo) & (imp["event_timestamp"] < hi)].reset_index(drop=True)
     for name in ("customers", "items"):
         tables[name] = tables[name][tables[name]["updated_at"] < hi].reset_index(drop=True)
-    write_tables(tables, out_dir)
+    write_tables(tables, out_dir, contract)
     return {name: len(frame) for name, frame in tables.items()}
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from grec import settings
-from grec.data.schema import TABLES, SchemaError
+from grec.data.contract import read_contract
+from grec.data.schema import SchemaError, Table
 from grec.io import write_json
 from grec.validation.suites import ValidationPolicy, table_expectations, task_counts, task_expectations, validation_frame
 
@@ -90,8 +91,8 @@ def _validate(context, name: str, frame: pd.DataFrame, expectations: list):
     return next(iter(result.run_results.values()))
 
 
-def _read(data_dir: Path, name: str) -> pd.DataFrame:
-    table = TABLES[name]
+def _read(data_dir: Path, table: Table) -> pd.DataFrame:
+    name = table.name
     path = data_dir / table.file
     if not path.exists():
         raise SchemaError(f"{path}: file not found (expected the '{name}' table)")
@@ -110,14 +111,15 @@ def validate(data_dir: Path, policy: ValidationPolicy | None = None, out_dir: Pa
     out_dir = Path(out_dir) if out_dir else settings.validation_dir() / data_dir.name
     context = _context(out_dir)
     tables, failures = {}, []
-    frames = {name: _read(data_dir, name) for name in TABLES}
-    checks = [(name, validation_frame(TABLES[name], frame)) for name, frame in frames.items()]
+    contract = read_contract(data_dir)
+    frames = {name: _read(data_dir, table) for name, table in contract.tables.items()}
+    checks = [(name, validation_frame(contract.tables[name], frame)) for name, frame in frames.items()]
     for name, frame in checks:
-        expectations = table_expectations(TABLES[name], frame, policy)
+        expectations = table_expectations(contract.tables[name], frame, policy, contract)
         result = _validate(context, name, frame, expectations)
         tables[name] = {"rows": len(frame), "expectations": len(expectations), "success": bool(result.success)}
         failures += [_failure(name, r, frame) for r in result.results if not r.success]
-    tasks = task_counts(frames["impressions"])
+    tasks = task_counts(frames["impressions"], contract.tasks)
     result = _validate(context, "tasks", tasks, task_expectations(policy))
     tables["tasks"] = {"rows": len(tasks), "expectations": 2, "success": bool(result.success)}
     for r in (r for r in result.results if not r.success):

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from grec.data.schema import FLOWS, USE_CASE_LABEL, USE_CASE_POPULATION, USE_CASES, Role, Table
+from grec.data.contract import SPLITS, TELECOM, Contract
+from grec.data.schema import Role, Table, TaskVocabulary
 
 LENGTH = "__length"
 NUMERIC_DTYPES = {"int64", "int8", "float32"}
@@ -44,6 +45,7 @@ class ValidationPolicy:
     min_rows_per_task: int = 100  # (example, task) rows per flow x use case
     min_positives_per_task: int = 3
     # Mean of each label over all impressions: real logs have clicks a few percent of impressions.
+    # Labels of other contracts (Census income, say) are checked for 0/1 only.
     label_rates: dict[str, tuple[float, float]] = field(default_factory=lambda: {
         "click": (0.002, 0.25), "add_to_cart": (0.0002, 0.1), "purchase": (0.00002, 0.05)})
 
@@ -57,16 +59,16 @@ def validation_frame(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def task_counts(impressions: pd.DataFrame) -> pd.DataFrame:
+def task_counts(impressions: pd.DataFrame, tasks: TaskVocabulary = TELECOM.tasks) -> pd.DataFrame:
     """One row per task: its (example, task) rows and positives, as training will build them."""
     rows = []
-    for flow in FLOWS:
+    for flow in tasks.flows:
         of_flow = impressions[impressions["flow"] == flow]
-        for use_case in USE_CASES:
-            population = USE_CASE_POPULATION[use_case]
+        for use_case in tasks.use_cases:
+            population = tasks.populations.get(use_case)
             pop = of_flow if population is None else of_flow[of_flow[population] == 1]
             rows.append({"task": f"{flow}+{use_case}", "rows": len(pop),
-                         "positives": int(pop[USE_CASE_LABEL[use_case]].sum())})
+                         "positives": int(pop[tasks.labels[use_case]].sum())})
     return pd.DataFrame(rows)
 
 
@@ -75,8 +77,8 @@ def _mode_length(frame: pd.DataFrame, column: str) -> int | None:
     return int(lengths.mode().iloc[0]) if len(lengths) else None
 
 
-def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPolicy) -> list:
-    """Expectations for one raw table; `frame` is its validation_frame (for data-derived sizes)."""
+def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPolicy, contract: Contract = TELECOM) -> list:
+    """Expectations for one raw table of `contract`; `frame` is its validation_frame (for data-derived sizes)."""
     import great_expectations.expectations as gxe
 
     stamp = next(c.name for c in table.columns if c.role == Role.TIMESTAMP)
@@ -96,19 +98,22 @@ def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPoli
             low, high = RANGES[col.name]
             ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=low, max_value=high))
         if col.role == Role.FLOW:
-            ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(FLOWS)))
+            ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(contract.tasks.flows)))
+        if col.role == Role.SPLIT:
+            ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(SPLITS)))
         if col.role == Role.LABEL:
             ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=[0, 1]))
-            low, high = policy.label_rates[col.name]
-            ex.append(gxe.ExpectColumnMeanToBeBetween(column=col.name, min_value=low, max_value=high))
+            if col.name in policy.label_rates:
+                low, high = policy.label_rates[col.name]
+                ex.append(gxe.ExpectColumnMeanToBeBetween(column=col.name, min_value=low, max_value=high))
         if col.role == Role.ORACLE:
             ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=0, max_value=1))
         if col.role == Role.ITEM_IMAGE:
             dim = policy.image_dim or _mode_length(frame, col.name)
             ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name + LENGTH, min_value=dim, max_value=dim))
     if table.name == "impressions":
-        # The funnel: no add-to-cart without a click, no purchase without either.
-        for a, b in (("click", "add_to_cart"), ("add_to_cart", "purchase"), ("click", "purchase")):
+        # The funnel (the storefront's: no add-to-cart without a click, no purchase without either).
+        for a, b in contract.funnel:
             ex.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=a, column_B=b, or_equal=True))
         ex.append(gxe.ExpectColumnPairValuesToBeEqual(
             column_A="viewed_item_ids" + LENGTH, column_B="visited_page_ids" + LENGTH))

@@ -20,9 +20,8 @@ from grec.data.simulate import (
     simulate,
     simulate_to,
     summarize,
-    to_arrow,
-    write_tables,
 )
+from grec.data.contract import to_arrow, write_tables
 
 CONFIG = SimulationConfig(n_impressions=40_000, seed=7)
 

@@ -1,10 +1,13 @@
 """A dataset with its own task vocabulary (not the storefront's flows and use cases) trains,
 evaluates and scores through the same code path: the vocabulary travels in the FeatureSpec."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from grec.data.contract import TELECOM
 from grec.data.dataset import (
     FeatureSpec,
     TimeSplit,
@@ -35,7 +38,7 @@ def test_another_vocabulary_trains_evaluates_and_scores(small_data, texts, tmp_p
     frame = join_tables(load_tables(small_data))
     frame["flow"] = np.where(frame["flow"] == "AAL", "WEB", "APP")
     split = TimeSplit.from_timestamps(frame["event_timestamp"])
-    data = dataset_from_frame(frame, split, texts=texts, tasks=SHOP)
+    data = dataset_from_frame(frame, split, texts=texts, contract=dataclasses.replace(TELECOM, tasks=SHOP))
     assert data.spec.tasks == SHOP and data.labels.oracle is None  # no ground truth outside the simulator's tasks
     train = data.rows["train"]
     clicked = data.labels.column("click")[train.impression.numpy()] == 1

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from grec.data.dataset import join_tables, load_tables
-from grec.data.simulate import SimulationConfig, simulate_to, to_arrow, write_tables
+from grec.data.contract import to_arrow, write_tables
+from grec.data.simulate import SimulationConfig, simulate_to
 from grec.data.schema import CUSTOMERS
 from grec.features import sources
 from grec.features.store import FEATURE_REPO, OnlineReader, apply, materialize

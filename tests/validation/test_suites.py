@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from grec.data.dataset import load_tables
-from grec.data.simulate import SimulationConfig, simulate_to, write_tables
+from grec.data.contract import write_tables
+from grec.data.simulate import SimulationConfig, simulate_to
 from grec.validation.run import validate
 from grec.validation.suites import ValidationPolicy
 

@@ -1,13 +1,35 @@
-"""Readers for real logs nobody here generated: Census-Income (KDD), the Open Bandit Dataset and
-AliExpress in its published per-country layout. Each returns plain frames with the source's own
-columns cleaned, its task labels, and a documented split; the files are only read, never changed.
+"""Adapters for real logs nobody here generated: Census-Income (KDD), the Open Bandit Dataset and
+AliExpress in its published per-country layout. Each reads its source's own files (never changing
+them), checks them, and maps them onto the platform's three tables with a contract.json
+(grec.data.contract) saying which column feeds which input, the labels, the task vocabulary and
+the source's documented split. `grec data load NAME --source DIR` writes such a folder; from there
+`grec train --data`, `grec evaluate` and `grec validate` read it like any other.
 """
 
+from __future__ import annotations
+
 import numpy as np
+import pandas as pd
 
 
-def absent_inputs(n: int) -> dict:
-    """Columns for the inputs a real source does not have, for n rows: no search query, no item
-    description or image vector, no behaviour history. Constant, so they carry nothing."""
-    return {"search_query": "", "description": "", "image_embedding": [np.zeros(1, np.float32)] * n,
-            "viewed_item_ids": [np.zeros(0, np.int64)] * n, "visited_page_ids": [np.zeros(0, np.int64)] * n}
+
+def no_text_or_history(n: int) -> dict:
+    """Impression columns for the inputs a real source does not have, for n rows: no search query
+    and no behaviour history (constant, so they carry nothing)."""
+    return {"search_query": "", "viewed_item_ids": [np.zeros(0, np.int64)] * n, "visited_page_ids": [np.zeros(0, np.int64)] * n}
+
+
+def plain_items(n: int) -> dict:
+    """Item columns a real source does not have, for n items: no description, no image vector."""
+    return {"description": "", "image_embedding": [np.zeros(1, np.float32)] * n}
+
+
+def placeholder_items(stamp: pd.Timestamp) -> pd.DataFrame:
+    """One item for sources whose rows are not about an item (Census: a person; AliExpress: the
+    item features are not told apart from the rest): one constant categorical and one constant
+    numerical column, which carry nothing (the input layer needs at least one of each)."""
+    return pd.DataFrame({"item_id": [0], "updated_at": [stamp], "item_kind": [0], "item_size": [np.float32(0)], **plain_items(1)})
+
+
+PLACEHOLDER_ITEM_FEATURES = {"categorical": ["item_kind"], "numerical": ["item_size"]}
+

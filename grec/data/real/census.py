@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grec.data.real import absent_inputs
-from grec.data.schema import SchemaError
+from grec.data.contract import Contract, write_dataset
+from grec.data.real import PLACEHOLDER_ITEM_FEATURES, no_text_or_history, placeholder_items
+from grec.data.schema import SchemaError, TaskVocabulary
 
 FILE = "census-income.test.gz"
 # The 42 columns of the UCI description, in file order (the file has no header).
@@ -31,6 +32,11 @@ NUMERICAL = ["age", "wage_per_hour", "capital_gains", "capital_losses", "stock_d
 NOT_FEATURES = ["marital_stat", "income_50k", "instance_weight"]
 CATEGORICAL = [c for c in COLUMNS if c not in NUMERICAL + NOT_FEATURES]  # codes such as det_ind_code are categories
 TASKS = {"income": "income over 50K", "never_married": "marital status Never married"}
+FLOW = "CENSUS"
+STAMP = pd.Timestamp("1995-01-01", tz="UTC")  # the survey years are 1994-95; rows carry no time
+SOURCE = ("UCI Census-Income (KDD), census-income.test.gz (99,762 rows; Dua and Graff, UCI ML Repository); "
+          "the MMoE paper's two-task benchmark (Ma et al., KDD 2018). Train/valid/test carved 60/20/20 from the "
+          "test split, stratified on both labels.")
 
 
 def read(folder: Path) -> pd.DataFrame:
@@ -65,30 +71,39 @@ def split(frame: pd.DataFrame, seed: int = 0, valid: float = 0.2, test: float = 
     return pd.Series(out, index=frame.index, name="split")
 
 
-def task_vocabulary():
+def task_vocabulary() -> TaskVocabulary:
     """One flow, a use case per task."""
-    from grec.data.schema import TaskVocabulary
-
-    return TaskVocabulary(flows=("CENSUS",), use_cases=("INCOME", "NEVER_MARRIED"),
+    return TaskVocabulary(flows=(FLOW,), use_cases=("INCOME", "NEVER_MARRIED"),
                           labels={"INCOME": "income", "NEVER_MARRIED": "never_married"},
                           populations={"INCOME": None, "NEVER_MARRIED": None})
 
 
-def model_frame(frame: pd.DataFrame, split_column: pd.Series) -> tuple[pd.DataFrame, dict]:
-    """Census rows in the training-set layout, and the FeatureSpec settings that read them: every
-    categorical column as integer codes (sorted categories of the whole file: the mapping carries
-    no label), the numericals as context, no item, search or history (constant placeholders), one
-    flow; the split as an explicit column. A person is not an item: the item side gets one
-    constant categorical and one constant numerical column, which carry nothing (the input layer
-    expects at least one of each)."""
-    out = pd.DataFrame({c: pd.Categorical(frame[c].fillna("?")).codes.astype(np.int64) for c in CATEGORICAL})
-    for c in NUMERICAL:
-        out[c] = frame[c].astype(np.float32)
+def contract() -> Contract:
+    """Persons as customers with all 40 features; one placeholder item; the split as a column."""
+    return Contract.define(
+        "census", {"customers": {"categorical": CATEGORICAL, "numerical": NUMERICAL}, "items": PLACEHOLDER_ITEM_FEATURES},
+        task_vocabulary(), split="split", source=SOURCE)
+
+
+def to_tables(frame: pd.DataFrame, split_column: pd.Series) -> dict[str, pd.DataFrame]:
+    """Census rows as the platform's tables: a customer per person (every categorical column as
+    integer codes of its sorted categories over the whole file, a mapping that carries no label;
+    the numericals as they are), an impression per person of the one placeholder item in the one
+    flow, with the two labels and the split. Census has no time: every row is stamped STAMP."""
     n = len(frame)
-    out = out.assign(
-        impression_id=np.arange(n), event_timestamp=pd.Timestamp("1995-01-01", tz="UTC"), flow="CENSUS",
-        item_id=0, item_kind=0, item_size=np.float32(0), **absent_inputs(n),
-        income=frame["income"].to_numpy(), never_married=frame["never_married"].to_numpy(), split=split_column.to_numpy())
-    spec = {"context_categorical": list(CATEGORICAL), "context_numerical": list(NUMERICAL), "item_categorical": ["item_kind"],
-            "item_numerical": ["item_size"], "tasks": task_vocabulary()}
-    return out, spec
+    customers = pd.DataFrame({c: pd.Categorical(frame[c].fillna("?")).codes.astype(np.int64) for c in CATEGORICAL})
+    for c in NUMERICAL:
+        customers[c] = frame[c].astype(np.float32).to_numpy()
+    customers.insert(0, "customer_id", np.arange(n))
+    customers.insert(1, "updated_at", STAMP)
+    impressions = pd.DataFrame({
+        "impression_id": np.arange(n), "event_timestamp": STAMP, "customer_id": np.arange(n), "item_id": 0, "flow": FLOW,
+        **no_text_or_history(n), "income": frame["income"].to_numpy(), "never_married": frame["never_married"].to_numpy(),
+        "split": split_column.to_numpy()})
+    return {"customers": customers, "items": placeholder_items(STAMP), "impressions": impressions}
+
+
+def load(source: Path, out: Path, seed: int = 0) -> dict[str, Path]:
+    """Read the census file under `source`, split it (seed), write the tables and contract to `out`."""
+    frame = read(source)
+    return write_dataset(to_tables(frame, split(frame, seed)), out, contract())

@@ -15,13 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grec.data.real import absent_inputs
-from grec.data.schema import SchemaError
+from grec.data.contract import Contract, write_dataset
+from grec.data.real import no_text_or_history, plain_items
+from grec.data.schema import SchemaError, TaskVocabulary
 
 CAMPAIGNS = ("all", "men", "women")
 POLICIES = ("random", "bts")
 USER_FEATURES = [f"user_feature_{i}" for i in range(4)]
 ITEM_FEATURES = [f"item_feature_{i}" for i in range(4)]  # item_feature_0 numerical, 1-3 hashed categories
+SOURCE = ("Open Bandit Dataset, small version (ZOZOTOWN; Saito et al., arXiv:2008.07146): 3 campaigns as "
+          "flows, click as CTR; train on the Thompson-sampling logs and the random logs before the validation day, "
+          "validate on the random logs of the day before the test days, test on the random logs of the last days (unbiased).")
 
 
 def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
@@ -73,36 +77,54 @@ def split(impressions: pd.DataFrame, test_days: int = 2) -> pd.Series:
     return pd.Series(out, index=impressions.index, name="split")
 
 
-def task_vocabulary():
+def task_vocabulary() -> TaskVocabulary:
     """A flow per campaign, one use case: the click."""
-    from grec.data.schema import TaskVocabulary
-
     return TaskVocabulary(flows=tuple(c.upper() for c in CAMPAIGNS), use_cases=("CTR",), labels={"CTR": "click"},
                           populations={"CTR": None})
+
+
+def contract() -> Contract:
+    """Users (the hashed user features) as customers; position and the user's affinity to the
+    shown item as impression context; each campaign's items with their features."""
+    return Contract.define("open-bandit", {
+        "customers": {"categorical": USER_FEATURES},
+        "impressions": {"categorical": ["position"], "numerical": ["affinity"]},
+        "items": {"categorical": ITEM_FEATURES[1:], "numerical": ITEM_FEATURES[:1]},
+    }, task_vocabulary(), split="split", source=SOURCE)
 
 
 def _codes(values: pd.Series) -> np.ndarray:
     return pd.Categorical(values).codes.astype(np.int64)  # hashed strings -> codes, sorted: no label in the mapping
 
 
-def model_frame(impressions: pd.DataFrame, items: pd.DataFrame, split_column: pd.Series) -> tuple[pd.DataFrame, dict]:
-    """Impressions in the training-set layout, and the FeatureSpec settings that read them: the
-    campaign as the flow, the hashed user features and the position as context categoricals, the
-    user's affinity to the shown item as context numerical, the item (one id per campaign and item)
-    with its features; no search or history; the split as an explicit column."""
-    item_key = impressions["campaign"] + ":" + impressions["item_id"].astype(str)
-    catalogue = items.assign(key=items["campaign"] + ":" + items["item_id"].astype(str)).set_index("key")
-    item_ids = pd.Categorical(item_key, categories=catalogue.index).codes.astype(np.int64)
-    shown = catalogue.loc[item_key]
+def to_tables(impressions: pd.DataFrame, items: pd.DataFrame, split_column: pd.Series) -> dict[str, pd.DataFrame]:
+    """The logs as the platform's tables. The dataset has no user id: a customer is one
+    combination of the four hashed user features. An item is a (campaign, item) pair, ids in
+    campaign order; the campaign is the flow. Customer and item snapshots are stamped at the
+    start of the first day (known before every impression)."""
+    first = impressions["timestamp"].min().floor("D")
+    users = pd.DataFrame({c: _codes(impressions[c]) for c in USER_FEATURES})
+    customer_id = users.groupby(USER_FEATURES, sort=True).ngroup().to_numpy().astype(np.int64)
+    customers = users.assign(customer_id=customer_id).drop_duplicates("customer_id").sort_values("customer_id")
+    catalogue = items.assign(key=items["campaign"] + ":" + items["item_id"].astype(str))
+    item_id = pd.Categorical(impressions["campaign"] + ":" + impressions["item_id"].astype(str),
+                             categories=catalogue["key"]).codes.astype(np.int64)
     n = len(impressions)
-    out = pd.DataFrame({c: _codes(impressions[c]) for c in USER_FEATURES})
-    out = out.assign(
-        position=impressions["position"].to_numpy().astype(np.int64), affinity=impressions["affinity"].astype(np.float32).to_numpy(),
-        impression_id=np.arange(n), event_timestamp=impressions["timestamp"].to_numpy(),
-        flow=impressions["campaign"].str.upper().to_numpy(), item_id=item_ids,
-        item_feature_0=shown["item_feature_0"].astype(np.float32).to_numpy(),
-        **{c: _codes(shown[c]) for c in ITEM_FEATURES[1:]},
-        **absent_inputs(n), click=impressions["click"].to_numpy(), split=split_column.to_numpy())
-    spec = {"context_categorical": [*USER_FEATURES, "position"], "context_numerical": ["affinity"],
-            "item_categorical": ITEM_FEATURES[1:], "item_numerical": ["item_feature_0"], "tasks": task_vocabulary()}
-    return out, spec
+    return {
+        "customers": customers.assign(updated_at=first).reset_index(drop=True),
+        "items": pd.DataFrame({"item_id": np.arange(len(catalogue)), "updated_at": first,
+                               ITEM_FEATURES[0]: catalogue[ITEM_FEATURES[0]].astype(np.float32).to_numpy(),
+                               **{c: _codes(catalogue[c]) for c in ITEM_FEATURES[1:]}, **plain_items(len(catalogue))}),
+        "impressions": pd.DataFrame({
+            "impression_id": np.arange(n), "event_timestamp": impressions["timestamp"].array, "customer_id": customer_id,
+            "item_id": item_id, "flow": impressions["campaign"].str.upper().to_numpy(),
+            "position": impressions["position"].to_numpy().astype(np.int64),
+            "affinity": impressions["affinity"].astype(np.float32).to_numpy(), **no_text_or_history(n),
+            "click": impressions["click"].to_numpy(), "split": split_column.to_numpy()}),
+    }
+
+
+def load(source: Path, out: Path, test_days: int = 2) -> dict[str, Path]:
+    """Read the dataset under `source`, split it, write the tables and contract to `out`."""
+    impressions, items = read(source)
+    return write_dataset(to_tables(impressions, items, split(impressions, test_days)), out, contract())

@@ -1,0 +1,236 @@
+"""A dataset's contract: the columns of its three tables and which model input each feeds, its
+label columns, its task vocabulary, the label funnel, and whether it brings its own split.
+
+The storefront the simulator writes has the fixed contract of grec.data.schema (TELECOM). Any other
+source (Census-Income, Open Bandit, AliExpress, a user's own logs) ships `contract.json` beside its
+parquet tables: every reader (load_tables, the dataset, validation) takes the columns from there, so
+no model or pipeline code knows which dataset it is reading.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from grec.data import schema
+from grec.data.schema import Column, Role, SchemaError, Table, TaskVocabulary
+from grec.io import write_json, write_parquet
+
+CONTRACT_FILE = "contract.json"
+VERSION = 1
+
+# Columns every dataset has whatever its features: the keys and times the joins need, the flow,
+# and the inputs the model always reads (a source without search, descriptions, image vectors or
+# histories fills them constant: '' queries, one-zero vectors, empty lists).
+CORE_COLUMNS = {
+    "customers": ("customer_id", "updated_at"),
+    "items": ("item_id", "updated_at", "description", "image_embedding"),
+    "impressions": ("impression_id", "event_timestamp", "customer_id", "item_id", "flow", "search_query",
+                    "viewed_item_ids", "visited_page_ids"),
+}
+# Which input a table's categorical and numerical features feed.
+FEATURE_ROLES = {
+    "customers": (Role.CONTEXT_CATEGORICAL, Role.CONTEXT_NUMERICAL),
+    "impressions": (Role.CONTEXT_CATEGORICAL, Role.CONTEXT_NUMERICAL),
+    "items": (Role.ITEM_CATEGORICAL, Role.ITEM_NUMERICAL),
+}
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The tables (schema.Table, with roles), the tasks, the funnel and the split of one dataset."""
+
+    name: str
+    tables: dict[str, Table]  # customers, items, impressions
+    tasks: TaskVocabulary
+    funnel: tuple[tuple[str, str], ...] = ()  # (a, b): label b is 1 only where label a is 1
+    split: str | None = None  # an impressions column of train / valid / test; None: split by time
+    source: str = ""  # where the data comes from (citation, URL)
+
+    def features(self, table: str, kind: str) -> list[str]:
+        """A table's 'categorical' or 'numerical' feature columns."""
+        role = FEATURE_ROLES[table][0 if kind == "categorical" else 1]
+        return self.tables[table].names(role)
+
+    def feature_spec_columns(self) -> dict:
+        """FeatureSpec settings: which joined column feeds which input, and the tasks."""
+        return {
+            "context_categorical": self.features("customers", "categorical") + self.features("impressions", "categorical"),
+            "context_numerical": self.features("customers", "numerical") + self.features("impressions", "numerical"),
+            "item_categorical": self.features("items", "categorical"),
+            "item_numerical": self.features("items", "numerical"),
+            "tasks": self.tasks,
+        }
+
+    @classmethod
+    def define(cls, name: str, features: dict[str, dict[str, list[str]]], tasks: TaskVocabulary,
+               funnel=(), split: str | None = None, source: str = "") -> Contract:
+        """A contract from feature column names per table ({'customers': {'categorical': [...],
+        'numerical': [...]}, ...}): categoricals int64 codes, numericals float32, labels int8."""
+        tables = {}
+        for table, core in CORE_COLUMNS.items():
+            base = schema.TABLES[table]
+            columns = [base.column(c) for c in core]
+            given = features.get(table, {})
+            for kind, dtype, role in (("categorical", "int64", FEATURE_ROLES[table][0]),
+                                      ("numerical", "float32", FEATURE_ROLES[table][1])):
+                columns += [Column(c, dtype, role, f"{table} {kind} feature") for c in given.get(kind, [])]
+            if table == "impressions":
+                columns += [Column(c, "int8", Role.LABEL, "label, 0 or 1") for c in tasks.label_columns]
+                if split:
+                    columns.append(Column(split, "string", Role.SPLIT, "split of this row: train, valid or test"))
+            tables[table] = Table(table, base.key, tuple(columns))
+        contract = cls(name, tables, tasks, tuple(tuple(p) for p in funnel), split, source)
+        contract.check()
+        return contract
+
+    def check(self) -> None:
+        where = f"contract {self.name!r}"
+        names = [c.name for t in self.tables.values() for c in t.columns if c.name not in _SHARED_NAMES]
+        clashes = sorted({n for n in names if names.count(n) > 1})
+        if clashes:
+            raise SchemaError(f"{where}: columns {clashes} appear twice (a column name is one column across the tables)")
+        for side, tables in (("context", ("customers", "impressions")), ("item", ("items",))):
+            for kind in ("categorical", "numerical"):
+                if not any(self.features(t, kind) for t in tables):
+                    raise SchemaError(f"{where}: no {side} {kind} feature (the input layer needs at least one; "
+                                      "a constant column will do)")
+        labels = self.tasks.label_columns
+        for a, b in self.funnel:
+            if a not in labels or b not in labels:
+                raise SchemaError(f"{where}: funnel pair [{a}, {b}] names a column that is not a label {list(labels)}")
+
+    def to_dict(self) -> dict:
+        return {"version": VERSION, "name": self.name, "source": self.source,
+                "features": {t: {k: self.features(t, k) for k in ("categorical", "numerical")} for t in CORE_COLUMNS},
+                "tasks": self.tasks.to_dict(), "funnel": [list(p) for p in self.funnel], "split": self.split}
+
+
+# Key columns that are meant to appear in more than one table (the joins).
+_SHARED_NAMES = {"customer_id", "item_id", "updated_at"}
+
+# The simulated storefront's contract: grec.data.schema's tables (with the simulator's true
+# probabilities), the funnel click -> add to cart -> purchase, split by time.
+TELECOM = Contract("telecom", dict(schema.TABLES), schema.TELECOM_TASKS,
+                   (("click", "add_to_cart"), ("add_to_cart", "purchase"), ("click", "purchase")),
+                   source="grec simulate")
+
+_FIELDS = {"version", "name", "source", "features", "tasks", "funnel", "split"}
+
+
+def read_contract(data_dir: Path) -> Contract:
+    """`data_dir`'s contract.json, or the storefront's contract where there is none."""
+    path = Path(data_dir) / CONTRACT_FILE
+    if not path.exists():
+        return TELECOM
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SchemaError(f"{path}: not valid JSON ({e})") from None
+    unknown, missing = set(d) - _FIELDS, _FIELDS - set(d) - {"source", "split", "funnel"}
+    if unknown or missing:
+        raise SchemaError(f"{path}: " + "; ".join(
+            ([f"unknown fields {sorted(unknown)}"] if unknown else []) + ([f"missing fields {sorted(missing)}"] if missing else [])))
+    if d["version"] != VERSION:
+        raise SchemaError(f"{path}: field 'version' is {d['version']!r}; this platform reads version {VERSION}")
+    for table, kinds in d["features"].items():
+        if table not in CORE_COLUMNS or set(kinds) - {"categorical", "numerical"}:
+            raise SchemaError(f"{path}: field 'features.{table}': tables are {list(CORE_COLUMNS)}, "
+                              "each with 'categorical' and 'numerical' column lists")
+    try:
+        tasks = TaskVocabulary.from_dict(d["tasks"])
+    except (KeyError, TypeError) as e:
+        raise SchemaError(f"{path}: field 'tasks' needs flows, use_cases and labels (missing {e})") from None
+    except SchemaError as e:
+        raise SchemaError(f"{path}: field 'tasks': {e}") from None
+    try:
+        return Contract.define(d["name"], d["features"], tasks, d.get("funnel", ()), d.get("split"), d.get("source", ""))
+    except SchemaError as e:
+        raise SchemaError(f"{path}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing tables with the contract's arrow types
+
+
+def list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
+    """An arrow list column from flat values and row offsets (arrow lists use 32-bit offsets)."""
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise ValueError("too many sequence elements for one arrow list column; write in smaller parts")
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)),
+                                    pa.array(np.asarray(values, dtype=value_type.to_pandas_dtype()), type=value_type))
+
+
+def _column_to_arrow(series: pd.Series, arrow_type: pa.DataType, where: str) -> pa.Array:
+    if pa.types.is_list(arrow_type):
+        values_type = arrow_type.value_type
+        cells = series.to_numpy()
+        lengths = np.fromiter((len(x) for x in cells), dtype=np.int64, count=len(cells))
+        offsets = np.zeros(len(cells) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.concatenate(cells) if len(cells) and offsets[-1] else np.empty(0)
+        return list_array(offsets, values, values_type)
+    if pa.types.is_timestamp(arrow_type):
+        if not isinstance(series.dtype, pd.DatetimeTZDtype):
+            raise SchemaError(f"{where}: timestamps must be timezone-aware (UTC)")
+        # safe=False only truncates sub-microsecond digits (timestamps are never out of range here).
+        return pa.array(series.dt.tz_convert("UTC")).cast(arrow_type, safe=False)
+    return pa.array(series, type=arrow_type, from_pandas=True)
+
+
+def to_arrow(frame: pd.DataFrame, table: Table) -> pa.Table:
+    """A DataFrame as a pyarrow Table with exactly the contract's columns, order and types."""
+    missing = [name for name in table.names() if name not in frame.columns]
+    if missing:
+        raise SchemaError(f"{table.file}: missing columns {missing}")
+    arrow = schema.arrow_schema(table)
+    arrays = []
+    for field in arrow:
+        where = f"{table.file}: column {field.name!r}"
+        try:
+            arrays.append(_column_to_arrow(frame[field.name], field.type, where))
+        except (pa.ArrowException, TypeError, ValueError) as error:
+            raise SchemaError(f"{where} cannot be stored as {field.type}: {error}") from error
+    return pa.Table.from_arrays(arrays, schema=arrow)
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, contract: Contract = TELECOM) -> dict[str, Path]:
+    """Write each table to ``out_dir/<name>.parquet`` with the contract's arrow schema, each file
+    atomically; a contract other than the storefront's is written beside them as contract.json."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    unknown = set(tables) - set(contract.tables)
+    if unknown:
+        raise SchemaError(f"unknown tables {sorted(unknown)}; the contract has {sorted(contract.tables)}")
+    paths = {name: write_parquet(out_dir / contract.tables[name].file, to_arrow(frame, contract.tables[name]))
+             for name, frame in tables.items()}
+    if contract is not TELECOM:
+        paths["contract"] = write_json(out_dir / CONTRACT_FILE, contract.to_dict())
+    return paths
+
+
+def write_dataset(tables: dict[str, pd.DataFrame], out_dir: Path, contract: Contract) -> dict[str, Path]:
+    """The three tables and the contract as one folder, written whole or not at all: built beside
+    `out_dir`, then renamed into place (an existing folder is replaced)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    tmp.chmod(0o755)
+    try:
+        write_tables(tables, tmp, contract)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return {name: out_dir / path.name for name, path in
+            {**{n: Path(t.file) for n, t in contract.tables.items()}, "contract": Path(CONTRACT_FILE)}.items()}

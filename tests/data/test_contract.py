@@ -1,0 +1,101 @@
+"""A dataset's contract.json: written beside its tables, read back equal, the storefront's contract
+where there is none, bad files refused naming the field, and tables checked against it."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grec.data import schema
+from grec.data.contract import CONTRACT_FILE, TELECOM, Contract, read_contract, write_dataset
+from grec.data.dataset import FeatureSpec, load_tables
+from grec.data.real import no_text_or_history, placeholder_items
+from grec.data.schema import SchemaError, TaskVocabulary
+
+TASKS = TaskVocabulary(("WEB", "APP"), ("CTR", "CTCVR"), {"CTR": "click", "CTCVR": "buy"}, {"CTR": None, "CTCVR": None})
+STAMP = pd.Timestamp("2020-01-01", tz="UTC")
+
+
+def shop() -> Contract:
+    return Contract.define("shop", {"customers": {"categorical": ["segment"], "numerical": ["spend"]},
+                                    "impressions": {"categorical": ["slot"]},
+                                    "items": {"categorical": ["item_kind"], "numerical": ["item_size"]}},
+                           TASKS, funnel=[("click", "buy")], split="split", source="a test")
+
+
+def shop_tables(n: int = 40) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    click = (rng.random(n) < 0.3).astype(np.int8)
+    return {
+        "customers": pd.DataFrame({"customer_id": np.arange(4), "updated_at": STAMP, "segment": [0, 1, 2, 1],
+                                   "spend": np.float32([1, 2, 3, 4])}),
+        "items": placeholder_items(STAMP),
+        "impressions": pd.DataFrame({
+            "impression_id": np.arange(n), "event_timestamp": STAMP, "customer_id": np.arange(n) % 4, "item_id": 0,
+            "flow": np.where(np.arange(n) % 2, "WEB", "APP"), "slot": np.arange(n) % 3, **no_text_or_history(n),
+            "click": click, "buy": click & (rng.random(n) < 0.5), "split": np.array(["train", "valid", "test", "train"] * (n // 4))}),
+    }
+
+
+def test_contract_round_trips_and_feeds_the_feature_spec(tmp_path):
+    contract = shop()
+    paths = write_dataset(shop_tables(), tmp_path / "shop", contract)
+    assert set(paths) == {"customers", "items", "impressions", "contract"}
+    assert read_contract(tmp_path / "shop") == contract
+    tables = load_tables(tmp_path / "shop")
+    assert set(tables["impressions"].columns) == set(contract.tables["impressions"].names())
+    columns = contract.feature_spec_columns()
+    assert columns["context_categorical"] == ["segment", "slot"] and columns["context_numerical"] == ["spend"]
+    assert columns["tasks"] == TASKS
+    # the storefront: no contract.json, the schema's tables, the FeatureSpec defaults
+    assert read_contract(tmp_path) is TELECOM and TELECOM.tables == schema.TABLES
+    defaults = FeatureSpec()
+    assert TELECOM.feature_spec_columns() == {k: getattr(defaults, k) for k in TELECOM.feature_spec_columns()}
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    write_dataset(shop_tables(), tmp_path / "shop", shop())
+    broken = shop_tables()
+    broken["impressions"] = broken["impressions"].drop(columns="slot")
+    with pytest.raises(SchemaError, match="impressions.parquet: missing columns \\['slot'\\]"):
+        write_dataset(broken, tmp_path / "shop", shop())
+    assert len(load_tables(tmp_path / "shop")["impressions"]) == 40  # the old folder, intact
+    assert [p.name for p in tmp_path.iterdir()] == ["shop"]  # no half-written folder left beside it
+
+
+def test_tables_are_checked_against_the_contract(tmp_path):
+    write_dataset(shop_tables(), tmp_path / "shop", shop())
+    contract = json.loads((tmp_path / "shop" / CONTRACT_FILE).read_text())
+    contract["features"]["customers"]["numerical"].append("tenure")
+    (tmp_path / "shop" / CONTRACT_FILE).write_text(json.dumps(contract))
+    with pytest.raises(SchemaError, match="customers.parquet: does not match the 'customers' schema: missing column 'tenure'"):
+        load_tables(tmp_path / "shop")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(owner="me"), "unknown fields \\['owner'\\]"),
+    (lambda d: d.pop("tasks"), "missing fields \\['tasks'\\]"),
+    (lambda d: d.update(version=2), "field 'version' is 2"),
+    (lambda d: d["features"].update(users={"categorical": []}), "field 'features.users'"),
+    (lambda d: d.update(funnel=[["click", "view"]]), "funnel pair \\[click, view\\]"),
+    (lambda d: d["features"]["customers"].update(numerical=[]), "no context numerical feature"),
+    (lambda d: d["features"]["impressions"].update(categorical=["segment"]), "columns \\['segment'\\] appear twice"),
+    (lambda d: d["tasks"]["labels"].pop("CTCVR"), "use case 'CTCVR' names no label column"),
+])
+def test_bad_contract_files_are_refused_naming_the_field(tmp_path, change, message):
+    d = shop().to_dict()
+    change(d)
+    (tmp_path / CONTRACT_FILE).write_text(json.dumps(d))
+    with pytest.raises(SchemaError, match=f"{CONTRACT_FILE}: .*{message}"):
+        read_contract(tmp_path)
+
+
+def test_the_feature_store_refuses_another_contract_by_name(tmp_path):
+    """The Feast repository defines the storefront's views; another dataset's folder is stopped
+    before anything is written to the store, with what to do instead."""
+    from grec.features.sources import build_sources
+
+    write_dataset(shop_tables(), tmp_path / "shop", shop())
+    with pytest.raises(SchemaError, match="'shop' data .*contract.json.* grec train --data"):
+        build_sources(tmp_path / "shop")
