@@ -119,6 +119,7 @@ def data_load(
     contract = read_contract(out)
     impressions = pq.ParquetFile(paths["impressions"]).metadata.num_rows
     console.print(f"Wrote {out}: {', '.join(p.name for p in paths.values())}")
+    console.print(f"Source: {contract.source}", highlight=False)
     console.print(f"{impressions:,} impressions; tasks {', '.join(contract.tasks.task_name(t) for t in range(contract.tasks.n_tasks))}")
     console.print(f"Next: grec train --data {out}", soft_wrap=True)
 
@@ -221,7 +222,8 @@ def train(
                            TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device),
                            out, run_name, register_as=name if register else None)
     summary = record.summary
-    write_json(out / "train.json", {"data": str(source.path), "run_id": record.run_id, "split": dataset.split.__dict__,
+    split = {"column": source.contract.split} if source.contract.split else dataset.split.__dict__
+    write_json(out / "train.json", {"data": str(source.path), "run_id": record.run_id, "split": split,
                                     **summary}, default=str)
     write_json(out / "eval-test.json", record.report, default=str)
     print_metrics(record.report, f"{run_name} on the test split ({source.path})")

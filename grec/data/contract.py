@@ -93,6 +93,7 @@ class Contract:
         return contract
 
     def check(self) -> None:
+        """Refuse a contract the platform could not train on, naming what is wrong."""
         where = f"contract {self.name!r}"
         names = [c.name for t in self.tables.values() for c in t.columns if c.name not in _SHARED_NAMES]
         clashes = sorted({n for n in names if names.count(n) > 1})
@@ -225,12 +226,11 @@ def write_dataset(tables: dict[str, pd.DataFrame], out_dir: Path, contract: Cont
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     tmp.chmod(0o755)
     try:
-        write_tables(tables, tmp, contract)
+        paths = write_tables(tables, tmp, contract)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return {name: out_dir / path.name for name, path in
-            {**{n: Path(t.file) for n, t in contract.tables.items()}, "contract": Path(CONTRACT_FILE)}.items()}
+    return {name: out_dir / path.name for name, path in paths.items()}

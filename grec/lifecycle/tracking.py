@@ -110,8 +110,11 @@ def _params(config, train_config: TrainConfig, source: DataSource) -> dict:
     params |= {f"train.{k}": v for k, v in dataclasses.asdict(train_config).items() if k != "progress"}
     params["model.class"] = type(config).__name__
     params |= {"data.source": str(source.path), "data.fingerprint": source.fingerprint,
-               "data.feature_service": source.feature_service,
-               **{f"data.{k}": v.isoformat() for k, v in dataclasses.asdict(source.split).items()}}
+               "data.feature_service": source.feature_service, "data.contract": source.contract.name}
+    if source.contract.split:  # the source's own split, by the named column
+        params["data.split_column"] = source.contract.split
+    else:
+        params |= {f"data.{k}": v.isoformat() for k, v in dataclasses.asdict(source.split).items()}
     return {k: str(v)[:6000] for k, v in params.items()}  # MLflow caps a param value at 6000 chars
 
 

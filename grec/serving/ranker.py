@@ -233,15 +233,15 @@ class Ranker:
             if values.dtype.kind == "f" and values.isna().any():
                 row = int(np.flatnonzero(values.isna().to_numpy())[0])
                 raise RequestError(f"rows[{row}].{column}: NaN is not a value")
-        bad_flow = ~frame["flow"].isin(FLOWS)
-        bad_use_case = ~frame["use_case"].isin(USE_CASES)
-        for name, bad in (("flow", bad_flow), ("use_case", bad_use_case)):
+        tasks = self.spec.tasks  # the model's own vocabulary (the storefront's, or a loaded dataset's)
+        for name, known in (("flow", tasks.flows), ("use_case", tasks.use_cases)):
+            bad = ~frame[name].isin(known)
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise RequestError(f"rows[{row}].{name}: unknown value {frame[name].iloc[row]!r}")
+                raise RequestError(f"rows[{row}].{name}: unknown value {frame[name].iloc[row]!r}; known: {list(known)}")
         features = self.spec.encode(frame.reset_index(drop=True), self.texts)
-        use_case = torch.from_numpy(pd.Categorical(frame["use_case"], categories=USE_CASES).codes.astype(np.int64))
-        task = features.flow * len(USE_CASES) + use_case
+        use_case = torch.from_numpy(pd.Categorical(frame["use_case"], categories=tasks.use_cases).codes.astype(np.int64))
+        task = features.flow * len(tasks.use_cases) + use_case
         out = np.empty(len(frame), dtype=np.float32)
         for t in task.unique().tolist():
             rows = (task == t).nonzero().squeeze(1)

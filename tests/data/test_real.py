@@ -75,6 +75,7 @@ def test_census_loads_into_tables_and_trains_through_the_generic_path(tmp_path):
     assert imp["income"].sum() == raw["income"].sum() == 6_186 and imp["never_married"].sum() == raw["never_married"].sum()
     assert imp["split"].value_counts().to_dict() == {"train": 59_856, "valid": 19_953, "test": 19_953}
     assert read_contract(tmp_path / "census").feature_spec_columns()["context_categorical"] == census.CATEGORICAL
+    assert "FAILED" not in invoke("validate", "--data", tmp_path / "census", "--out", tmp_path / "report").output
 
     data = open_source(tmp_path / "census").dataset()
     assert {k: len(v) for k, v in data.rows.items()} == {"train": 2 * 59_856, "valid": 2 * 19_953, "test": 2 * 19_953}
