@@ -1,6 +1,8 @@
-"""The data contract: every table, feature, label and task the platform knows, defined once.
+"""The storefront's data contract: every table, feature, label and task of the simulated telecom
+storefront, defined once, and the building blocks (roles, columns, tables, task vocabularies) every
+other dataset's contract is made of (grec.data.contract: a contract.json beside its tables).
 
-Everything else (simulator, dataset, model inputs, later Feast and Great Expectations) reads names,
+Everything else (simulator, dataset, model inputs, Feast and Great Expectations) reads names,
 types and roles from here rather than typing them again.
 """
 

@@ -196,6 +196,12 @@ class DataSource:
     fingerprint: str  # SHA-256 over the files it comes from
     contract: Contract = TELECOM
 
+    def test_rows(self) -> str:
+        """Which rows are the test rows, in words (for reports)."""
+        if self.contract.split:
+            return f"the rows whose '{self.contract.split}' column says test"
+        return f"the week {self.split.test_start.isoformat()} to {self.split.end.isoformat()}"
+
     def dataset(self, upsample=None, spec: FeatureSpec | None = None, texts: TextEmbeddingStore | None = None) -> Dataset:
         return dataset_from_frame(self.frame, self.split, upsample, spec, texts, source=str(self.path), contract=self.contract)
 

@@ -174,7 +174,7 @@ class GateReport:
         lines = [
             f"# Promotion gate: {ch['name']} {who} against {versus}: **{self.decision.upper()}**",
             "",
-            f"- Held-out week: {self.held_out['start']} to {self.held_out['end']}, {self.held_out['rows']:,} task rows "
+            f"- Held out: {self.held_out['window']}, {self.held_out['rows']:,} task rows "
             f"from `{self.held_out['source']}` (fingerprint `{self.held_out['fingerprint'][:16]}`)",
             f"- Policy v{self.policy['version']} (`{self.policy['path']}`, sha256 `{self.policy['sha256'][:16]}`): "
             f"per-task AUC drop at most {self.policy['max_task_drop']}, mean AUC drop at most "

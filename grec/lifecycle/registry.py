@@ -133,8 +133,8 @@ class Registry:
         if champion is not None:
             champion_prob = score_held_out(*self.load(champion), source)[3]
             champion_info = {"name": self.name, "version": champion, "run_id": self.version(champion).run_id}
-        held = {"source": str(source.path), "fingerprint": source.fingerprint, "start": source.split.test_start.isoformat(),
-                "end": source.split.end.isoformat(), "rows": int(len(label))}
+        held = {"source": str(source.path), "fingerprint": source.fingerprint, "window": source.test_rows(),
+                "rows": int(len(label))}
         return judge(tasks, label, impression, prob, champion_prob, policy, candidate, champion_info, held)
 
     def promote(
