@@ -42,7 +42,7 @@ def week():
 
 def run(week_, challenger, champion, policy):
     tasks, label, impression, _ = week_
-    held = {"source": "synthetic", "fingerprint": "0" * 64, "start": "s", "end": "e", "rows": len(label)}
+    held = {"source": "synthetic", "fingerprint": "0" * 64, "window": "the week s to e", "rows": len(label)}
     return judge(tasks, label, impression, challenger, champion, policy, {"name": "grec", "version": "2", "run_id": "r2"},
                  None if champion is None else {"name": "grec", "version": "1", "run_id": "r1"}, held)
 
