@@ -1,6 +1,7 @@
 """AliExpress in its published per-country layout (the GRec paper's public benchmark, Sec. 4.1;
 not shipped here): `<DIR>/AliExpress_<CC>/{train,test}.csv`, columns `search_id`,
-`categorical_1..16`, `numerical_1..63`, `click`, `conversion`. Tasks: CTR = click, CTCVR =
+`categorical_1..16`, `numerical_1..63`, `click`, `conversion` (search_id, a request id, is not
+read). Tasks: CTR = click, CTCVR =
 conversion, both over all impressions; countries are scenarios. The provided train/test split is by
 time; validation is carved from the end of each country's training file (never the test file).
 """
@@ -35,9 +36,7 @@ PUBLISHED = {
     "AITM": {"NL": (.7240, .8577), "ES": (.7290, .8885), "FR": (.7236, .8763), "US": (.7048, .8730)},
     "MetaHeac": {"NL": (.7263, .8615), "ES": (.7299, .8883), "FR": (.7249, .8813), "US": (.7089, .8743)},
 }
-
-
-PUBLISHED_ORDER = ("NL", "ES", "FR", "US", "RU")
+PUBLISHED_ORDER = ("NL", "ES", "FR", "US", "RU")  # the countries' order in published tables
 
 
 def countries(folder: Path) -> list[str]:
