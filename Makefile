@@ -48,7 +48,7 @@ test: $(STAMP)
 # (every platform, exact versions); requirements.lock is its export for this project's pip
 # install (and BentoML's and the Dockerfile's), checked against it by tests/test_lock.py.
 lock:
-	uv lock --find-links /opt/wheels
+	uv lock
 	uv export --frozen --extra dev --no-emit-project --no-hashes -o requirements.lock
 
 bench: $(STAMP)

@@ -10,8 +10,6 @@ no model or pipeline code knows which dataset it is reading.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pyarrow as pa
 
 from grec.data import schema
 from grec.data.schema import Column, Role, SchemaError, Table, TaskVocabulary
-from grec.io import write_json, write_parquet
+from grec.io import atomic_folder, write_json, write_parquet
 
 CONTRACT_FILE = "contract.json"
 VERSION = 1
@@ -221,16 +219,6 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, contract: Contr
 def write_dataset(tables: dict[str, pd.DataFrame], out_dir: Path, contract: Contract) -> dict[str, Path]:
     """The three tables and the contract as one folder, written whole or not at all: built beside
     `out_dir`, then renamed into place (an existing folder is replaced)."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_folder(out_dir) as tmp:
         paths = write_tables(tables, tmp, contract)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return {name: out_dir / path.name for name, path in paths.items()}
+    return {name: Path(out_dir) / path.name for name, path in paths.items()}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from grec.data.text import TextEmbeddingStore
 from grec.data.schema import IMPRESSIONS, SchemaError
 from grec.features import sources
 from grec.features.store import TRAINING_SERVICE, feature_store
-from grec.io import write_json, write_parquet
+from grec.io import atomic_folder, write_json, write_parquet
 
 SPLITS = ("train", "valid", "test")
 MANIFEST = "manifest.json"
@@ -143,10 +141,7 @@ def build_training_set(
     masks = split.masks(frame["event_timestamp"])
 
     out_dir = Path(out_dir) if out_dir else settings.training_sets_dir() / Path(data_dir).name
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    tmp.chmod(0o755)  # mkdtemp makes owner-only folders; a training set is ordinary shared data
-    try:
+    with atomic_folder(out_dir) as tmp:
         for name in SPLITS:
             write_parquet(tmp / f"{name}.parquet", pa.Table.from_pandas(frame[masks[name]], preserve_index=False))
         manifest = TrainingSetManifest(
@@ -158,12 +153,6 @@ def build_training_set(
             columns=list(frame.columns),
         )
         write_json(tmp / MANIFEST, asdict(manifest))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return manifest
 
 

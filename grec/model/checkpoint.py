@@ -5,15 +5,13 @@ encodes its inputs) and `weights.pt` (the state dict). Written to a temporary fo
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from grec.data.dataset import FeatureSpec
+from grec.io import atomic_folder
 from grec.model.baselines import BaselineConfig, MMoE, SharedBottom, SingleTask
 from grec.model.grec import GRec, GRecConfig, config_to_json
 
@@ -42,16 +40,11 @@ def build_model(config: GRecConfig | BaselineConfig) -> nn.Module:
 
 
 def save_model(model: nn.Module, spec: FeatureSpec, out_dir: Path) -> Path:
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    (tmp / "config.json").write_text(config_to_json(model.config))
-    spec.save(tmp / "features.json")
-    torch.save(model.state_dict(), tmp / "weights.pt")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return out_dir
+    with atomic_folder(out_dir) as tmp:
+        (tmp / "config.json").write_text(config_to_json(model.config))
+        spec.save(tmp / "features.json")
+        torch.save(model.state_dict(), tmp / "weights.pt")
+    return Path(out_dir)
 
 
 def load_config(path: Path) -> GRecConfig | BaselineConfig:
