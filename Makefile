@@ -39,7 +39,7 @@ run: $(STAMP)
 	$(BIN)/grec pipeline run training --local --param start=2026-06-01 --param end=2026-09-07
 	$(BIN)/grec pipeline run monitoring --local --param start=2026-09-07 --param end=2026-09-14
 	$(BIN)/grec pipeline run monitoring --local --param start=2026-09-14 --param end=2026-09-21
-	@echo "MLflow UI (runs, plots, registry, drift reports): $(BIN)/mlflow ui --backend-store-uri sqlite:///$(GREC_HOME)/mlflow/mlflow.db"
+	@echo "MLflow UI (runs, plots, registry, drift reports), on the experiment's model-training view: $(BIN)/grec ui"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --timeout=900

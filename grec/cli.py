@@ -78,7 +78,8 @@ def simulate(
     console.print_json(data=summary.get("summary", summary))
 
 
-data_app = typer.Typer(help="Real logs onto the platform's tables: Census-Income, Open Bandit, AliExpress.",
+data_app = typer.Typer(help="Logs onto the platform's tables: a contract for your own (init); Census-Income, "
+                       "Open Bandit, AliExpress (load).",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 SOURCES = ("census", "open-bandit", "aliexpress")
@@ -122,6 +123,67 @@ def data_load(
     console.print(f"Source: {contract.source}", highlight=False)
     console.print(f"{impressions:,} impressions; tasks {', '.join(contract.tasks.task_name(t) for t in range(contract.tasks.n_tasks))}")
     console.print(f"Next: grec train --data {out}", soft_wrap=True)
+
+
+@data_app.command("init")
+def data_init(
+    folder: Annotated[Path, typer.Argument(help="Folder with customers.parquet, items.parquet, impressions.parquet")],
+    name: Annotated[Optional[str], typer.Option(help="The dataset's name (default: the folder's name)")] = None,
+    label: Annotated[Optional[list[str]], typer.Option(
+        "--label", help="An impressions label column, 0/1 (repeatable) (default: every int8/bool 0/1 column)")] = None,
+    use_case: Annotated[Optional[list[str]], typer.Option(
+        "--use-case", help="NAME=LABEL: a use case predicting LABEL (repeatable) (default: one per label, upper-cased)")] = None,
+    population: Annotated[Optional[list[str]], typer.Option(
+        "--population", help="NAME=LABEL: use case NAME is defined over rows where LABEL is 1, as CVR over clicks (repeatable)")] = None,
+    funnel: Annotated[Optional[list[str]], typer.Option(
+        "--funnel", help="A,B: label B is 1 only where label A is (repeatable)")] = None,
+    split: Annotated[Optional[str], typer.Option(
+        help="Impressions column of train/valid/test (default: a 'split' column of those values, else by time)")] = None,
+    cast: Annotated[bool, typer.Option("--cast", help="Rewrite the tables so columns a type cast fixes (int32, "
+                                       "float64, bool labels, times without a zone) fit the contract")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing contract.json")] = False,
+):
+    """Draft contract.json for your own tables: which columns are categorical and numerical
+    features, the labels, flows and use cases (the tasks), the funnel and the split. Prints what it
+    inferred and every column it left out with the fix; then `grec validate` and `grec train` read it."""
+    from rich.markup import escape
+
+    from grec.data.scaffold import draft_contract, refuse_existing, write_draft
+
+    refuse_existing(folder, force)
+    with console.status(f"Reading {folder}"):
+        draft = draft_contract(folder, name, label, use_case, population, funnel, split, cast)
+        path = write_draft(draft, force)
+    contract = draft.contract
+    table = Table(title=escape(f"Contract '{contract.name}' for {folder}"))
+    for col in ("table", "rows", "categorical", "numerical"):
+        table.add_column(col, justify="right" if col == "rows" else "left")
+    for t in contract.tables:
+        table.add_row(t, f"{draft.rows[t]:,}", escape(", ".join(contract.features(t, "categorical")) or "-"),
+                      escape(", ".join(contract.features(t, "numerical")) or "-"))
+    console.print(table)
+    tasks = contract.tasks
+    labels = ", ".join(f"{u} = {tasks.labels[u]}" + (f" over rows where {tasks.populations[u]} = 1" if tasks.populations.get(u) else "")
+                       for u in tasks.use_cases)
+    for key, value in (("Labels", ", ".join(tasks.label_columns)), ("Flows", ", ".join(tasks.flows)), ("Use cases", labels),
+                       ("Tasks", f"{tasks.n_tasks}: " + ", ".join(tasks.task_name(t) for t in range(tasks.n_tasks))),
+                       ("Funnel", ", ".join(f"{a} -> {b}" for a, b in contract.funnel) or "none"),
+                       ("Split", f"column '{contract.split}'" if contract.split else "by time"),
+                       ("Inputs", ", ".join(contract.inputs) or "none (no search text, histories or item vectors: "
+                                                                  "readers fill them constant)")):
+        console.print(f"[bold]{key}:[/bold] {escape(value)}", highlight=False, soft_wrap=True)
+    for cast_ in draft.casts:
+        console.print(f"[cyan]cast[/cyan] {escape(cast_.line())}", highlight=False, soft_wrap=True)
+    if draft.unused:
+        console.print(f"[yellow]Left out ({len(draft.unused)} column{'' if len(draft.unused) == 1 else 's'}):[/yellow]")
+        for unused in draft.unused:
+            console.print(f"  - {escape(unused.line())}", highlight=False, soft_wrap=True)
+    for note in draft.notes:
+        console.print(f"[dim]note:[/dim] {escape(note)}", highlight=False, soft_wrap=True)
+    console.print(escape(f"Wrote {path} (a draft: edit it to change what feeds what)"), soft_wrap=True, highlight=False)
+    console.print(escape(f"Next:\n  grec validate --data {folder}\n  grec train --data {folder}\n"
+                         f"  grec pipeline run training --local --param data={folder.resolve()}"), soft_wrap=True,
+                  highlight=False)
 
 
 benchmark_app = typer.Typer(help="GRec against the baselines on a real dataset.", no_args_is_help=True)
@@ -469,6 +531,29 @@ def serve(
                                       "--port", str(port), "--working-dir", str(REPO)], env=env))
 
 
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="HTTP port (loopback only)")] = 5000,
+    tracking_uri: TrackingOpt = None,
+):
+    """The MLflow UI for this state folder's runs and registry, opened on the project's experiment
+    in its model-training view (runs, plots, models); a tracking server's own UI is linked instead."""
+    import subprocess
+    import sys
+
+    from grec.lifecycle.tracking import configure, experiment_id, experiment_url
+
+    uri = configure(tracking_uri)
+    experiment = experiment_id()
+    if uri.startswith(("http://", "https://")):
+        console.print(f"The tracking server's UI: {experiment_url(experiment, uri)}", soft_wrap=True)
+        return
+    console.print(f"MLflow UI: {experiment_url(experiment, f'http://127.0.0.1:{port}')}  (Ctrl-C stops it)", soft_wrap=True)
+    mlflow = Path(sys.executable).with_name("mlflow")
+    raise typer.Exit(subprocess.call([str(mlflow), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+                                      "--port", str(port)]))
+
+
 pipeline_app = typer.Typer(help="Kubeflow pipelines (training, monitoring): run locally, compile, submit, schedule.",
                            no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
@@ -505,7 +590,7 @@ def print_training_summary(outputs: dict) -> None:
 
     console.rule("Data checks")
     console.print(_read(outputs, "validate-data", "report"), highlight=False)
-    console.rule("GRec against the baseline (test week)")
+    console.rule("GRec against the baseline (held-out rows)")
     console.print(_read(outputs, "evaluate-and-gate", "comparison"), highlight=False)
     console.rule("Gate")
     gate = json.loads(_read(outputs, "evaluate-and-gate", "gate"))
@@ -582,12 +667,14 @@ def main() -> None:
     """The `grec` entry point: bad input (a table, column or file that breaks the contract) and
     impossible registry requests (no such version, nothing to roll back to) end with their
     message, not a traceback."""
+    from rich.markup import escape
+
     from grec.errors import UserError
 
     try:
         app()
     except UserError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
         raise SystemExit(1) from None
 
 

@@ -19,10 +19,11 @@ from pipelines.cluster import on_cluster
 
 
 @dsl.pipeline(name="grec-training", description="Validate, build features, train GRec and MMoE, gate, register, promote, package.")
-def training(data: str = "", start: str = "2026-06-01", end: str = "2026-09-07", epochs: int = 8, seed: int = 0,
+def training(data: str = "", start: str = "", end: str = "", epochs: int = 8, seed: int = 0,
              baseline: str = "mmoe", model_name: str = "grec", gate_policy: str = "", min_task_positives: int = 3):
-    """data: folder of raw tables ("" = the state folder's default data); [start, end): the window
-    trained on, its last week held out for the gate."""
+    """data: folder of raw tables with their contract ("" = the state folder's default data);
+    [start, end): the window trained on ("": unbounded), its last week held out for the gate, or
+    the rows the contract's split column says are test."""
     job, run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER, dsl.PIPELINE_JOB_ID_PLACEHOLDER
     validate = on_cluster(validate_data(data=data, start=start, end=end, min_task_positives=min_task_positives))
     features = on_cluster(build_features(tables=validate.outputs["tables"], end=end))

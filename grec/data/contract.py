@@ -26,7 +26,8 @@ VERSION = 1
 
 # Columns every dataset has whatever its features: the keys and times the joins need, the flow,
 # and the inputs the model always reads (a source without search, descriptions, image vectors or
-# histories fills them constant: '' queries, one-zero vectors, empty lists).
+# histories says so in its contract's "inputs", and readers fill them constant: '' queries,
+# one-zero vectors, empty lists).
 CORE_COLUMNS = {
     "customers": ("customer_id", "updated_at"),
     "items": ("item_id", "updated_at", "description", "image_embedding"),
@@ -40,6 +41,17 @@ FEATURE_ROLES = {
     "items": (Role.ITEM_CATEGORICAL, Role.ITEM_NUMERICAL),
 }
 SPLITS = ("train", "valid", "test")
+# Inputs a source may not have, and the core columns each brings. A contract lists the ones its
+# source has ("inputs"); the columns of the others need not exist in its tables: readers fill them
+# with the constants below (so the model's input layout is the same for every dataset), and the
+# feature store has no view for them (no query vectors, no activity, no item vectors).
+OPTIONAL_INPUTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "search": {"impressions": ("search_query",)},
+    "histories": {"impressions": ("viewed_item_ids", "visited_page_ids")},
+    "item_vectors": {"items": ("description", "image_embedding")},
+}
+ALL_INPUTS = tuple(OPTIONAL_INPUTS)
+NO_IMAGE = np.zeros(1, np.float32)  # the image vector of a source without item vectors
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,25 @@ class Contract:
     funnel: tuple[tuple[str, str], ...] = ()  # (a, b): label b is 1 only where label a is 1
     split: str | None = None  # an impressions column of train / valid / test; None: split by time
     source: str = ""  # where the data comes from (citation, URL)
+    inputs: tuple[str, ...] = ALL_INPUTS  # the optional inputs (OPTIONAL_INPUTS) the source has
+
+    def has(self, optional_input: str) -> bool:
+        return optional_input in self.inputs
+
+    def absent_columns(self, table: str) -> tuple[str, ...]:
+        """Core columns of `table` that belong to inputs this source does not have."""
+        return tuple(c for name, by_table in OPTIONAL_INPUTS.items() if name not in self.inputs
+                     for c in by_table.get(table, ()))
+
+    def fill_absent(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` with the constant columns of the inputs the source does not have added."""
+        n = len(frame)
+        constants = {"search_query": lambda: "", "description": lambda: "",
+                     "viewed_item_ids": lambda: [np.zeros(0, np.int64)] * n,
+                     "visited_page_ids": lambda: [np.zeros(0, np.int64)] * n,
+                     "image_embedding": lambda: [NO_IMAGE] * n}
+        absent = [c for c in self.absent_columns(table) if c not in frame.columns]
+        return frame.assign(**{c: constants[c]() for c in absent}) if absent else frame
 
     def features(self, table: str, kind: str) -> list[str]:
         """A table's 'categorical' or 'numerical' feature columns."""
@@ -65,18 +96,26 @@ class Contract:
             "context_numerical": self.features("customers", "numerical") + self.features("impressions", "numerical"),
             "item_categorical": self.features("items", "categorical"),
             "item_numerical": self.features("items", "numerical"),
+            "impression_context": self.features("impressions", "categorical") + self.features("impressions", "numerical"),
+            "inputs": list(self.inputs),
             "tasks": self.tasks,
         }
 
     @classmethod
     def define(cls, name: str, features: dict[str, dict[str, list[str]]], tasks: TaskVocabulary,
-               funnel=(), split: str | None = None, source: str = "") -> Contract:
+               funnel=(), split: str | None = None, source: str = "", inputs=ALL_INPUTS) -> Contract:
         """A contract from feature column names per table ({'customers': {'categorical': [...],
-        'numerical': [...]}, ...}): categoricals int64 codes, numericals float32, labels int8."""
+        'numerical': [...]}, ...}): categoricals int64 codes, numericals float32, labels int8.
+        `inputs`: the optional inputs the source has (the core columns of the others are left out)."""
+        unknown = sorted(set(inputs) - set(OPTIONAL_INPUTS))
+        if unknown:
+            raise SchemaError(f"contract {name!r}: unknown inputs {unknown}; known: {list(OPTIONAL_INPUTS)}")
+        inputs = tuple(i for i in OPTIONAL_INPUTS if i in inputs)
+        absent = {c for i, by_table in OPTIONAL_INPUTS.items() if i not in inputs for cols in by_table.values() for c in cols}
         tables = {}
         for table, core in CORE_COLUMNS.items():
             base = schema.TABLES[table]
-            columns = [base.column(c) for c in core]
+            columns = [base.column(c) for c in core if c not in absent]
             given = features.get(table, {})
             for kind, dtype, role in (("categorical", "int64", FEATURE_ROLES[table][0]),
                                       ("numerical", "float32", FEATURE_ROLES[table][1])):
@@ -86,7 +125,7 @@ class Contract:
                 if split:
                     columns.append(Column(split, "string", Role.SPLIT, "split of this row: train, valid or test"))
             tables[table] = Table(table, base.key, tuple(columns))
-        contract = cls(name, tables, tasks, tuple(tuple(p) for p in funnel), split, source)
+        contract = cls(name, tables, tasks, tuple(tuple(p) for p in funnel), split, source, inputs)
         contract.check()
         return contract
 
@@ -110,7 +149,8 @@ class Contract:
     def to_dict(self) -> dict:
         return {"version": VERSION, "name": self.name, "source": self.source,
                 "features": {t: {k: self.features(t, k) for k in ("categorical", "numerical")} for t in CORE_COLUMNS},
-                "tasks": self.tasks.to_dict(), "funnel": [list(p) for p in self.funnel], "split": self.split}
+                "tasks": self.tasks.to_dict(), "funnel": [list(p) for p in self.funnel], "split": self.split,
+                "inputs": list(self.inputs)}
 
 
 # Key columns that are meant to appear in more than one table (the joins).
@@ -122,7 +162,7 @@ TELECOM = Contract("telecom", dict(schema.TABLES), schema.TELECOM_TASKS,
                    (("click", "add_to_cart"), ("add_to_cart", "purchase"), ("click", "purchase")),
                    source="grec simulate")
 
-_FIELDS = {"version", "name", "source", "features", "tasks", "funnel", "split"}
+_FIELDS = {"version", "name", "source", "features", "tasks", "funnel", "split", "inputs"}
 
 
 def read_contract(data_dir: Path) -> Contract:
@@ -134,7 +174,7 @@ def read_contract(data_dir: Path) -> Contract:
         d = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise SchemaError(f"{path}: not valid JSON ({e})") from None
-    unknown, missing = set(d) - _FIELDS, _FIELDS - set(d) - {"source", "split", "funnel"}
+    unknown, missing = set(d) - _FIELDS, _FIELDS - set(d) - {"source", "split", "funnel", "inputs"}
     if unknown or missing:
         raise SchemaError(f"{path}: " + "; ".join(
             ([f"unknown fields {sorted(unknown)}"] if unknown else []) + ([f"missing fields {sorted(missing)}"] if missing else [])))
@@ -151,7 +191,11 @@ def read_contract(data_dir: Path) -> Contract:
     except SchemaError as e:
         raise SchemaError(f"{path}: field 'tasks': {e}") from None
     try:
-        return Contract.define(d["name"], d["features"], tasks, d.get("funnel", ()), d.get("split"), d.get("source", ""))
+        inputs = d.get("inputs", ALL_INPUTS)
+        if not isinstance(inputs, list | tuple):
+            raise SchemaError(f"{path}: field 'inputs' must be a list of {list(OPTIONAL_INPUTS)}")
+        return Contract.define(d["name"], d["features"], tasks, d.get("funnel", ()), d.get("split"), d.get("source", ""),
+                               inputs)
     except SchemaError as e:
         raise SchemaError(f"{path}: {e}") from None
 

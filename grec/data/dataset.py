@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import torch
 
 from grec.data import schema
-from grec.data.contract import TELECOM, Contract, read_contract
+from grec.data.contract import ALL_INPUTS, TELECOM, Contract, read_contract
 from grec.data.schema import TELECOM_TASKS, USE_CASES, SchemaError, Table, TaskVocabulary
 from grec.data.text import ENCODER_NAME, EMBEDDING_DIM, TextEmbeddingStore
 
@@ -69,7 +69,7 @@ def load_tables(data_dir: Path, contract: Contract | None = None) -> dict[str, p
     """The three tables of `data_dir`, each checked against its contract (contract.json, or the
     storefront's where there is none)."""
     contract = contract or read_contract(data_dir)
-    return {name: load_table(Path(data_dir) / t.file, t) for name, t in contract.tables.items()}
+    return {name: contract.fill_absent(name, load_table(Path(data_dir) / t.file, t)) for name, t in contract.tables.items()}
 
 
 def join_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -115,6 +115,14 @@ class TimeSplit:
             "valid": ((ts >= self.valid_start) & (ts < self.test_start)).to_numpy(),
             "test": (ts >= self.test_start).to_numpy(),
         }
+
+
+def split_masks(frame: pd.DataFrame, contract: Contract, split: TimeSplit | None) -> dict[str, np.ndarray]:
+    """train / valid / test row masks: by the contract's split column where it has one (a source
+    split by other rules than time), else by `split`'s times."""
+    if contract.split:
+        return {name: (frame[contract.split] == name).to_numpy() for name in ("train", "valid", "test")}
+    return split.masks(frame["event_timestamp"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,6 +252,14 @@ class FeatureSpec:
     text_dim: int = EMBEDDING_DIM
     image_dim: int = 0
     tasks: TaskVocabulary = TELECOM_TASKS
+    # Context columns the impression itself carries (page, channel, position...): a ranking request
+    # gives them; the other context columns are the customer's, read from the feature store.
+    impression_context: list[str] = field(default_factory=lambda: schema.IMPRESSIONS.names(
+        schema.Role.CONTEXT_CATEGORICAL, schema.Role.CONTEXT_NUMERICAL))
+    inputs: list[str] = field(default_factory=lambda: list(ALL_INPUTS))  # optional inputs the data has (contract)
+
+    def has(self, optional_input: str) -> bool:
+        return optional_input in self.inputs
 
     def __post_init__(self) -> None:
         if isinstance(self.tasks, dict):  # read back from features.json
@@ -291,6 +307,19 @@ class FeatureSpec:
             flow=pd.Categorical(frame["flow"], categories=flows).codes.astype(np.int64),
         )
         return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
+
+    def fill_absent(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` with the constant columns of the optional inputs this model's data has not
+        (what training saw for them), where a request leaves them out."""
+        n, fill = len(frame), {}
+        if not self.has("search"):
+            fill["search_query"] = ""
+        if not self.has("histories"):
+            fill |= {"viewed_item_ids": [np.zeros(0, np.int64)] * n, "visited_page_ids": [np.zeros(0, np.int64)] * n}
+        if not self.has("item_vectors"):
+            fill |= {"description": "", "image_embedding": [np.zeros(self.image_dim, np.float32)] * n}
+        fill = {k: v for k, v in fill.items() if k not in frame.columns}
+        return frame.assign(**fill) if fill else frame
 
     def input_columns(self) -> list[str]:
         """The frame columns `encode` reads: a scoring request's contract."""
@@ -424,10 +453,7 @@ def dataset_from_frame(
     columns and tasks win), encode, and build each split's task rows. Rows are split by the
     contract's split column where it has one (a source split by other rules than time, such as
     Census), else by `split`'s times."""
-    if contract.split:
-        masks = {name: (frame[contract.split] == name).to_numpy() for name in ("train", "valid", "test")}
-    else:
-        masks = split.masks(frame["event_timestamp"])
+    masks = split_masks(frame, contract, split)
     if spec is None:
         spec = FeatureSpec.fit(frame[masks["train"]], **contract.feature_spec_columns())
     features = spec.encode(frame, texts)

@@ -1,16 +1,22 @@
-"""The feature store's source tables, derived from the raw tables of the data contract.
+"""The feature store's source tables, derived from the raw tables of a data folder's contract.
 
 Raw tables (customers, items, impressions) are what upstream systems deliver. The feature views
-read five derived tables, each keyed by one entity and stamped with the time its values became
-true, so a point-in-time join can ask "what did we know about this customer at 10:32?":
+read up to five derived tables, each keyed by one entity and stamped with the time its values
+became true, so a point-in-time join can ask "what did we know about this customer at 10:32?":
 
-- customer_profile: the customer snapshots, as delivered.
-- customer_activity: per impression, the customer's recent views as logged at that moment.
-- item_catalog: the catalogue entries, with their description text.
-- item_embeddings: the pre-computed image vector and the description's sentence vector.
-- query_embeddings: the sentence vector of every distinct search query, keyed by its text hash.
+- customer_profile: the customer snapshots, as delivered (the contract's customer columns).
+- customer_activity: per impression, the customer's recent views as logged at that moment
+  (only where the source has behaviour histories).
+- item_catalog: the catalogue entries (the contract's item columns), with their description text.
+- item_embeddings: the pre-computed image vector and the description's sentence vector (only
+  where the source has item vectors).
+- query_embeddings: the sentence vector of every distinct search query, keyed by its text hash
+  (only where the source has search text).
 
-Columns, types and roles come from grec.data.schema; nothing is typed twice.
+Columns, types and roles come from the contract (grec.data.contract; the storefront's is
+grec.data.schema's); nothing is typed twice. `build_sources` writes the tables and the contract
+they came from into one folder under $GREC_HOME; feature_repo/definitions.py reads that contract
+(`active_contract`) to declare the views, so `feast apply` on the state folder sees the same.
 """
 
 from __future__ import annotations
@@ -20,11 +26,11 @@ from pathlib import Path
 import pandas as pd
 
 from grec import settings
-from grec.data.dataset import load_table
-from grec.data.schema import CUSTOMERS, IMPRESSIONS, ITEMS, Column, Role, SchemaError, Table
-from grec.data.contract import CONTRACT_FILE, TELECOM, read_contract, to_arrow
+from grec.data.contract import CONTRACT_FILE, TELECOM, Contract, read_contract, to_arrow
+from grec.data.dataset import load_tables
+from grec.data.schema import Column, Role, Table
 from grec.data.text import ENCODER_NAME, TextEmbeddingStore, text_hash
-from grec.io import write_parquet
+from grec.io import atomic_folder, write_json, write_parquet
 
 TEXT_EMBEDDING = Column("text_embedding", "vector<float32>", Role.ITEM_TEXT,
                         f"{ENCODER_NAME} vector of the item description")
@@ -33,19 +39,27 @@ QUERY_EMBEDDING = Column("query_embedding", "vector<float32>", Role.SEARCH_TEXT,
 QUERY_HASH = Column("query_hash", "string", Role.KEY, "First 16 hex digits of the query's SHA-256")
 # Query vectors do not change with time; one fixed stamp makes them valid for every impression.
 QUERY_STAMP = pd.Timestamp("2000-01-01", tz="UTC")
+HISTORY_COLUMNS = ("viewed_item_ids", "visited_page_ids")
 
-CUSTOMER_PROFILE = Table("customer_profile", "customer_id", CUSTOMERS.columns)
-CUSTOMER_ACTIVITY = Table("customer_activity", "customer_id", tuple(
-    IMPRESSIONS.column(n) for n in ("customer_id", "event_timestamp", "viewed_item_ids", "visited_page_ids")))
-ITEM_CATALOG = Table("item_catalog", "item_id", tuple(c for c in ITEMS.columns if c.role != Role.ITEM_IMAGE))
-ITEM_EMBEDDINGS = Table("item_embeddings", "item_id", (
-    ITEMS.column("item_id"), ITEMS.column("updated_at"), ITEMS.column("image_embedding"), TEXT_EMBEDDING))
-QUERY_EMBEDDINGS = Table("query_embeddings", "query_hash", (
-    QUERY_HASH, Column("created_at", "timestamp", Role.TIMESTAMP, "Fixed: a text's vector never changes"),
-    QUERY_EMBEDDING))
 
-SOURCES: dict[str, Table] = {t.name: t for t in (
-    CUSTOMER_PROFILE, CUSTOMER_ACTIVITY, ITEM_CATALOG, ITEM_EMBEDDINGS, QUERY_EMBEDDINGS)}
+def source_tables(contract: Contract = TELECOM) -> dict[str, Table]:
+    """The source tables of a contract's data, by view name (the optional views only where the
+    contract's source has that input)."""
+    customers, items, impressions = (contract.tables[n] for n in ("customers", "items", "impressions"))
+    tables = [Table("customer_profile", "customer_id", customers.columns)]
+    if contract.has("histories"):
+        tables.append(Table("customer_activity", "customer_id", tuple(
+            impressions.column(n) for n in ("customer_id", "event_timestamp", *HISTORY_COLUMNS))))
+    tables.append(Table("item_catalog", "item_id", tuple(c for c in items.columns if c.role != Role.ITEM_IMAGE)))
+    if contract.has("item_vectors"):
+        tables.append(Table("item_embeddings", "item_id", (
+            items.column("item_id"), items.column("updated_at"), items.column("image_embedding"), TEXT_EMBEDDING)))
+    if contract.has("search"):
+        tables.append(Table("query_embeddings", "query_hash", (
+            QUERY_HASH, Column("created_at", "timestamp", Role.TIMESTAMP, "Fixed: a text's vector never changes"),
+            QUERY_EMBEDDING)))
+    # A table with no feature column (a source whose customers are only ids) needs no view.
+    return {t.name: t for t in tables if feature_columns(t)}
 
 
 def timestamp_column(table: Table) -> str:
@@ -62,44 +76,49 @@ def sources_dir() -> Path:
 
 
 def source_path(name: str) -> Path:
-    return sources_dir() / SOURCES[name].file
+    return sources_dir() / f"{name}.parquet"
+
+
+def active_contract() -> Contract:
+    """The contract of the data the sources were last built from (the storefront's before any)."""
+    return read_contract(sources_dir())
 
 
 def build_sources(data_dir: Path, texts: TextEmbeddingStore | None = None, progress: bool = False) -> dict[str, Path]:
-    """Derive the five source tables from the raw tables in `data_dir` and write them (atomically)."""
+    """Derive the source tables from the raw tables in `data_dir` and write them, with the
+    contract they follow, as one folder (replaced whole: no view of another dataset is left)."""
     data_dir = Path(data_dir)
     contract = read_contract(data_dir)
-    if contract is not TELECOM:
-        raise SchemaError(f"{data_dir}: the feature store's definitions (feature_repo/) are the storefront's; "
-                          f"'{contract.name}' data (its {CONTRACT_FILE}) trains from its tables: grec train --data {data_dir}")
-    customers = load_table(data_dir / CUSTOMERS.file, CUSTOMERS)
-    items = load_table(data_dir / ITEMS.file, ITEMS)
-    impressions = load_table(data_dir / IMPRESSIONS.file, IMPRESSIONS)
+    raw = load_tables(data_dir, contract)
+    tables = source_tables(contract)
     texts = texts or TextEmbeddingStore()
+    customers, items, impressions = raw["customers"], raw["items"], raw["impressions"]
 
-    # Two impressions of one customer in the same microsecond would be two values for one
-    # (entity, time) key, and the point-in-time join would pick either; keep the later-logged one.
-    activity = impressions[CUSTOMER_ACTIVITY.names()].drop_duplicates(["customer_id", "event_timestamp"], keep="last")
+    frames = {name: frame for name, frame in (("customer_profile", customers), ("item_catalog", items))
+              if name in tables}
+    if "item_catalog" in frames:
+        frames["item_catalog"] = items[tables["item_catalog"].names()]
+    if "customer_activity" in tables:
+        # Two impressions of one customer in the same microsecond would be two values for one
+        # (entity, time) key, and the point-in-time join would pick either; keep the later-logged one.
+        frames["customer_activity"] = impressions[tables["customer_activity"].names()].drop_duplicates(
+            ["customer_id", "event_timestamp"], keep="last")
+    if "item_embeddings" in tables:
+        vectors = items[["item_id", "updated_at", "image_embedding"]].copy()
+        vectors["text_embedding"] = list(texts.lookup(items["description"].to_numpy(), progress=progress))
+        frames["item_embeddings"] = vectors
+    if "query_embeddings" in tables:
+        queries = pd.Series(impressions["search_query"].unique(), dtype=object)
+        queries = queries[queries.str.strip() != ""]
+        frames["query_embeddings"] = pd.DataFrame({
+            "query_hash": queries.map(text_hash).to_numpy(),
+            "created_at": QUERY_STAMP,
+            "query_embedding": list(texts.lookup(queries.to_numpy(), progress=progress)),
+        })
 
-    item_vectors = items[["item_id", "updated_at", "image_embedding"]].copy()
-    item_vectors["text_embedding"] = list(texts.lookup(items["description"].to_numpy(), progress=progress))
-
-    queries = pd.Series(impressions["search_query"].unique(), dtype=object)
-    queries = queries[queries.str.strip() != ""]
-    query_vectors = pd.DataFrame({
-        "query_hash": queries.map(text_hash).to_numpy(),
-        "created_at": QUERY_STAMP,
-        "query_embedding": list(texts.lookup(queries.to_numpy(), progress=progress)),
-    })
-
-    frames = {
-        CUSTOMER_PROFILE.name: customers,
-        CUSTOMER_ACTIVITY.name: activity,
-        ITEM_CATALOG.name: items[ITEM_CATALOG.names()],
-        ITEM_EMBEDDINGS.name: item_vectors,
-        QUERY_EMBEDDINGS.name: query_vectors,
-    }
-    return {
-        name: write_parquet(source_path(name), to_arrow(frame.reset_index(drop=True), SOURCES[name]))
-        for name, frame in frames.items()
-    }
+    with atomic_folder(sources_dir()) as tmp:
+        for name, frame in frames.items():
+            write_parquet(tmp / f"{name}.parquet", to_arrow(frame.reset_index(drop=True), tables[name]))
+        if contract is not TELECOM:
+            write_json(tmp / CONTRACT_FILE, contract.to_dict())
+    return {name: source_path(name) for name in frames}

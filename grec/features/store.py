@@ -104,7 +104,12 @@ def apply(data_dir: Path, texts: TextEmbeddingStore | None = None, progress: boo
     paths = sources.build_sources(data_dir, texts, progress=progress)
     store = feature_store()
     objects = repo_objects()
-    store.apply(objects)
+    # The registry then holds exactly this repository: objects an earlier dataset declared (a view
+    # for histories this source has not, say) are deleted, not left for a reader to trip over.
+    names = {(type(o).__name__, o.name) for o in objects}
+    registered = [*store.list_entities(), *store.list_feature_views(), *store.list_feature_services()]
+    stale = [o for o in registered if (type(o).__name__, o.name) not in names and o.name != "__dummy"]
+    store.apply(objects, objects_to_delete=stale, partial=False)
     return {"sources": {k: str(v) for k, v in paths.items()}, "objects": sorted(o.name for o in objects),
             "registry": str(settings.features_dir() / "registry.db")}
 
@@ -153,12 +158,16 @@ class OnlineReader:
 
     def customer(self, customer_id: int) -> dict:
         """feature -> value (None where the store has nothing for this customer)."""
+        if not self.customer_refs:  # a source whose customers have no features
+            return {}
         found = self.store.get_online_features(
             features=self.customer_refs, entity_rows=[{"customer_id": int(customer_id)}]).to_dict()
         return {k: v[0] for k, v in found.items()}
 
     def items(self, item_ids) -> pd.DataFrame:
         """One row per id, in order (NaN/None features for ids the store does not know)."""
+        if not self.item_refs:
+            return pd.DataFrame({"item_id": list(item_ids)})
         return self.store.get_online_features(
             features=self.item_refs, entity_rows=[{"item_id": int(i)} for i in item_ids]).to_df()
 

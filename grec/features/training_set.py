@@ -19,9 +19,10 @@ import pyarrow as pa
 
 from grec import settings
 from grec.data.contract import CONTRACT_FILE, TELECOM, Contract, read_contract
-from grec.data.dataset import Dataset, FeatureSpec, TimeSplit, dataset_from_frame, join_tables, load_table, load_tables
+from grec.data.dataset import (Dataset, FeatureSpec, TimeSplit, dataset_from_frame, join_tables, load_table, load_tables,
+                               split_masks)
 from grec.data.text import TextEmbeddingStore
-from grec.data.schema import IMPRESSIONS, SchemaError
+from grec.data.schema import SchemaError
 from grec.features import sources
 from grec.features.store import TRAINING_SERVICE, feature_store
 from grec.io import atomic_folder, write_json, write_parquet
@@ -46,6 +47,8 @@ class TrainingSetManifest:
     rows: dict[str, int]
     split: dict[str, str]  # valid_start, test_start, end (ISO)
     columns: list[str]
+    contract: str = TELECOM.name  # the data's contract (contract.json beside the splits unless the storefront's)
+    split_column: str | None = None  # the contract's split column, where rows are not split by time
 
     def time_split(self) -> TimeSplit:
         return TimeSplit(**{k: pd.Timestamp(v) for k, v in self.split.items()})
@@ -62,10 +65,11 @@ def _sha256(path: Path) -> str:
 def _explain_dropped(entity_df: pd.DataFrame, store) -> str:
     """Which views have no value within their TTL for the dropped rows (the file store drops them)."""
     reasons = []
+    tables = sources.source_tables(sources.active_contract())
     for view in store.get_feature_service(TRAINING_SERVICE).feature_view_projections:
         fv = store.get_feature_view(view.name)
         key = fv.entity_columns[0].name
-        stamp = sources.timestamp_column(sources.SOURCES[fv.name])
+        stamp = sources.timestamp_column(tables[fv.name])
         source = pd.read_parquet(sources.source_path(fv.name), columns=[key, stamp]).sort_values(stamp)
         rows = entity_df[[key, "event_timestamp"]].sort_values("event_timestamp")
         found = pd.merge_asof(rows, source, left_on="event_timestamp", right_on=stamp, by=key)
@@ -84,27 +88,36 @@ def _explain_dropped(entity_df: pd.DataFrame, store) -> str:
 def historical_features(entity_df: pd.DataFrame, store=None) -> pd.DataFrame:
     """The training service's features for each row of `entity_df`, as of its event_timestamp.
 
-    Raises TrainingSetError naming the impressions and the views responsible if any row is lost.
+    Each view is keyed by one entity, so the store is asked once per view with the distinct
+    (key, time) pairs, and the answers are joined back onto every row: the offline store keeps one
+    row per (key, time), and a customer shown several items at once (one carousel) would otherwise
+    lose all but one of them. Raises TrainingSetError naming the impressions and the views
+    responsible if any row is lost.
     """
     store = store or feature_store()
-    service = store.get_feature_service(TRAINING_SERVICE)
-    out = store.get_historical_features(entity_df=entity_df, features=service).to_df()
-    missing = np.setdiff1d(entity_df["impression_id"].to_numpy(), out["impression_id"].to_numpy())
-    if len(missing) or len(out) != len(entity_df):
-        lost = entity_df[entity_df["impression_id"].isin(missing)]
-        raise TrainingSetError(
-            f"the feature store returned {len(out)} rows for {len(entity_df)} impressions; "
-            f"{len(missing)} impressions lost (first ids: {missing[:5].tolist()}). "
-            f"Reason: {_explain_dropped(lost, store)}")
+    out = entity_df
+    for projection in store.get_feature_service(TRAINING_SERVICE).feature_view_projections:
+        key = store.get_feature_view(projection.name).entity_columns[0].name
+        rows = entity_df[[key, "event_timestamp"]].drop_duplicates()
+        found = store.get_historical_features(
+            entity_df=rows, features=[f"{projection.name}:{f.name}" for f in projection.features]).to_df()
+        found["event_timestamp"] = found["event_timestamp"].astype(rows["event_timestamp"].dtype)
+        out = out.merge(found, on=[key, "event_timestamp"], how="left", validate="many_to_one", indicator=True)
+        lost = out["_merge"] != "both"
+        if lost.any():
+            missing = out.loc[lost, "impression_id"].to_numpy()
+            raise TrainingSetError(
+                f"the feature store has no {projection.name} values for {len(missing)} of {len(entity_df)} impressions "
+                f"(first ids: {missing[:5].tolist()}). Reason: {_explain_dropped(entity_df[lost.to_numpy()], store)}")
+        out = out.drop(columns="_merge")
     return out.sort_values("impression_id").reset_index(drop=True)
 
 
 def item_vectors_as_of(frame: pd.DataFrame, column: str) -> pd.Series:
     """Each row's item vector from the item_embeddings source: the latest stamped at or before
     the row's event_timestamp (the same rule as the store's point-in-time join)."""
-    table = sources.ITEM_EMBEDDINGS
-    stamp = sources.timestamp_column(table)
-    vectors = pd.read_parquet(sources.source_path(table.name), columns=["item_id", stamp, column])
+    stamp = "updated_at"
+    vectors = pd.read_parquet(sources.source_path("item_embeddings"), columns=["item_id", stamp, column])
     rows = frame[["item_id", "event_timestamp"]].reset_index().sort_values("event_timestamp")
     found = pd.merge_asof(rows, vectors.sort_values(stamp), left_on="event_timestamp", right_on=stamp,
                           by="item_id", direction="backward")
@@ -116,13 +129,27 @@ def item_vectors_as_of(frame: pd.DataFrame, column: str) -> pd.Series:
     return found.set_index("index")[column].reindex(frame.index)
 
 
+def load_impressions(data_dir: Path) -> tuple[pd.DataFrame, Contract]:
+    """The impressions of `data_dir` checked against its contract, with the constant columns of the
+    inputs its source has not; the contract must be the one the feature store was built from."""
+    contract = read_contract(data_dir)
+    built = sources.active_contract()
+    if built.to_dict() != contract.to_dict():
+        raise TrainingSetError(f"{data_dir}: the feature store holds '{built.name}' features, this folder is "
+                               f"'{contract.name}' data; register its features first: grec features apply --data {data_dir}")
+    table = contract.tables["impressions"]
+    return contract.fill_absent("impressions", load_table(Path(data_dir) / table.file, table)), contract
+
+
 def point_in_time_rows(impressions: pd.DataFrame) -> pd.DataFrame:
     """Impressions with the training service's features joined as of each impression's time: the
     rows of a training set (and of a monitored window), in the training-set layout."""
+    contract = sources.active_contract()
     features = historical_features(impressions[ENTITY_COLUMNS]).drop(columns=ENTITY_COLUMNS[1:])
     frame = impressions.merge(features, on="impression_id", how="left", validate="one_to_one")
-    frame["image_embedding"] = item_vectors_as_of(frame, "image_embedding")
-    return frame
+    if contract.has("item_vectors"):
+        frame["image_embedding"] = item_vectors_as_of(frame, "image_embedding")
+    return contract.fill_absent("items", frame)
 
 
 def build_training_set(
@@ -131,14 +158,17 @@ def build_training_set(
     test_days: int = 7,
     valid_days: int = 7,
 ) -> TrainingSetManifest:
-    """Impressions in `data_dir` -> point-in-time train/valid/test parquet files in `out_dir`.
+    """Impressions in `data_dir` -> point-in-time train/valid/test parquet files in `out_dir`, split
+    by time (the last `test_days` held out, `valid_days` before) or by the contract's split column;
+    the contract travels with the set.
 
     The folder is written whole or not at all (built beside it, then renamed into place).
     """
-    path = Path(data_dir) / IMPRESSIONS.file
-    frame = point_in_time_rows(load_table(path, IMPRESSIONS))
+    impressions, contract = load_impressions(data_dir)
+    path = Path(data_dir) / contract.tables["impressions"].file
+    frame = point_in_time_rows(impressions)
     split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
-    masks = split.masks(frame["event_timestamp"])
+    masks = split_masks(frame, contract, split)
 
     out_dir = Path(out_dir) if out_dir else settings.training_sets_dir() / Path(data_dir).name
     with atomic_folder(out_dir) as tmp:
@@ -151,8 +181,12 @@ def build_training_set(
             rows={name: int(masks[name].sum()) for name in SPLITS},
             split={k: v.isoformat() for k, v in asdict(split).items()},
             columns=list(frame.columns),
+            contract=contract.name,
+            split_column=contract.split,
         )
         write_json(tmp / MANIFEST, asdict(manifest))
+        if contract is not TELECOM:
+            write_json(tmp / CONTRACT_FILE, contract.to_dict())
     return manifest
 
 
@@ -210,15 +244,13 @@ def open_source(path: Path, splits: tuple[str, ...] = SPLITS, test_days: int = 7
         manifest = read_manifest(path)
         frame = pd.concat([pd.read_parquet(path / f"{name}.parquet") for name in splits], ignore_index=True)
         files = [path / MANIFEST, *(path / f"{name}.parquet" for name in SPLITS)]
-        return DataSource(path, frame, manifest.time_split(), manifest.feature_service, _fingerprint(files))
+        return DataSource(path, frame, manifest.time_split(), manifest.feature_service, _fingerprint(files),
+                          read_contract(path))
     contract = read_contract(path)
     frame = join_tables(load_tables(path, contract))
     split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
-    if contract.split:
-        keep = frame[contract.split].isin(splits).to_numpy()
-    else:
-        masks = split.masks(frame["event_timestamp"])
-        keep = np.logical_or.reduce([masks[name] for name in splits])
+    masks = split_masks(frame, contract, split)
+    keep = np.logical_or.reduce([masks[name] for name in splits])
     files = [path / t.file for t in contract.tables.values()]
     if contract is not TELECOM:
         files.append(path / CONTRACT_FILE)

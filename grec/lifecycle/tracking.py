@@ -41,6 +41,14 @@ from grec.train import TrainConfig, seed_everything, train_model
 
 EXPERIMENT = "grec"
 MODEL_NAME = "grec"
+# MLflow 3's UI shows an experiment either as a GenAI one (traces, evaluations, prompts) or as a
+# model-training one (runs, charts, models): the experiment tag `mlflow.experimentKind` says which
+# ("genai_development" or "custom_model_development", what the UI's own kind selector writes).
+# GRec's experiment is model training. MLflow 3.17's bundled UI takes the kind from its sidebar
+# switch (GenAI / Model training, default GenAI) instead; `experiment_url` links with
+# `?workflowType=machine_learning`, which selects the training view there.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc.py")
 INPUT_EXAMPLE_ROWS = 5
 # What the pyfunc needs at load time. Pinned to the versions installed, which come from the lock;
@@ -73,20 +81,34 @@ def configure(uri: str | None = None) -> str:
 
 
 def experiment_id(name: str = EXPERIMENT) -> str:
-    """The experiment's id, created on first use. With the embedded SQLite store its artifacts go
-    to the state folder (MLflow's default would be ./mlruns under whatever the working folder is)."""
+    """The experiment's id, created on first use, tagged as a model-training experiment
+    (EXPERIMENT_KIND_TAG; an existing experiment without the tag gets it, one with a kind keeps
+    it). With the embedded SQLite store its artifacts go to the state folder (MLflow's default
+    would be ./mlruns under whatever the working folder is)."""
     found = mlflow.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    location = (settings.mlflow_dir() / "artifacts").as_uri() if mlflow.get_tracking_uri().startswith("sqlite:") else None
-    try:
-        return mlflow.create_experiment(name, artifact_location=location)
-    except MlflowException:  # another process created it first
-        return mlflow.get_experiment_by_name(name).experiment_id
+    if found is None:
+        location = (settings.mlflow_dir() / "artifacts").as_uri() if mlflow.get_tracking_uri().startswith("sqlite:") else None
+        try:
+            return mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except MlflowException:  # another process created it first
+            found = mlflow.get_experiment_by_name(name)
+    if EXPERIMENT_KIND_TAG not in found.tags:
+        try:
+            mlflow.MlflowClient().set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        except MlflowException as e:  # a shared server may not let us tag it: only the UI's view depends on it
+            warnings.warn(f"could not tag experiment {name!r} as model training: {e}", stacklevel=2)
+    return found.experiment_id
+
+
+def experiment_url(experiment: str, host: str = "http://127.0.0.1:5000") -> str:
+    """The MLflow UI's page of experiment id `experiment` on `host`, in the model-training view."""
+    return f"{host.rstrip('/')}/#/experiments/{experiment}?workflowType=machine_learning"
 
 
 def ui_command(uri: str | None = None) -> str:
-    return f"mlflow ui --backend-store-uri {tracking_uri(uri)}"
+    """What to run to browse the runs: `grec ui` starts the MLflow UI on the experiment's
+    model-training view (the bare MLflow UI opens in its GenAI view)."""
+    return "grec ui" + (f" --tracking-uri {uri}" if uri else "")
 
 
 def _metric_key(*parts: str) -> str:

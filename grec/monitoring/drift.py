@@ -6,35 +6,53 @@ Current window: the newest impressions, joined point-in-time through the feature
 training rows are, scored by the champion; and, where the ranking service ran in the window, its
 prediction log (what was actually served).
 
-Compared: the monitored input columns (context, item, flow, history length, search or not) and,
-per task (flow + use case), the champion's score distribution. Evidently picks the test per column
-(Wasserstein distance for numbers, Jensen-Shannon for categories above 1,000 rows, threshold
-0.1); `drift_policy.yaml` turns the per-column results into one decision.
+Compared: the monitored input columns of the champion's own FeatureSpec (its context and item
+features and the flow; the history length and whether there was a search, where its data has
+histories and search) and, per task of its task vocabulary (flow + use case), its score
+distribution. Nothing here names a dataset's columns or tasks: they come from the spec (and the
+reference's score columns). Evidently picks the test per column (Wasserstein distance for numbers,
+Jensen-Shannon for categories above 1,000 rows, threshold 0.1; below that K-S, chi-square or Z
+p-values) and says which columns drifted; `drift_policy.yaml` turns those into one decision, and
+the same share is the Evidently report's own dataset-drift threshold, so the HTML report's verdict
+on the features is the policy's.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from grec.data.schema import FLOWS, USE_CASES, SchemaError
+from grec.data.schema import SchemaError, TaskVocabulary
 from grec.io import write_json, write_text
 from grec.policy import read_policy
 
 POLICY_FILE = Path(__file__).with_name("drift_policy.yaml")
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
+# Monitored columns computed from the rows, each only where the data has the input it summarises.
 DERIVED = {"history_length": "numerical", "has_search": "categorical"}
+DERIVED_FROM = {"history_length": "histories", "has_search": "search"}
+SCORE_PREFIX = "score "
 
 
 def score_column(task: str) -> str:
-    return f"score {task}"
+    return f"{SCORE_PREFIX}{task}"
 
 
-TASKS = [f"{f}+{u}" for f in FLOWS for u in USE_CASES]
+def task_names(tasks: TaskVocabulary | Sequence[str]) -> list[str]:
+    """The task names (`FLOW+USE_CASE`, flow-major) of a task vocabulary; names pass through."""
+    if isinstance(tasks, TaskVocabulary):
+        return [tasks.task_name(i) for i in range(tasks.n_tasks)]
+    return list(tasks)
+
+
+def scored_tasks(frame: pd.DataFrame) -> list[str]:
+    """The tasks a drift-rows frame has score columns for, in its column order."""
+    return [str(c).removeprefix(SCORE_PREFIX) for c in frame.columns if str(c).startswith(SCORE_PREFIX)]
 
 
 @dataclass
@@ -68,26 +86,31 @@ class DriftPolicy:
 
 
 def feature_columns(spec) -> dict[str, str]:
-    """{column: "numerical" | "categorical"} of the monitored inputs."""
+    """{column: "numerical" | "categorical"} of the monitored inputs of a FeatureSpec: its context
+    and item feature columns and the flow, plus the history length where its data has histories
+    and whether there was a search where it has search."""
     columns = {c: "categorical" for c in [*spec.context_categorical, *spec.item_categorical, "flow"]}
     columns |= {c: "numerical" for c in [*spec.context_numerical, *spec.item_numerical]}
-    return columns | DERIVED
+    return columns | {c: kind for c, kind in DERIVED.items() if spec.has(DERIVED_FROM[c])}
 
 
 def drift_rows(model, spec, frame: pd.DataFrame) -> pd.DataFrame:
     """The monitored columns of training-set-layout rows, plus the model's score for every task of
-    each row's flow (`score AAL+CTR`, ...; NaN for the other flows' tasks)."""
+    the spec's vocabulary on the rows of the task's flow (`score AAL+CTR`, ...; NaN on the other
+    flows' rows). Score columns come use case by use case (all flows of the first use case, ...)."""
     from grec.lifecycle.pyfunc import score_frame
 
-    columns = [c for c in feature_columns(spec) if c not in DERIVED]
-    out = frame[columns].reset_index(drop=True).copy()
-    out["history_length"] = frame["viewed_item_ids"].map(len).to_numpy()
-    out["has_search"] = (frame["search_query"].fillna("") != "").astype(np.int64).to_numpy()
+    monitored = feature_columns(spec)
+    out = frame[[c for c in monitored if c not in DERIVED]].reset_index(drop=True).copy()
+    if "history_length" in monitored:
+        out["history_length"] = frame["viewed_item_ids"].map(len).to_numpy()
+    if "has_search" in monitored:
+        out["has_search"] = (frame["search_query"].fillna("") != "").astype(np.int64).to_numpy()
     flow = frame["flow"].to_numpy()
     inputs = frame[spec.input_columns()].reset_index(drop=True)
-    for use_case in USE_CASES:
+    for use_case in spec.tasks.use_cases:
         score = score_frame(model, spec, inputs.assign(use_case=use_case))
-        for f in FLOWS:
+        for f in spec.tasks.flows:
             out[score_column(f"{f}+{use_case}")] = np.where(flow == f, score, np.nan)
     return out
 
@@ -96,36 +119,46 @@ def sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.sample(n, random_state=seed).sort_index() if len(frame) > n else frame
 
 
+def training_rows(source) -> pd.DataFrame:
+    """The training split of `source` (a DataSource): the rows its contract's split column marks
+    `train` where the contract names one, else the rows before the validation window."""
+    from grec.data.dataset import split_masks
+
+    return source.frame[split_masks(source.frame, source.contract, source.split)["train"]]
+
+
 def reference_rows(model, spec, source, policy: DriftPolicy | None = None) -> pd.DataFrame:
     """A sample of the training split of `source` (a DataSource) with the model's scores."""
     policy = policy or DriftPolicy.load()
-    train = source.frame[source.frame["event_timestamp"] < source.split.valid_start]
+    train = training_rows(source)
+    if train.empty:
+        raise SchemaError(f"{source.path}: no training rows to take the drift reference from")
     return drift_rows(model, spec, sample(train, policy.sample_rows, policy.seed))
 
 
 def window_rows(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """The impressions of `data_dir` stamped in [start, end), with their features as of their
     time from the feature store (the training set's join)."""
-    from grec.data.dataset import load_table
-    from grec.data.schema import IMPRESSIONS
-    from grec.features.training_set import point_in_time_rows
+    from grec.features.training_set import load_impressions, point_in_time_rows
 
-    path = Path(data_dir) / IMPRESSIONS.file
-    impressions = load_table(path, IMPRESSIONS)
+    impressions, contract = load_impressions(Path(data_dir))
     window = impressions[(impressions["event_timestamp"] >= start) & (impressions["event_timestamp"] < end)]
     if window.empty:
+        path = Path(data_dir) / contract.tables["impressions"].file
         raise SchemaError(f"{path}: no impressions between {start} and {end}: nothing to monitor")
     return point_in_time_rows(window.reset_index(drop=True))
 
 
-def served_scores(log: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """The prediction log's rows logged in [start, end) as one score column per task."""
+def served_scores(log: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+                  tasks: TaskVocabulary | Sequence[str]) -> pd.DataFrame:
+    """The prediction log's rows logged in [start, end) as one score column per task of `tasks`
+    (the model's task vocabulary, or task names); rows of other tasks are left out of every column."""
     if log.empty:
         return pd.DataFrame()
     log = log[(log["logged_at"] >= start) & (log["logged_at"] < end)]
     out = pd.DataFrame(index=log.index)
     task = log["flow"].astype(str) + "+" + log["use_case"].astype(str)
-    for t in TASKS:
+    for t in task_names(tasks):
         out[score_column(t)] = np.where(task == t, log["score"], np.nan)
     return out.reset_index(drop=True)
 
@@ -197,8 +230,14 @@ class DriftResult:
         return json_path, md_path
 
 
-def _evidently(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str], tasks: list[str]):
-    """Run Evidently's drift tests: the snapshot and {column: ColumnDrift}."""
+def _evidently(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str], tasks: list[str],
+               drift_share: float):
+    """Run Evidently's drift tests: the snapshot and {column: ColumnDrift}.
+
+    The features go through DataDriftPreset with `drift_share` as its dataset-drift threshold (its
+    DriftedColumnsCount and the report's "Dataset Drift is detected" line: share of drifted columns
+    >= drift_share); the scores through one ValueDrift each. A column counts as drifted when
+    Evidently's own test for it fails (a distance at or above its threshold, a p-value below it)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
@@ -206,25 +245,38 @@ def _evidently(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str
     numerical = [c for c, k in columns.items() if k == "numerical"] + [score_column(t) for t in tasks]
     categorical = [c for c, k in columns.items() if k == "categorical"]
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
-    metrics = [DataDriftPreset(columns=list(columns))] if columns else []
+    metrics = [DataDriftPreset(columns=list(columns), drift_share=drift_share)] if columns else []
     metrics += [ValueDrift(column=score_column(t)) for t in tasks]
     keep = [*columns, *(score_column(t) for t in tasks)]
-    snapshot = Report(metrics).run(Dataset.from_pandas(current[keep], data_definition=definition),
-                                   Dataset.from_pandas(reference[keep], data_definition=definition))
+    snapshot = Report(metrics, include_tests=True).run(Dataset.from_pandas(current[keep], data_definition=definition),
+                                                       Dataset.from_pandas(reference[keep], data_definition=definition))
+    report = snapshot.dict()
+    failed = {t["metric_config"]["metric_id"]: t["status"] == "FAIL" for t in report["tests"] if t.get("id") == "drift"}
     found = {}
-    for m in snapshot.dict()["metrics"]:
+    for m in report["metrics"]:
         config = m["config"]
         if config.get("type", "").endswith(":ValueDrift"):
-            value = float(m["value"])
-            found[config["column"]] = ColumnDrift(config["column"], config["method"], float(config["threshold"]), value,
-                                                  bool(value >= float(config["threshold"])))
+            found[config["column"]] = ColumnDrift(config["column"], config["method"], float(config["threshold"]),
+                                                  float(m["value"]), bool(failed[m["id"]]))
     return snapshot, found
 
 
-def _task_rows(reference: pd.DataFrame, current: pd.DataFrame, policy: DriftPolicy) -> tuple[list[str], list[str]]:
-    """(tasks both sides can compare, tasks with too few rows)."""
+def dataset_drift(snapshot) -> dict | None:
+    """The snapshot's dataset-level drift result on the features (DriftedColumnsCount): {"count",
+    "share", "drift_share", "drifted"}; None for a report without features (the served scores')."""
+    for m in snapshot.dict()["metrics"]:
+        config = m["config"]
+        if config.get("type", "").endswith(":DriftedColumnsCount"):
+            share, threshold = float(m["value"]["share"]), float(config["drift_share"])
+            return {"count": int(m["value"]["count"]), "share": share, "drift_share": threshold, "drifted": share >= threshold}
+    return None
+
+
+def _task_rows(reference: pd.DataFrame, current: pd.DataFrame, policy: DriftPolicy,
+               tasks: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(tasks both sides can compare, tasks with too few rows), of `tasks` in their order."""
     ok, short = [], []
-    for t in TASKS:
+    for t in tasks:
         c = score_column(t)
         n_ref = int(reference[c].notna().sum()) if c in reference else 0
         n_cur = int(current[c].notna().sum()) if c in current else 0
@@ -240,20 +292,25 @@ def _with_counts(d: ColumnDrift, reference: pd.DataFrame, current: pd.DataFrame)
 
 
 def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str], policy: DriftPolicy,
-            window: dict, reference_info: dict, served: pd.DataFrame | None = None):
+            window: dict, reference_info: dict, served: pd.DataFrame | None = None,
+            tasks: TaskVocabulary | Sequence[str] | None = None):
     """Evidently reports of `current` against `reference` and the policy's decision: (DriftResult,
-    [snapshots]: the window's report, then the served one when the log had rows)."""
+    [snapshots]: the window's report, then the served one when the log had rows).
+
+    `tasks`: the tasks whose scores are compared, in report order (the model's task vocabulary, or
+    task names); by default those the reference has score columns for, in its column order."""
+    tasks = task_names(tasks) if tasks is not None else scored_tasks(reference)
     current = sample(current, policy.sample_rows, policy.seed)
     reference = sample(reference, policy.sample_rows, policy.seed)
-    tasks, short = _task_rows(reference, current, policy)
-    snapshot, found = _evidently(reference, current, columns, tasks)
+    compared, short = _task_rows(reference, current, policy, tasks)
+    snapshot, found = _evidently(reference, current, columns, compared, policy.feature_drift_share)
     features = [found[c] for c in columns]
-    task_drift = [_with_counts(found[score_column(t)], reference, current) for t in tasks]
+    task_drift = [_with_counts(found[score_column(t)], reference, current) for t in compared]
     snapshots, served_drift = [snapshot], []
     if served is not None and not served.empty:
-        served_tasks, _ = _task_rows(reference, served, policy)
+        served_tasks, _ = _task_rows(reference, served, policy, tasks)
         if served_tasks:
-            served_snapshot, served_found = _evidently(reference, served, {}, served_tasks)
+            served_snapshot, served_found = _evidently(reference, served, {}, served_tasks, policy.feature_drift_share)
             snapshots.append(served_snapshot)
             served_drift = [_with_counts(served_found[score_column(t)], reference, served) for t in served_tasks]
     result = DriftResult(False, [], asdict(policy), {**window, "rows": len(current)}, {**reference_info, "rows": len(reference)},

@@ -19,7 +19,10 @@ class ValidationFailed(UserError):
     """The window's tables broke the data contract: the pipeline stops before training."""
 
 
-def _utc(ts: str) -> pd.Timestamp:
+def _utc(ts: str) -> pd.Timestamp | None:
+    """An ISO time as UTC; '' (a pipeline parameter left empty) is no bound: None."""
+    if not ts:
+        return None
     t = pd.Timestamp(ts)
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
@@ -29,9 +32,11 @@ def _utc(ts: str) -> pd.Timestamp:
 
 
 def snapshot_window(data_dir: Path, start: str, end: str, out_dir: Path) -> dict[str, int]:
-    """Copy the raw tables as of `end` into out_dir: impressions stamped in [start, end), customer
-    and item snapshots made before `end`. Later steps read this snapshot, never the live folder, so
-    what was validated is what is trained on. Returns rows per table."""
+    """Copy the raw tables as of `end` into out_dir (with the folder's contract): impressions stamped
+    in [start, end), customer and item snapshots made before `end` ('' for either: no bound; a
+    source that brings its own split, or has no time, is taken whole). Later steps read this
+    snapshot, never the live folder, so what was validated is what is trained on. Returns rows per
+    table."""
     from grec.data.contract import read_contract, write_tables
     from grec.data.dataset import load_tables
 
@@ -39,9 +44,14 @@ def snapshot_window(data_dir: Path, start: str, end: str, out_dir: Path) -> dict
     contract = read_contract(data_dir)
     tables = load_tables(Path(data_dir), contract)
     imp = tables["impressions"]
-    tables["impressions"] = imp[(imp["event_timestamp"] >= lo) & (imp["event_timestamp"] < hi)].reset_index(drop=True)
-    for name in ("customers", "items"):
-        tables[name] = tables[name][tables[name]["updated_at"] < hi].reset_index(drop=True)
+    keep = pd.Series(True, index=imp.index)
+    if lo is not None:
+        keep &= imp["event_timestamp"] >= lo
+    if hi is not None:
+        keep &= imp["event_timestamp"] < hi
+        for name in ("customers", "items"):
+            tables[name] = tables[name][tables[name]["updated_at"] < hi].reset_index(drop=True)
+    tables["impressions"] = imp[keep].reset_index(drop=True)
     write_tables(tables, out_dir, contract)
     return {name: len(frame) for name, frame in tables.items()}
 
@@ -74,7 +84,7 @@ def build_features(tables_dir: Path, end: str, out_dir: Path):
     from grec.features.training_set import build_training_set
 
     apply(Path(tables_dir))
-    materialize(_utc(end))
+    materialize(_utc(end) or pd.Timestamp.now(tz="UTC"))
     return build_training_set(Path(tables_dir), Path(out_dir))
 
 
@@ -105,8 +115,10 @@ def train(training_set: Path, out_dir: Path, arch: str = "grec", epochs: int = 8
 
 
 def compare(training_set: Path, models: dict[str, Path]) -> pd.DataFrame:
-    """Per-task test AUC of each model folder on the training set's test week, side by side:
-    one row per task, one column per model (plus the oracle where the data has one)."""
+    """Per-task test AUC of each model folder on the training set's held-out rows (its test week,
+    or the rows its contract's split column says are test), side by side: one row per task of the
+    dataset's own vocabulary, one column per model (plus the oracle where the data has one).
+    `attrs["held_out"]` says which rows in words."""
     from grec.evaluate import evaluate
     from grec.features.training_set import open_source
     from grec.model.checkpoint import load_model
@@ -121,13 +133,16 @@ def compare(training_set: Path, models: dict[str, Path]) -> pd.DataFrame:
         if all("oracle_auc" in m for m in report["by_task"].values()):
             columns["oracle"] = {task: m["oracle_auc"] for task, m in report["by_task"].items()}
     order = [*models, *(c for c in ("oracle", "positives") if c in columns)]
-    return pd.DataFrame(columns)[order].rename_axis("task")
+    table = pd.DataFrame(columns)[order].rename_axis("task")
+    table.attrs["held_out"] = source.test_rows()
+    return table
 
 
 def comparison_markdown(table: pd.DataFrame, challenger: str, baseline: str) -> str:
     diff = table[challenger] - table[baseline]
     wins = int((diff > 0).sum())
-    lines = [f"# {challenger} against {baseline}, test week AUC per task", "",
+    lines = [f"# {challenger} against {baseline}, test AUC per task", "",
+             f"Held out: {table.attrs.get('held_out', 'the test rows')}.", "",
              f"{challenger} is ahead on {wins} of {len(table)} tasks; mean difference {diff.mean():+.4f}.", "",
              "| task | positives | " + " | ".join(c for c in table.columns if c != "positives") + f" | {challenger} - {baseline} |",
              "|---|---:|" + "---:|" * (len(table.columns) - 1) + "---:|"]
@@ -239,10 +254,10 @@ def monitor(data_dir: Path, start: str, end: str, out_dir: Path, model_name: str
     apply(Path(data_dir))  # the window's customers, items and activity into the feature sources
     lo, hi = _utc(start), _utc(end)
     current = drift_rows(net, spec, window_rows(Path(data_dir), lo, hi))
-    served = served_scores(read_log(settings.predictions_dir()), lo, hi)
+    served = served_scores(read_log(settings.predictions_dir()), lo, hi, spec.tasks)
     result, snapshots = compare(reference, current, feature_columns(spec), drift_policy,
                                 {"start": lo.isoformat(), "end": hi.isoformat(), "served_rows": len(served)},
-                                {"model": model_name, "version": version, "run_id": run_id}, served)
+                                {"model": model_name, "version": version, "run_id": run_id}, served, spec.tasks)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = result.save(out_dir, "drift")

@@ -1,7 +1,9 @@
 """Ranking one request: features from the Feast online store, the task's sub-network, sorted scores.
 
 A request names a customer, a task (flow + use case), candidate item ids and optionally a search
-query and the page and channel it comes from. The customer's profile and recent activity are read
+query and the impression's own context columns (the model's `impression_context`: on the
+storefront the page and channel it comes from); the model's feature spec says which flows, use
+cases and columns exist, nothing here names a dataset. The customer's profile and recent activity are read
 from the online store (serving feature service) per request; the candidates' catalogue entries and
 vectors come from an in-memory snapshot of the store's item views (`Catalogue`, refreshed every
 few minutes);
@@ -10,7 +12,8 @@ query never seen before (kept in memory, never written from the request path).
 
 Unknown customers and items get cold-start defaults (the spec's unknown bucket for categorical
 codes, zeros for numbers and vectors, an empty history) and are flagged in the result. Position is
-not known before ranking: every candidate is scored at position 0.
+not known before ranking: every candidate is scored at position 0 (every impression context
+column the request leaves out is 0).
 
 Requests that cannot be scored (unknown task, negative id, too many candidates, NaN) raise
 RequestError naming the field; the service answers them with a 4xx.
@@ -27,7 +30,6 @@ import pandas as pd
 import torch
 
 from grec.data.dataset import Batch, FeatureSpec
-from grec.data.schema import CUSTOMERS, FLOWS, ITEMS, USE_CASES, Role, task_id
 from grec.data.text import SentenceEncoder, text_hash
 from grec.errors import UserError
 
@@ -46,18 +48,27 @@ class RankRequest:
     use_case: str
     item_ids: list[int]
     search_query: str = ""
-    page_id: int = 0
-    channel: int = 0
+    context: dict[str, float] = field(default_factory=dict)  # the impression's own context features (page...)
 
-    def validate(self, max_candidates: int = MAX_CANDIDATES) -> None:
-        if self.flow not in FLOWS:
-            raise RequestError(f"flow: unknown flow {self.flow!r}; known: {list(FLOWS)}")
-        if self.use_case not in USE_CASES:
-            raise RequestError(f"use_case: unknown use case {self.use_case!r}; known: {list(USE_CASES)}")
-        for name in ("customer_id", "page_id", "channel"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+    def validate(self, spec: FeatureSpec, max_candidates: int = MAX_CANDIDATES) -> None:
+        """Refuse what the model cannot score, naming the field: the model's own flows, use cases
+        and impression context columns (its feature spec), never another dataset's."""
+        tasks = spec.tasks
+        if self.flow not in tasks.flows:
+            raise RequestError(f"flow: unknown flow {self.flow!r}; this model's flows: {list(tasks.flows)}")
+        if self.use_case not in tasks.use_cases:
+            raise RequestError(f"use_case: unknown use case {self.use_case!r}; this model's use cases: {list(tasks.use_cases)}")
+        if isinstance(self.customer_id, bool) or not isinstance(self.customer_id, (int, np.integer)) or self.customer_id < 0:
+            raise RequestError(f"customer_id: must be a non-negative integer, got {self.customer_id!r}")
+        unknown = sorted(set(self.context) - set(spec.impression_context))
+        if unknown:
+            raise RequestError(f"{unknown[0]}: not an input of this model; its request context: {spec.impression_context}")
+        for name, value in self.context.items():
+            if name in spec.context_categorical and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                                     or value < 0):
                 raise RequestError(f"{name}: must be a non-negative integer, got {value!r}")
+            if name in spec.context_numerical and not (isinstance(value, (int, float, np.number)) and math.isfinite(value)):
+                raise RequestError(f"{name}: must be a finite number, got {value!r}")
         if not self.item_ids:
             raise RequestError("item_ids: at least one candidate is needed")
         if len(self.item_ids) > max_candidates:
@@ -67,6 +78,8 @@ class RankRequest:
                 raise RequestError(f"item_ids[{i}]: must be a non-negative integer, got {item!r}")
         if not isinstance(self.search_query, str):
             raise RequestError(f"search_query: must be text, got {type(self.search_query).__name__}")
+        if self.search_query.strip() and not spec.has("search"):
+            raise RequestError("search_query: this model's data has no search text")
 
 
 @dataclass
@@ -124,15 +137,18 @@ class Catalogue:
         items = self.reader.items(ids)
         known = items[self.spec.item_numerical[0]].notna()
         items = items[known].reset_index(drop=True)
-        self.texts.remember(items["description"], items["text_embedding"])
         table = pd.DataFrame({"item_id": items["item_id"].astype(np.int64)})
-        for col in ITEMS.columns:
-            if col.role == Role.ITEM_CATEGORICAL:
-                table[col.name] = items[col.name].astype(np.int64)
-            elif col.role == Role.ITEM_NUMERICAL:
-                table[col.name] = items[col.name].astype(np.float64)
-        table["image_embedding"] = [np.asarray(v, np.float32) for v in items["image_embedding"]]
-        table["description"] = items["description"].astype(str)
+        for name in self.spec.item_categorical:
+            table[name] = items[name].astype(np.int64)
+        for name in self.spec.item_numerical:
+            table[name] = items[name].astype(np.float64)
+        if self.spec.has("item_vectors"):
+            self.texts.remember(items["description"], items["text_embedding"])
+            table["image_embedding"] = [np.asarray(v, np.float32) for v in items["image_embedding"]]
+            table["description"] = items["description"].astype(str)
+        else:  # a source without item vectors: the constants the model was trained with
+            table["image_embedding"] = [np.zeros(self.spec.image_dim, np.float32)] * len(table)
+            table["description"] = ""
         return table.set_index("item_id", drop=False)
 
     def rows(self, item_ids: list[int]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -177,17 +193,21 @@ class Ranker:
 
     def request_frame(self, request: RankRequest) -> tuple[pd.DataFrame, bool, list[int]]:
         """One row per candidate in the training-set layout, plus the cold-start flags."""
+        spec = self.spec
         customer = self.reader.customer(request.customer_id)
-        cold_customer = customer.get(self.spec.context_numerical[0]) is None
+        profile = [c for c in spec.context_categorical + spec.context_numerical if c not in spec.impression_context]
+        # A customer the store does not know (no profile columns: the unknown bucket for all).
+        cold_customer = bool(profile) and all(customer.get(c) is None for c in profile)
         columns: dict[str, object] = {}
-        for col in CUSTOMERS.columns:
-            value = customer.get(col.name)
-            if col.role == Role.CONTEXT_CATEGORICAL:
-                columns[col.name] = _unknown_code(self.spec, col.name) if value is None else int(value)
-            elif col.role == Role.CONTEXT_NUMERICAL:
-                columns[col.name] = 0.0 if value is None else float(value)
-        columns |= {"page_id": request.page_id, "channel": request.channel, "position": REQUEST_POSITION,
-                    "search_query": request.search_query, "flow": request.flow}
+        for name in profile:
+            value = customer.get(name)
+            if name in spec.context_categorical:
+                columns[name] = _unknown_code(spec, name) if value is None else int(value)
+            else:
+                columns[name] = 0.0 if value is None else float(value)
+        for name in spec.impression_context:  # what the request says, else the slot every candidate is scored at
+            columns[name] = request.context.get(name, REQUEST_POSITION)
+        columns |= {"search_query": request.search_query, "flow": request.flow}
         items, known = self.catalogue.rows(request.item_ids)
         n = len(items)
         for name in ("viewed_item_ids", "visited_page_ids"):
@@ -200,7 +220,7 @@ class Ranker:
 
     def query_vector(self, query: str) -> None:
         """Put the store's vector of `query` (if it has one) where `lookup` finds it."""
-        if not query.strip() or text_hash(query) in self.texts.known:
+        if not self.spec.has("search") or not query.strip() or text_hash(query) in self.texts.known:
             return
         found = self.reader.store.get_online_features(
             features=["query_embeddings:query_embedding"], entity_rows=[{"query_hash": text_hash(query)}]).to_dict()
@@ -210,12 +230,14 @@ class Ranker:
 
     @torch.no_grad()
     def rank(self, request: RankRequest) -> RankResult:
-        request.validate(self.max_candidates)
+        request.validate(self.spec, self.max_candidates)
         frame, cold_customer, cold_items = self.request_frame(request)
         self.query_vector(request.search_query)
-        task = task_id(request.flow, request.use_case)
+        tasks = self.spec.tasks
+        use_case = tasks.use_cases.index(request.use_case)
+        task = tasks.flows.index(request.flow) * len(tasks.use_cases) + use_case
         features = self.spec.encode(frame, self.texts)
-        batch = Batch.single(features, torch.full((len(frame),), USE_CASES.index(request.use_case)))
+        batch = Batch.single(features, torch.full((len(frame),), use_case))
         scores = torch.sigmoid(self.net(task).score_request(batch).logits.float()).numpy()
         order = np.argsort(-scores, kind="stable")
         return RankResult(f"{request.flow}+{request.use_case}", [int(request.item_ids[i]) for i in order],
@@ -225,6 +247,7 @@ class Ranker:
     def score_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """Feature rows (the pyfunc's request layout: input columns + use_case) -> (N,) scores,
         each row through its task's sub-network."""
+        frame = self.spec.fill_absent(frame)
         missing = [c for c in [*self.spec.input_columns(), "use_case"] if c not in frame.columns]
         if missing:
             raise RequestError(f"rows: missing columns {missing}")

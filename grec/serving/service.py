@@ -16,42 +16,40 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Any
 
 from grec import settings
 
 settings.use_bentoml_home()
 
 import bentoml  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field, create_model  # noqa: E402
 
-from grec.data.schema import FLOWS, TASKS, USE_CASES  # noqa: E402
+from grec.data.dataset import FeatureSpec  # noqa: E402
 from grec.serving.ranker import MAX_CANDIDATES  # noqa: E402
+from grec.serving.requests import rank_context, rank_input_model, score_row_model  # noqa: E402
 
 MODEL_TAG = os.environ.get("GREC_BENTO_MODEL", "grec:latest")
 # One worker process per core: a request is mostly Python (feature read, encoding, small matrix
 # products), so processes, not threads, are what scale it; each worker's torch gets its share of cores.
 WORKERS = int(os.environ.get("GREC_SERVE_WORKERS", os.cpu_count() or 1))
-NonNegative = Annotated[int, Field(ge=0)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
-def _score_row_model() -> type[BaseModel]:
-    """One /score row, typed from the data contract. Validated per request, before adaptive
-    batching merges requests: a bad row fails its own request with a 400, never its neighbours."""
-    from grec.data.dataset import FeatureSpec
-
-    spec = FeatureSpec()
-    fields: dict[str, Any] = {name: (NonNegative, ...) for name in spec.context_categorical + spec.item_categorical}
-    fields |= {name: (Finite, ...) for name in spec.context_numerical + spec.item_numerical}
-    fields |= {"item_id": (NonNegative, ...), "search_query": (str, ""), "description": (str, ""),
-               "image_embedding": (list[Finite], ...), "viewed_item_ids": (list[NonNegative], []),
-               "visited_page_ids": (list[NonNegative], []), "flow": (Literal[FLOWS], ...),
-               "use_case": (Literal[USE_CASES], ...)}
-    return create_model("ScoreRow", __config__=ConfigDict(extra="forbid"), **fields)
+def packaged_spec(tag: str = MODEL_TAG) -> FeatureSpec:
+    """The packaged model's own feature spec (its features.json, inside the BentoML model): what
+    the request bodies are typed from."""
+    model = bentoml.models.get(tag)
+    found = sorted(Path(model.path).rglob("features.json"))
+    if not found:
+        raise bentoml.exceptions.NotFound(f"BentoML model {tag}: no features.json inside {model.path}")
+    return FeatureSpec.load(found[0])
 
 
-ScoreRow = _score_row_model()
+SPEC = packaged_spec()
+RankBody = rank_input_model(SPEC)
+# Validated per request, before adaptive batching merges requests: a bad row fails its own
+# request with a 400, never its neighbours.
+ScoreRow = score_row_model(SPEC)
 
 
 @bentoml.service(name="grec-ranker", workers=WORKERS, traffic={"timeout": 30})
@@ -70,29 +68,26 @@ class GRecRanker:
         wrapper = bentoml.mlflow.load_model(self.bento_model).unwrap_python_model()
         self.ranker = Ranker(wrapper.model, wrapper.spec, OnlineReader())
         self.log = PredictionLog(settings.predictions_dir())
-        info = self.bento_model.info
+        info, tasks = self.bento_model.info, wrapper.spec.tasks
         self.meta = {"model": str(info.tag), **info.labels, "feature_service": SERVING_SERVICE,
                      "routing": getattr(wrapper.model.config, "routing", None),
                      "sub_networks": len(self.ranker.subnetworks), "max_candidates": MAX_CANDIDATES,
-                     "tasks": [f"{f}+{u}" for f, u in TASKS]}
+                     "tasks": [tasks.task_name(t) for t in range(tasks.n_tasks)], "flows": list(tasks.flows),
+                     "use_cases": list(tasks.use_cases), "request_context": wrapper.spec.impression_context,
+                     "inputs": wrapper.spec.inputs}
 
     def __is_ready__(self) -> bool:
         return self.ranker is not None
 
-    @bentoml.api(route="/rank")
-    def rank(
-        self,
-        customer_id: NonNegative,
-        flow: Literal[FLOWS],
-        use_case: Literal[USE_CASES],
-        item_ids: Annotated[list[NonNegative], Field(min_length=1, max_length=MAX_CANDIDATES)],
-        search_query: str = "",
-        page_id: NonNegative = 0,
-        channel: NonNegative = 0,
-    ) -> dict:
+    @bentoml.api(route="/rank", input_spec=RankBody)
+    def rank(self, **body: Any) -> dict:
+        """One customer, one of the model's tasks (flow + use case), candidate item ids: the
+        candidates sorted by the task's score."""
         from grec.serving.ranker import RankRequest, RequestError
 
-        request = RankRequest(customer_id, flow, use_case, list(item_ids), search_query, page_id, channel)
+        customer_id, flow, use_case = body["customer_id"], body["flow"], body["use_case"]
+        request = RankRequest(customer_id, flow, use_case, list(body["item_ids"]), body.get("search_query", ""),
+                              rank_context(SPEC, body))
         try:
             result = self.ranker.rank(request)
         except RequestError as e:

@@ -10,7 +10,7 @@ import pytest
 from grec.data import schema
 from grec.data.contract import CONTRACT_FILE, TELECOM, Contract, read_contract, write_dataset
 from grec.data.dataset import FeatureSpec, load_tables
-from grec.data.real import no_text_or_history, placeholder_items
+from grec.data.real import placeholder_items
 from grec.data.schema import SchemaError, TaskVocabulary
 
 TASKS = TaskVocabulary(("WEB", "APP"), ("CTR", "CTCVR"), {"CTR": "click", "CTCVR": "buy"}, {"CTR": None, "CTCVR": None})
@@ -21,7 +21,7 @@ def shop() -> Contract:
     return Contract.define("shop", {"customers": {"categorical": ["segment"], "numerical": ["spend"]},
                                     "impressions": {"categorical": ["slot"]},
                                     "items": {"categorical": ["item_kind"], "numerical": ["item_size"]}},
-                           TASKS, funnel=[("click", "buy")], split="split", source="a test")
+                           TASKS, funnel=[("click", "buy")], split="split", source="a test", inputs=())
 
 
 def shop_tables(n: int = 40) -> dict[str, pd.DataFrame]:
@@ -33,7 +33,7 @@ def shop_tables(n: int = 40) -> dict[str, pd.DataFrame]:
         "items": placeholder_items(STAMP),
         "impressions": pd.DataFrame({
             "impression_id": np.arange(n), "event_timestamp": STAMP, "customer_id": np.arange(n) % 4, "item_id": 0,
-            "flow": np.where(np.arange(n) % 2, "WEB", "APP"), "slot": np.arange(n) % 3, **no_text_or_history(n),
+            "flow": np.where(np.arange(n) % 2, "WEB", "APP"), "slot": np.arange(n) % 3,
             "click": click, "buy": click & (rng.random(n) < 0.5), "split": np.array(["train", "valid", "test", "train"] * (n // 4))}),
     }
 
@@ -44,7 +44,10 @@ def test_contract_round_trips_and_feeds_the_feature_spec(tmp_path):
     assert set(paths) == {"customers", "items", "impressions", "contract"}
     assert read_contract(tmp_path / "shop") == contract
     tables = load_tables(tmp_path / "shop")
-    assert set(tables["impressions"].columns) == set(contract.tables["impressions"].names())
+    # the contract's columns, and the constant ones of the inputs the source has not (no search, no histories)
+    assert set(tables["impressions"].columns) == {*contract.tables["impressions"].names(), "search_query",
+                                                  "viewed_item_ids", "visited_page_ids"}
+    assert (tables["impressions"]["search_query"] == "").all() and tables["items"]["image_embedding"].map(len).eq(1).all()
     columns = contract.feature_spec_columns()
     assert columns["context_categorical"] == ["segment", "slot"] and columns["context_numerical"] == ["spend"]
     assert columns["tasks"] == TASKS
@@ -91,11 +94,15 @@ def test_bad_contract_files_are_refused_naming_the_field(tmp_path, change, messa
         read_contract(tmp_path)
 
 
-def test_the_feature_store_refuses_another_contract_by_name(tmp_path):
-    """The Feast repository defines the storefront's views; another dataset's folder is stopped
-    before anything is written to the store, with what to do instead."""
-    from grec.features.sources import build_sources
+def test_the_feature_store_sources_follow_the_contract(tmp_path):
+    """Another dataset's folder gets its own source tables: its customer and item columns, no
+    activity, item vectors or query vectors for inputs it does not have, and its contract beside
+    them (what feature_repo/definitions.py declares the views from)."""
+    from grec.features.sources import active_contract, build_sources, source_tables, sources_dir
 
     write_dataset(shop_tables(), tmp_path / "shop", shop())
-    with pytest.raises(SchemaError, match="'shop' data .*contract.json.* grec train --data"):
-        build_sources(tmp_path / "shop")
+    paths = build_sources(tmp_path / "shop")
+    assert set(paths) == set(source_tables(shop())) == {"customer_profile", "item_catalog"}
+    assert active_contract() == shop() and (sources_dir() / CONTRACT_FILE).exists()
+    profile = pd.read_parquet(paths["customer_profile"])
+    assert list(profile.columns) == ["customer_id", "updated_at", "segment", "spend"]

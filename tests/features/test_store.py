@@ -59,7 +59,7 @@ def test_apply_registers_every_object_under_the_state_folder(in_store):
     assert {"customer", "item", "customer_profile", "customer_activity", "item_catalog", "item_embeddings",
             "query_embeddings", "grec_training_v1", "grec_serving_v1"} <= set(applied["objects"])
     assert (home / "features" / "registry.db").exists() and (home / "features" / "online_store.db").exists()
-    for name in sources.SOURCES:
+    for name in sources.source_tables():
         assert sources.source_path(name).is_relative_to(home)
     # Nothing written into the source tree.
     assert sorted(p.name for p in FEATURE_REPO.iterdir() if p.name != "__pycache__") == [
@@ -82,7 +82,7 @@ def test_online_features_equal_the_latest_offline_values(in_store, world):
     for cid in (customer, int(activity["customer_id"].iloc[0]), int(activity["customer_id"].iloc[-1])):
         online = reader.read(cid, [0, 5, 7])
         want = _latest(profile, "customer_id", "updated_at", cid, end)
-        for column in sources.feature_columns(sources.CUSTOMER_PROFILE):
+        for column in sources.feature_columns(sources.source_tables()["customer_profile"]):
             assert online.customer[column.name] == pytest.approx(want[column.name]), (cid, column.name)
         recent = _latest(activity, "customer_id", "event_timestamp", cid, end)
         assert list(online.customer["viewed_item_ids"]) == list(recent["viewed_item_ids"])

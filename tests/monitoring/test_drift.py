@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grec.data.schema import SchemaError
-from grec.monitoring.drift import TASKS, DriftPolicy, compare, score_column, served_scores
+from grec.data.schema import TELECOM_TASKS, SchemaError
+from grec.monitoring.drift import DriftPolicy, compare, score_column, served_scores, task_names
+
+TASKS = task_names(TELECOM_TASKS)
 
 COLUMNS = {"tenure_months": "numerical", "monthly_bill": "numerical", "price": "numerical", "flow": "categorical",
            "category": "categorical"}
@@ -54,12 +56,12 @@ def test_one_task_whose_scores_moved_is_drift_and_is_named():
 def test_served_scores_are_compared_with_the_reference():
     log = pd.DataFrame({"flow": "AAL", "use_case": "CTR", "score": np.random.default_rng(3).beta(2, 40, 3_000) + 0.1,
                         "logged_at": pd.Timestamp("2026-09-08", tz="UTC")})
-    served = served_scores(log, pd.Timestamp("2026-09-07", tz="UTC"), pd.Timestamp("2026-09-14", tz="UTC"))
+    served = served_scores(log, pd.Timestamp("2026-09-07", tz="UTC"), pd.Timestamp("2026-09-14", tz="UTC"), TELECOM_TASKS)
     assert served[score_column("AAL+CTR")].notna().all() and served[score_column("EUP+CTR")].isna().all()
     result = run(rows(20_000, 0), rows(8_000, 1), served=served)
     assert [c.column for c in result.served] == [score_column("AAL+CTR")] and result.served[0].drifted
     assert result.reasons == ["served scores drifted on 1 task(s): AAL+CTR"]
-    outside = served_scores(log, pd.Timestamp("2026-09-14", tz="UTC"), pd.Timestamp("2026-09-21", tz="UTC"))
+    outside = served_scores(log, pd.Timestamp("2026-09-14", tz="UTC"), pd.Timestamp("2026-09-21", tz="UTC"), TELECOM_TASKS)
     assert outside.empty
 
 

@@ -44,12 +44,6 @@ def trained(tmp_path_factory):
         yield {"home": home, "data": data, "stdout": done.stdout}
 
 
-@pytest.fixture
-def state(trained, monkeypatch):
-    monkeypatch.setenv("GREC_HOME", str(trained["home"]))
-    return trained
-
-
 def test_training_pipeline_registers_promotes_and_packages(state):
     out = state["stdout"]
     assert "Decision: PROMOTE" in out and "Registered grec v1; aliases: challenger=v1, champion=v1" in out

@@ -12,23 +12,11 @@ import numpy as np
 import pandas as pd
 
 
-
-def no_text_or_history(n: int) -> dict:
-    """Impression columns for the inputs a real source does not have, for n rows: no search query
-    and no behaviour history (constant, so they carry nothing)."""
-    return {"search_query": "", "viewed_item_ids": [np.zeros(0, np.int64)] * n, "visited_page_ids": [np.zeros(0, np.int64)] * n}
-
-
-def plain_items(n: int) -> dict:
-    """Item columns a real source does not have, for n items: no description, no image vector."""
-    return {"description": "", "image_embedding": [np.zeros(1, np.float32)] * n}
-
-
 def placeholder_items(stamp: pd.Timestamp) -> pd.DataFrame:
     """One item for sources whose rows are not about an item (Census: a person; AliExpress: the
     item features are not told apart from the rest): one constant categorical and one constant
     numerical column, which carry nothing (the input layer needs at least one of each)."""
-    return pd.DataFrame({"item_id": [0], "updated_at": [stamp], "item_kind": [0], "item_size": [np.float32(0)], **plain_items(1)})
+    return pd.DataFrame({"item_id": [0], "updated_at": [stamp], "item_kind": [0], "item_size": [np.float32(0)]})
 
 
 PLACEHOLDER_ITEM_FEATURES = {"categorical": ["item_kind"], "numerical": ["item_size"]}

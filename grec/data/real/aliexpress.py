@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from grec.data.contract import Contract, write_dataset
-from grec.data.real import PLACEHOLDER_ITEM_FEATURES, no_text_or_history, placeholder_items
+from grec.data.real import PLACEHOLDER_ITEM_FEATURES, placeholder_items
 from grec.data.schema import SchemaError, TaskVocabulary
 
 CATEGORICAL = [f"categorical_{i}" for i in range(1, 17)]
@@ -117,7 +117,8 @@ def contract(country_codes: list[str]) -> Contract:
     which the item); one placeholder customer and item; conversion only after a click."""
     return Contract.define("aliexpress", {"impressions": {"categorical": CATEGORICAL, "numerical": NUMERICAL},
                                           "items": PLACEHOLDER_ITEM_FEATURES},
-                           task_vocabulary(country_codes), funnel=[("click", "conversion")], split="split", source=SOURCE)
+                           task_vocabulary(country_codes), funnel=[("click", "conversion")], split="split", source=SOURCE,
+                           inputs=())
 
 
 def to_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -128,7 +129,7 @@ def to_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     impressions = frame[FEATURES].copy()
     impressions.insert(0, "impression_id", np.arange(n))
     impressions = impressions.assign(event_timestamp=STAMP, customer_id=0, item_id=0, flow=frame["country"].to_numpy(),
-                                     **no_text_or_history(n), click=frame["click"].astype(np.int8).to_numpy(),
+                                     click=frame["click"].astype(np.int8).to_numpy(),
                                      conversion=frame["conversion"].astype(np.int8).to_numpy(), split=frame["split"].to_numpy())
     return {"customers": pd.DataFrame({"customer_id": [0], "updated_at": [STAMP]}), "items": placeholder_items(STAMP),
             "impressions": impressions}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from grec.data.contract import Contract, write_dataset
-from grec.data.real import PLACEHOLDER_ITEM_FEATURES, no_text_or_history, placeholder_items
+from grec.data.real import PLACEHOLDER_ITEM_FEATURES, placeholder_items
 from grec.data.schema import SchemaError, TaskVocabulary
 
 FILE = "census-income.test.gz"
@@ -82,7 +82,7 @@ def contract() -> Contract:
     """Persons as customers with all 40 features; one placeholder item; the split as a column."""
     return Contract.define(
         "census", {"customers": {"categorical": CATEGORICAL, "numerical": NUMERICAL}, "items": PLACEHOLDER_ITEM_FEATURES},
-        task_vocabulary(), split="split", source=SOURCE)
+        task_vocabulary(), split="split", source=SOURCE, inputs=())
 
 
 def to_tables(frame: pd.DataFrame, split_column: pd.Series) -> dict[str, pd.DataFrame]:
@@ -98,7 +98,7 @@ def to_tables(frame: pd.DataFrame, split_column: pd.Series) -> dict[str, pd.Data
     customers.insert(1, "updated_at", STAMP)
     impressions = pd.DataFrame({
         "impression_id": np.arange(n), "event_timestamp": STAMP, "customer_id": np.arange(n), "item_id": 0, "flow": FLOW,
-        **no_text_or_history(n), "income": frame["income"].to_numpy(), "never_married": frame["never_married"].to_numpy(),
+        "income": frame["income"].to_numpy(), "never_married": frame["never_married"].to_numpy(),
         "split": split_column.to_numpy()})
     return {"customers": customers, "items": placeholder_items(STAMP), "impressions": impressions}
 

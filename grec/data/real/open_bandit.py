@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from grec.data.contract import Contract, write_dataset
-from grec.data.real import no_text_or_history, plain_items
 from grec.data.schema import SchemaError, TaskVocabulary
 
 CAMPAIGNS = ("all", "men", "women")
@@ -90,7 +89,7 @@ def contract() -> Contract:
         "customers": {"categorical": USER_FEATURES},
         "impressions": {"categorical": ["position"], "numerical": ["affinity"]},
         "items": {"categorical": ITEM_FEATURES[1:], "numerical": ITEM_FEATURES[:1]},
-    }, task_vocabulary(), split="split", source=SOURCE)
+    }, task_vocabulary(), split="split", source=SOURCE, inputs=())
 
 
 def _codes(values: pd.Series) -> np.ndarray:
@@ -114,12 +113,12 @@ def to_tables(impressions: pd.DataFrame, items: pd.DataFrame, split_column: pd.S
         "customers": customers.assign(updated_at=first).reset_index(drop=True),
         "items": pd.DataFrame({"item_id": np.arange(len(catalogue)), "updated_at": first,
                                ITEM_FEATURES[0]: catalogue[ITEM_FEATURES[0]].astype(np.float32).to_numpy(),
-                               **{c: _codes(catalogue[c]) for c in ITEM_FEATURES[1:]}, **plain_items(len(catalogue))}),
+                               **{c: _codes(catalogue[c]) for c in ITEM_FEATURES[1:]}}),
         "impressions": pd.DataFrame({
             "impression_id": np.arange(n), "event_timestamp": impressions["timestamp"].array, "customer_id": customer_id,
             "item_id": item_id, "flow": impressions["campaign"].str.upper().to_numpy(),
             "position": impressions["position"].to_numpy().astype(np.int64),
-            "affinity": impressions["affinity"].astype(np.float32).to_numpy(), **no_text_or_history(n),
+            "affinity": impressions["affinity"].astype(np.float32).to_numpy(),
             "click": impressions["click"].to_numpy(), "split": split_column.to_numpy()}),
     }
 

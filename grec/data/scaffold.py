@@ -1,0 +1,575 @@
+"""Drafting a contract from a user's own tables: `grec data init DIR`.
+
+A new source arrives as three parquet tables (customers, items, impressions) and no contract.json.
+`draft_contract` reads their schemas and makes one streaming pass over the rows (batches, only the
+columns it classifies, never a whole table in memory) to decide what each column is:
+
+- the core columns by their names (keys, times, the flow; search_query, viewed_item_ids with
+  visited_page_ids, description with image_embedding where the source has those inputs);
+- labels: the columns given (--label, --use-case, --population, --funnel), else every int8 or
+  bool impressions column holding only 0 and 1;
+- categorical features: int64 columns of codes >= 0; numerical features: float32 columns;
+- the split: the column given, else a string column named "split" holding train/valid/test.
+
+Columns that cannot be used as they are (strings, negative codes, nulls, int32 or float64 where
+the readers need int64 or float32) are reported with the fix, never silently dropped; those a type
+cast would fix are cast when asked (`cast=True`: each table rewritten whole, atomically). What the
+readers cannot work with at all (a missing table or core column, a label that is not 0/1) is
+refused naming the file, the column and the fix. `write_draft` writes contract.json only after the
+platform's own reader has read it back and checked the tables against it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from grec.data import schema
+from grec.data.column_stats import MAX_VALUES, cast_advice, column_kind, funnel_violations, needs_cast, scan, type_name
+from grec.data.contract import CONTRACT_FILE, CORE_COLUMNS, OPTIONAL_INPUTS, SPLITS, Contract, read_contract
+from grec.data.schema import SchemaError, TaskVocabulary
+from grec.errors import UserError
+from grec.io import write_json, write_parquet
+
+TABLES = tuple(CORE_COLUMNS)  # customers, items, impressions
+_OPTIONAL = {c for by_table in OPTIONAL_INPUTS.values() for cols in by_table.values() for c in cols}
+REQUIRED = {t: tuple(c for c in cols if c not in _OPTIONAL) for t, cols in CORE_COLUMNS.items()}
+_SHARED = {"customer_id", "item_id", "updated_at"}  # names meant to be in several tables (the joins)
+MAX_CODE = 1_000_000  # a categorical's embedding table has max code + 1 rows
+TARGET = {"int64": pa.int64(), "float32": pa.float32(), "int8": pa.int8(), "string": pa.string()}
+
+
+class DraftError(SchemaError):
+    """The tables cannot be drafted into a contract as they are; the message names each file,
+    column and fix."""
+
+
+class ContractExists(UserError):
+    """The folder already has a contract.json and overwriting was not asked for."""
+
+
+@dataclass
+class Unused:
+    """A column the draft leaves out, and what would make it usable."""
+
+    file: str
+    column: str
+    type: str
+    why: str  # the reason and the fix
+
+    def line(self) -> str:
+        return f"{self.file}: {self.column} ({self.type}): {self.why}"
+
+
+@dataclass
+class Cast:
+    """A column whose values fit the contract once stored with another arrow type."""
+
+    file: str
+    column: str
+    source: pa.DataType  # the arrow type it has
+    target: str  # the contract dtype it needs: int64 | float32 | int8 | string | timestamp
+
+    def arrow_type(self) -> pa.DataType:
+        if self.target == "timestamp":  # a time without a zone is read as UTC
+            return pa.timestamp(self.source.unit, tz="UTC")
+        return TARGET[self.target]
+
+    def line(self) -> str:
+        target = type_name(self.arrow_type()) if self.target == "timestamp" else self.target
+        return f"{self.file}: {self.column} {type_name(self.source)} -> {target}"
+
+
+@dataclass
+class Draft:
+    """What `draft_contract` inferred: the contract, and everything the user should know about it."""
+
+    data_dir: Path
+    contract: Contract
+    rows: dict[str, int]
+    unused: list[Unused] = field(default_factory=list)
+    casts: list[Cast] = field(default_factory=list)  # needed by the contract; applied by write_draft
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return self.contract.to_dict()
+
+
+def _parse_pairs(items, what: str, sep: str = "=") -> list[tuple[str, str]]:
+    """'NAME=LABEL' (or 'A,B') strings, (name, label) pairs or a {name: label} dict -> pairs."""
+    if isinstance(items, dict):
+        items = list(items.items())
+    pairs = []
+    for item in items or ():
+        if not isinstance(item, str):
+            item = sep.join(item)
+        left, mark, right = item.partition(sep)
+        if not mark or not left.strip() or not right.strip():
+            raise DraftError(f"{what} {item!r}: expected {'NAME=LABEL' if sep == '=' else 'A,B'}")
+        pairs.append((left.strip(), right.strip()))
+    return pairs
+
+
+class _Drafter:
+    """Reads the folder and accumulates what each column is, what is unused and what is refused."""
+
+    def __init__(self, data_dir: Path, cast: bool):
+        self.data_dir, self.cast = Path(data_dir), cast
+        self.problems: list[str] = []  # refusals: file, column, fix
+        self.unused: list[Unused] = []
+        self.casts: list[Cast] = []
+        self.notes: list[str] = []
+        self.features = {t: {"categorical": [], "numerical": []} for t in TABLES}
+        self.owner: dict[str, str] = {}  # column name -> the file that has it (one name, one column)
+        missing = [schema.TABLES[t].file for t in TABLES if not (self.data_dir / schema.TABLES[t].file).is_file()]
+        if not self.data_dir.is_dir():
+            raise DraftError(f"{self.data_dir}: no such folder (it should hold customers.parquet, items.parquet "
+                             "and impressions.parquet)")
+        if missing:
+            raise DraftError(f"{self.data_dir}: missing {', '.join(missing)}: write "
+                             + "; ".join(f"{self.data_dir / f} with at least {', '.join(REQUIRED[f.removesuffix('.parquet')])}"
+                                         for f in missing))
+        self.arrow, self.stats, self.rows = {}, {}, {}
+        for t in TABLES:
+            path = self.data_dir / schema.TABLES[t].file
+            try:
+                self.arrow[t] = pq.read_schema(path)
+            except (pa.ArrowException, OSError) as e:
+                raise DraftError(f"{path}: not a readable parquet file ({e})") from None
+            self.stats[t], self.rows[t] = scan(path, self.arrow[t])
+
+    def file(self, table: str) -> str:
+        return schema.TABLES[table].file
+
+    def refuse(self, table: str, column: str, why: str) -> None:
+        self.problems.append(f"{self.file(table)}: column '{column}' {why}")
+
+    def leave_out(self, table: str, column: str, why: str) -> None:
+        self.unused.append(Unused(self.file(table), column, type_name(self.arrow[table].field(column).type), why))
+
+    def typed(self, table: str, column: str, dtype: str) -> bool | None:
+        """Whether `column` can be read as `dtype` (recording the cast it needs when cast=True):
+        True: yes; False: a cast would do but was not asked for; None: no cast does."""
+        t = self.arrow[table].field(column).type
+        need = needs_cast(dtype, t)
+        if need is None:
+            return None
+        if need and not self.cast:
+            return False
+        if need:
+            self.casts.append(Cast(self.file(table), column, t, dtype))
+        return True
+
+    def claim(self, table: str, column: str) -> bool:
+        """One column name is one column across the tables (but the join keys)."""
+        if column in _SHARED:
+            return True
+        other = self.owner.get(column)
+        if other and other != self.file(table):
+            self.leave_out(table, column, f"{other} has a column of this name too (one name is one column across "
+                                          "the tables): rename one of them to use both")
+            return False
+        self.owner[column] = self.file(table)
+        return True
+
+    # core columns ------------------------------------------------------------------------
+
+    def core(self) -> None:
+        for t in TABLES:
+            for name in CORE_COLUMNS[t]:
+                if name not in _SHARED:
+                    self.owner.setdefault(name, self.file(t))
+        for t in TABLES:
+            base, stats = schema.TABLES[t], self.stats[t]
+            for name in REQUIRED[t]:
+                col = base.column(name)
+                if name not in self.arrow[t].names:
+                    self.problems.append(f"{self.file(t)}: missing column '{name}' ({col.dtype}: {col.description}); "
+                                         f"add it, or rename the column that holds it to '{name}'")
+                    continue
+                ok = self.typed(t, name, col.dtype)
+                if ok is None:
+                    self.refuse(t, name, f"has type {type_name(self.arrow[t].field(name).type)}; the readers need {col.dtype}"
+                                     + (" (re-encode the values as integer codes)" if col.dtype == "int64" else ""))
+                elif ok is False:
+                    self.refuse(t, name, f"has type {type_name(self.arrow[t].field(name).type)}; {cast_advice(col.dtype)}")
+                if stats[name].nulls:
+                    self.refuse(t, name, f"has {stats[name].nulls:,} nulls; every row needs a {name}")
+            if self.rows[t] == 0:
+                self.problems.append(f"{self.file(t)}: no rows")
+
+    def flows(self) -> tuple[str, ...]:
+        stats = self.stats["impressions"].get("flow")
+        if stats is None or column_kind(stats.type) != "string":
+            return ()
+        if stats.more_values:
+            self.refuse("impressions", "flow", f"has more than {MAX_VALUES:,} distinct values: a flow is a scenario "
+                                               "(a page, a channel, a campaign), each a task per use case")
+        return tuple(sorted(stats.values))
+
+    # labels, use cases, split -------------------------------------------------------------
+
+    def label_ok(self, column: str, why: str = "") -> bool:
+        t = "impressions"
+        if column not in self.arrow[t].names:
+            self.problems.append(f"{self.file(t)}: no column '{column}' (named as a label{why}; columns: "
+                                 f"{', '.join(self.arrow[t].names)})")
+            return False
+        if column in CORE_COLUMNS[t]:
+            self.refuse(t, column, f"is a core column, not a label{why}")
+            return False
+        s = self.stats[t][column]
+        if column_kind(s.type) not in ("int", "float", "bool"):
+            self.refuse(t, column, f"is a label{why} but has type {type_name(s.type)}: a label is an int8 column of 0 and 1")
+            return False
+        if not s.binary:
+            found = (f"{s.nulls:,} nulls" if s.nulls else f"{s.nans:,} NaNs" if s.nans else
+                     f"{s.non_binary:,} values other than 0 and 1 (from {s.min} to {s.max})")
+            self.refuse(t, column, f"is a label{why} but holds {found}: a label is 0 or 1 on every row")
+            return False
+        ok = self.typed(t, column, "int8")
+        if not ok:
+            self.refuse(t, column, f"is a label{why} of type {type_name(s.type)}: "
+                        + (cast_advice("int8") if ok is False else "store it as int8 0/1"))
+            return False
+        return True
+
+    def labels(self, given: list[str]) -> tuple[list[str], list[str]]:
+        """The label columns that can be read as labels, and every column taken for a label."""
+        if given:
+            given = list(dict.fromkeys(given))
+            return [c for c in given if self.label_ok(c)], given
+        t = "impressions"
+        found = [f.name for f in self.arrow[t] if f.name not in CORE_COLUMNS[t]
+                 and (f.type == pa.int8() or pa.types.is_boolean(f.type)) and self.stats[t][f.name].binary]
+        if not found:
+            binary = [f.name for f in self.arrow[t] if f.name not in CORE_COLUMNS[t]
+                      and column_kind(f.type) in ("int", "float", "bool") and self.stats[t][f.name].binary]
+            raise DraftError(f"{self.file(t)}: no label column found (labels are int8 or bool columns of 0/1); name "
+                             "yours with --label COL (repeatable)"
+                             + (f"; columns holding only 0 and 1: {', '.join(binary)}" if binary else ""))
+        return [c for c in found if self.label_ok(c, " (inferred: an int8/bool column of 0/1)")], found
+
+    def split(self, given: str | None) -> str | None:
+        t = "impressions"
+        if given is None:
+            s = self.stats[t].get("split")
+            if s is None or column_kind(s.type) != "string":
+                return None
+            if s.nulls or not s.values <= set(SPLITS):
+                return None  # reported as an unused string column
+            given = "split"
+            self.notes.append("split: the 'split' column (train/valid/test per impression) splits the rows")
+        if given not in self.arrow[t].names:
+            self.problems.append(f"{self.file(t)}: --split: no column '{given}' (columns: {', '.join(self.arrow[t].names)})")
+            return None
+        s = self.stats[t][given]
+        if column_kind(s.type) != "string":
+            self.refuse(t, given, f"is the split (--split) but has type {type_name(s.type)}: store train/valid/test as strings")
+            return None
+        other = sorted(s.values - set(SPLITS))[:5]
+        if s.nulls or other:
+            self.refuse(t, given, f"is the split (--split) but holds {f'{s.nulls:,} nulls' if s.nulls else other}: "
+                                  "every row is one of train, valid, test")
+            return None
+        absent = [v for v in SPLITS if v not in s.values]
+        if absent:
+            self.refuse(t, given, f"is the split (--split) but has no {'/'.join(absent)} rows: training early-stops on "
+                                  "valid and evaluation reads test")
+            return None
+        if not self.typed(t, given, "string"):
+            self.refuse(t, given, "is dictionary-encoded; store it as plain strings, or rerun with --cast")
+            return None
+        return given
+
+    # optional inputs ----------------------------------------------------------------------
+
+    def inputs(self) -> list[str]:
+        have = []
+        imp, items = self.arrow["impressions"], self.arrow["items"]
+        s = self.stats["impressions"]
+        if "search_query" in imp.names:
+            if column_kind(imp.field("search_query").type) != "string" or pa.types.is_dictionary(imp.field("search_query").type):
+                self.leave_out("impressions", "search_query", "the search text must be a string column ('' where none)")
+            elif s["search_query"].non_empty:
+                have.append("search")
+            else:
+                self.leave_out("impressions", "search_query", "every query is empty: no search input (readers fill '')")
+        seqs = [c for c in ("viewed_item_ids", "visited_page_ids") if c in imp.names]
+        if seqs:
+            good = [c for c in seqs if column_kind(imp.field(c).type) == "list" and imp.field(c).type.value_type == pa.int64()]
+            if len(good) < 2:
+                for c in seqs:
+                    self.leave_out("impressions", c, "histories need both viewed_item_ids and visited_page_ids, each "
+                                                     "list<int64>, aligned (a page per viewed item)")
+            elif s["viewed_item_ids"].non_empty:
+                have.append("histories")
+            else:
+                for c in seqs:
+                    self.leave_out("impressions", c, "every history is empty: no histories input (readers fill empty lists)")
+        vecs = [c for c in ("description", "image_embedding") if c in items.names]
+        if vecs:
+            desc_ok = "description" in vecs and column_kind(items.field("description").type) == "string" \
+                and not pa.types.is_dictionary(items.field("description").type)
+            img = items.field("image_embedding").type if "image_embedding" in vecs else None
+            img_ok = img is not None and column_kind(img) == "list" and img.value_type == pa.float32()
+            if desc_ok and img_ok:
+                have.append("item_vectors")
+            else:
+                for c in vecs:
+                    self.leave_out("items", c, "item vectors need both description (string, '' where none) and "
+                                               "image_embedding (list<float32>, one length)")
+        return have
+
+    # features -----------------------------------------------------------------------------
+
+    def feature(self, t: str, name: str) -> None:
+        s = self.stats[t][name]
+        kind = column_kind(s.type)
+        if name in schema.ORACLE_COLUMNS:
+            self.leave_out(t, name, "a simulator's true probability, not a feature")
+            return
+        if kind == "string" and t == "impressions" and name == "split":
+            self.leave_out(t, name, f"not a split: it holds {sorted(s.values)[:5]}{' and nulls' if s.nulls else ''}, "
+                                    "a split column holds only train, valid and test (pass --split COL for one)")
+            return
+        if kind == "string":
+            self.leave_out(t, name, "a string column: encode it as integer codes (int64, 0..K-1; e.g. pandas "
+                                    ".astype('category').cat.codes) to use it as a categorical feature")
+            return
+        if kind == "timestamp":
+            self.leave_out(t, name, "a time is not a feature: derive numbers from it (hour, day of week, age in days) "
+                                    "as int64 or float32 columns")
+            return
+        if kind not in ("int", "bool", "float"):
+            self.leave_out(t, name, "not a feature type: categorical features are int64 codes, numerical float32")
+            return
+        if kind == "float":
+            dtype = "float32"
+            if s.nulls or s.nans:
+                self.leave_out(t, name, f"{s.nulls + s.nans:,} nulls/NaNs: fill them with a number to use it")
+                return
+        else:
+            dtype = "int64"
+            if s.nulls:
+                self.leave_out(t, name, f"{s.nulls:,} nulls: fill them with a code (e.g. max + 1) to use it")
+                return
+            if s.min is not None and s.min < 0:
+                self.leave_out(t, name, f"negative codes (min {s.min}): categorical codes are >= 0; re-encode "
+                                        "them as 0..K-1 (or store it as float32 to use it as a number)")
+                return
+            if s.max is not None and s.max >= MAX_CODE:
+                self.leave_out(t, name, f"codes up to {s.max:,}: the embedding table would have max + 1 rows; "
+                                        "re-encode them as 0..K-1")
+                return
+            if t == "impressions" and (s.type == pa.int8() or pa.types.is_boolean(s.type)) and s.binary:
+                self.leave_out(t, name, "a 0/1 column that is not a label (int8 and bool are label types): pass --label "
+                                        f"{name} to predict it, or store it as int64 to use it as a feature")
+                return
+        ok = self.typed(t, name, dtype)
+        if ok is False:
+            self.leave_out(t, name, f"{'numerical' if dtype == 'float32' else 'categorical'} features are {dtype}: "
+                                    f"cast it to {dtype}, or rerun with --cast")
+            return
+        if self.claim(t, name):
+            self.features[t]["categorical" if dtype == "int64" else "numerical"].append(name)
+
+    def features_of(self, t: str, taken: set[str]) -> None:
+        metadata = self.arrow[t].pandas_metadata or {}
+        index = {c for c in metadata.get("index_columns", []) if isinstance(c, str)}
+        for f in self.arrow[t]:
+            if f.name in CORE_COLUMNS[t] or f.name in taken:
+                continue
+            if f.name in index:
+                self.leave_out(t, f.name, "a pandas index written with the table, not a feature (write the frame with "
+                                          "to_parquet(index=False) to leave it out)")
+                continue
+            self.feature(t, f.name)
+
+    def require_features(self) -> None:
+        for side, tables in (("context", ("customers", "impressions")), ("item", ("items",))):
+            for kind, dtype in (("categorical", "int64"), ("numerical", "float32")):
+                if not any(self.features[t][kind] for t in tables):
+                    files = " or ".join(self.file(t) for t in tables)
+                    self.problems.append(f"no {side} {kind} feature: {files} needs a {dtype} column "
+                                         f"({'codes >= 0' if dtype == 'int64' else 'numbers'}; a constant column will do)")
+
+
+def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | None = None,
+                   use_cases: list[str] | dict[str, str] | None = None, populations: list[str] | dict[str, str] | None = None,
+                   funnel: list[str] | list[tuple[str, str]] | None = None, split: str | None = None,
+                   cast: bool = False) -> Draft:
+    """A contract for the tables in `data_dir`, inferred from their schemas and one pass over their
+    rows (see the module's docstring), with the columns left out and why.
+
+    `labels`: label columns (default: every int8/bool 0/1 impressions column); `use_cases`: NAME=LABEL
+    (default: one per label, named by upper-casing it); `populations`: NAME=LABEL, use case NAME is
+    defined over the rows where LABEL is 1 (as CVR over clicks); `funnel`: 'a,b' pairs (b is 1
+    only where a is); `split`: a train/valid/test column (default: one named 'split', else by time);
+    `cast`: columns a type cast fixes are kept and cast by write_draft (else left out or refused).
+    Raises DraftError naming every file, column and fix when no usable contract can be drafted."""
+    use_case_pairs = _parse_pairs(use_cases, "--use-case")
+    population_pairs = _parse_pairs(populations, "--population")
+    funnel_pairs = _parse_pairs(funnel, "--funnel", ",")
+    d = _Drafter(data_dir, cast)
+    d.core()
+    flows = d.flows()
+
+    given = list(labels or []) + [lab for _, lab in use_case_pairs + population_pairs] + [c for p in funnel_pairs for c in p]
+    label_columns, taken = d.labels(given)
+    split_column = d.split(split)
+    taken = {*taken, *(c for c in (split, split_column) if c)}  # not features, even where refused as labels / split
+    for c in label_columns + ([split_column] if split_column else []):
+        d.claim("impressions", c)
+
+    # use cases: the named ones, then one per other label (given with --label or --funnel, or
+    # inferred) that no use case predicts nor is defined over
+    chosen: dict[str, str] = {}
+    for uc, lab in use_case_pairs:
+        if uc in chosen:
+            d.problems.append(f"--use-case {uc}={lab}: use case {uc} is named twice")
+        chosen[uc] = lab
+    asked = set(labels or []) | {c for pair in funnel_pairs for c in pair}
+    defaults = [c for c in label_columns if not use_case_pairs or c in asked]
+    for lab in defaults:
+        only_a_population = lab in {pop for _, pop in population_pairs} and lab not in (labels or [])
+        if lab not in chosen.values() and not only_a_population:
+            uc = lab.upper()
+            if uc in chosen:
+                d.problems.append(f"use case {uc} (from label '{lab}') clashes with another of that name: "
+                                  f"name it with --use-case NAME={lab}")
+            chosen[uc] = lab
+    pops: dict[str, str | None] = {uc: None for uc in chosen}
+    for uc, lab in population_pairs:
+        if uc not in chosen:
+            d.problems.append(f"--population {uc}={lab}: no use case {uc} (use cases: {', '.join(chosen)}); "
+                              f"define it with --use-case {uc}=LABEL")
+        elif chosen[uc] == lab:
+            d.problems.append(f"--population {uc}={lab}: use case {uc} predicts '{lab}' itself; its population is "
+                              "another label (as CVR predicts purchases over clicked rows)")
+        else:
+            pops[uc] = lab
+    for uc in chosen:
+        if not uc or "+" in uc or uc != uc.strip():
+            d.problems.append(f"use case name {uc!r}: task names are FLOW+USE_CASE, so a use case name has no '+'")
+    for flow in flows:
+        if "+" in flow:
+            d.refuse("impressions", "flow", f"value {flow!r} has a '+': task names are FLOW+USE_CASE; rename the flow")
+    if not d.problems and not chosen:
+        d.problems.append("no use case: pass --use-case NAME=LABEL or --label COL")
+
+    # features: every other column of every table
+    for t in ("customers", "items", "impressions"):
+        d.features_of(t, taken if t == "impressions" else set())
+    inputs = d.inputs()
+    d.require_features()
+
+    if not d.problems:
+        impressions = d.data_dir / schema.TABLES["impressions"].file
+        for a, b in funnel_pairs:
+            bad = funnel_violations(impressions, a, b)
+            if bad:
+                d.problems.append(f"{impressions.name}: --funnel {a},{b}: {bad:,} rows have {b}=1 where {a} is not 1 "
+                                  f"(a funnel pair says {b} happens only after {a}); drop the pair or fix the labels")
+    if d.problems:
+        unused = "".join(f"\n  - {u.line()}" for u in d.unused)
+        raise DraftError(f"cannot draft a contract for {d.data_dir}:\n" + "\n".join(f"- {p}" for p in d.problems)
+                         + (f"\nColumns it would leave out:{unused}" if unused else ""))
+
+    if split_column is None:
+        ts = d.stats["impressions"]["event_timestamp"]
+        days = (ts.max - ts.min).total_seconds() / 86400 if ts.min is not None else 0
+        d.notes.append(f"no split column: rows are split by time (the last 7 days are the test window, the 7 "
+                       f"before them validation); the impressions span {days:.1f} days")
+        if days < 15:
+            d.notes.append("the impressions span less than 15 days: the time split leaves (almost) no training rows; "
+                           "add a split column (train/valid/test) and pass --split COL")
+    for key, table in (("item_id", "items"), ("customer_id", "customers")):
+        top = d.stats[table][key].max
+        if top is not None and top >= MAX_CODE:
+            d.notes.append(f"{schema.TABLES[table].file}: {key} goes up to {top:,}: the model has an embedding row per "
+                           f"id up to the largest; renumber them 0..K-1")
+    tasks = TaskVocabulary(flows, tuple(chosen), dict(chosen), pops)
+    try:
+        contract = Contract.define(name or Path(data_dir).resolve().name, d.features, tasks, funnel_pairs, split_column,
+                                   source="drafted by grec data init (edit to cite where the data comes from)",
+                                   inputs=inputs)
+    except SchemaError as e:
+        raise DraftError(f"cannot draft a contract for {d.data_dir}: {e}") from None
+    used = {(t.file, c) for t in contract.tables.values() for c in t.names()}
+    casts = [c for c in d.casts if (c.file, c.column) in used]  # not those of columns left out after all
+    return Draft(Path(data_dir), contract, d.rows, d.unused, casts, d.notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def refuse_existing(data_dir: Path, force: bool = False) -> None:
+    path = Path(data_dir) / CONTRACT_FILE
+    if path.exists() and not force:
+        raise ContractExists(f"{path} exists; pass --force to replace it with a new draft (or edit it)")
+
+
+def cast_tables(draft: Draft) -> list[Path]:
+    """Rewrite each table with a column the contract needs in another type, whole and atomically
+    (the other columns and the file's metadata unchanged)."""
+    written = []
+    for file in dict.fromkeys(c.file for c in draft.casts):
+        path = draft.data_dir / file
+        table = pq.read_table(path)
+        for c in (c for c in draft.casts if c.file == file):
+            i = table.schema.get_field_index(c.column)
+            current, target = table.schema.field(i).type, c.arrow_type()
+            try:
+                column = table.column(i)
+                if pa.types.is_dictionary(current):
+                    column = column.cast(current.value_type)
+                column = column.cast(target, safe=not pa.types.is_floating(target))
+            except (pa.ArrowException, ValueError) as e:
+                raise DraftError(f"{file}: column '{c.column}' cannot be cast from {type_name(current)} to "
+                                 f"{type_name(target)} ({e}); convert it yourself") from None
+            table = table.set_column(i, pa.field(c.column, target), column)
+        written.append(write_parquet(path, table))
+    return written
+
+
+def write_draft(draft: Draft, force: bool = False) -> Path:
+    """Write contract.json: first into a temporary folder beside it, read back there by the
+    platform's reader, the tables cast where the draft needs it and checked against it, and only
+    then renamed into place (nothing half-written, nothing the readers would refuse)."""
+    from grec.data.dataset import check_arrow_schema  # imports torch: only when writing
+
+    refuse_existing(draft.data_dir, force)
+    tmp = Path(tempfile.mkdtemp(prefix=".contract-", dir=draft.data_dir))
+    target = draft.data_dir / CONTRACT_FILE
+
+    def refused(e: SchemaError) -> DraftError:
+        return DraftError(f"{target}: the draft does not read back ({str(e).replace(str(tmp), str(draft.data_dir))}); "
+                          "nothing written")
+
+    try:
+        write_json(tmp / CONTRACT_FILE, draft.to_dict())
+        try:
+            contract = read_contract(tmp)
+        except SchemaError as e:
+            raise refused(e) from None
+        if contract != draft.contract:
+            raise DraftError(f"{target}: the draft reads back different from what was drafted; nothing written")
+        cast_tables(draft)
+        try:
+            for table in contract.tables.values():
+                path = draft.data_dir / table.file
+                check_arrow_schema(pq.read_schema(path), table, str(path))
+        except SchemaError as e:
+            raise refused(e) from None
+        os.replace(tmp / CONTRACT_FILE, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

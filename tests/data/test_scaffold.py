@@ -1,0 +1,247 @@
+"""`grec data init`: a user's own tables (tests/data/own_logs.py: other flows, labels and features,
+no search, histories or item vectors) get a contract.json the readers and `grec validate` take;
+what cannot be used is reported with the fix, what cannot be drafted is refused naming the file,
+the column and the fix, and nothing is ever half-written."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from grec.cli import app
+from grec.data import scaffold
+from grec.data.contract import CONTRACT_FILE, NO_IMAGE, read_contract
+from grec.data.dataset import load_tables
+from grec.data.scaffold import ContractExists, DraftError, draft_contract, write_draft
+from tests.data.own_logs import DAYS, FEATURES, FLOWS, START, USE_CASE_ARGS, own_logs, write_own_logs
+
+runner = CliRunner()
+FILES = ["customers.parquet", "impressions.parquet", "items.parquet"]
+
+
+def init(folder, *args):
+    return runner.invoke(app, ["data", "init", str(folder), *map(str, args)])
+
+
+def text(result) -> str:
+    return " ".join(result.output.split())  # rich may wrap long lines
+
+
+def rewrite(folder, table: str, change) -> None:
+    path = folder / f"{table}.parquet"
+    pq.write_table(change(pq.read_table(path)), path)
+
+
+@pytest.fixture
+def logs(tmp_path):
+    return write_own_logs(tmp_path / "shop")
+
+
+def test_own_logs_have_a_signal_and_positives_in_every_test_task():
+    tables = own_logs()
+    imp = tables["impressions"].to_pandas()
+    assert len(imp) == 2000 and set(imp["flow"]) == set(FLOWS)
+    assert (imp["bought"] <= imp["clicked"]).all() and 0.05 < imp["clicked"].mean() < 0.4
+    span = imp["event_timestamp"].agg(["min", "max"])
+    assert span["min"] >= START and span["max"] < START + pd.Timedelta(days=DAYS)
+    test = imp[imp["event_timestamp"] >= START + pd.Timedelta(days=DAYS - 7)]
+    positives = test.groupby("flow")[["clicked", "bought"]].sum()
+    assert (positives >= 3).all().all(), positives
+    # A linear model on one-hot features, fitted on the first three weeks, ranks the last one.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    frame = (imp.merge(tables["customers"].to_pandas(), on="customer_id")
+             .merge(tables["items"].to_pandas(), on="item_id").sort_values("impression_id"))
+    x = pd.get_dummies(frame[["segment", "country", "genre", "slot", "flow"]].astype(str)).to_numpy(float)
+    x = np.hstack([x, np.log(frame[["spend", "price_eur"]].to_numpy(float))])
+    train = (frame["event_timestamp"] < START + pd.Timedelta(days=DAYS - 7)).to_numpy()
+    for label in ("clicked", "bought"):
+        y = frame[label].to_numpy()
+        model = LogisticRegression(max_iter=1000).fit(x[train], y[train])
+        assert roc_auc_score(y[~train], model.predict_proba(x[~train])[:, 1]) > 0.65, label
+
+
+def test_init_drafts_a_contract_that_validate_and_the_readers_take(logs, tmp_path):
+    result = init(logs, *USE_CASE_ARGS)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in logs.iterdir()) == [CONTRACT_FILE, *FILES]  # nothing temporary left
+    contract = read_contract(logs)
+    assert contract.name == "shop" and contract.tasks.flows == ("APP", "EMAIL", "WEB")
+    assert contract.tasks.use_cases == ("CLICK", "BUY")
+    assert contract.tasks.labels == {"CLICK": "clicked", "BUY": "bought"}
+    assert contract.tasks.populations == {"CLICK": None, "BUY": None}
+    assert contract.inputs == () and contract.funnel == (("clicked", "bought"),) and contract.split is None
+    for table, kinds in FEATURES.items():
+        for kind, columns in kinds.items():
+            assert contract.features(table, kind) == columns, (table, kind)
+    out = text(result)
+    for shown in ("segment, country", "price_eur", "APP+CLICK", "clicked -> bought", "by time",
+                  f"grec validate --data {logs}", f"grec train --data {logs}",
+                  f"grec pipeline run training --local --param data={logs.resolve()}"):
+        assert shown in out, shown
+
+    checked = runner.invoke(app, ["validate", "--data", str(logs), "--out", str(tmp_path / "report")])
+    assert checked.exit_code == 0, checked.output
+    assert "FAILED" not in checked.output and "impressions 2,000 rows" in text(checked)
+
+
+def test_readers_fill_the_inputs_the_source_does_not_have(logs):
+    write_draft(draft_contract(logs, use_cases={"CLICK": "clicked", "BUY": "bought"}))
+    tables = load_tables(logs)
+    imp, items = tables["impressions"], tables["items"]
+    assert len(imp) == 2000 and (imp["search_query"] == "").all()
+    assert all(len(v) == 0 for v in imp["viewed_item_ids"]) and all(len(v) == 0 for v in imp["visited_page_ids"])
+    assert (items["description"] == "").all()
+    assert all(np.array_equal(v, NO_IMAGE) for v in items["image_embedding"])
+    assert {"segment", "country", "spend"} <= set(tables["customers"].columns)
+    assert {"slot", "clicked", "bought", "flow"} <= set(imp.columns)
+
+
+def test_labels_and_use_cases_default_to_the_int8_columns(logs):
+    draft = draft_contract(logs)
+    tasks = draft.contract.tasks
+    assert tasks.use_cases == ("CLICKED", "BOUGHT") and tasks.labels == {"CLICKED": "clicked", "BOUGHT": "bought"}
+    assert draft.contract.funnel == () and draft.unused == [] and draft.casts == []
+    # a use case over the rows where another label is 1, as CVR over clicks; --label adds its own use case
+    draft = draft_contract(logs, labels=["clicked"], use_cases=["CVR=bought"], populations=["CVR=clicked"],
+                           funnel=["clicked,bought"])
+    tasks = draft.contract.tasks
+    assert tasks.use_cases == ("CVR", "CLICKED") and tasks.populations == {"CVR": "clicked", "CLICKED": None}
+    # only one label asked for: the other int8 0/1 column is left out (not a feature: it could leak), saying why
+    draft = draft_contract(logs, use_cases=["CLICK=clicked"])
+    assert draft.contract.tasks.label_columns == ("clicked",)
+    assert [(u.column, "--label bought" in u.why) for u in draft.unused] == [("bought", True)]
+
+
+def test_columns_that_cannot_be_used_are_reported_with_the_fix_and_cast_on_request(logs):
+    rewrite(logs, "customers", lambda t: t.append_column("lifetime_value", pa.array(np.linspace(0, 9, len(t)), pa.float64()))
+            .append_column("city", pa.array(["Lyon", "Graz"] * (len(t) // 2))))
+    rewrite(logs, "items", lambda t: t.append_column("stock_delta", pa.array(np.arange(len(t)) - 3, pa.int64()))
+            .append_column("pages", pa.array(np.arange(len(t)), pa.int32())))
+    result = init(logs, *USE_CASE_ARGS)
+    assert result.exit_code == 0, result.output
+    out = text(result)
+    assert "customers.parquet: lifetime_value (float64): numerical features are float32: cast it to float32, or rerun with --cast" in out
+    assert "customers.parquet: city (string): a string column: encode it as integer codes" in out
+    assert "items.parquet: stock_delta (int64): negative codes (min -3)" in out
+    assert "items.parquet: pages (int32): categorical features are int64" in out
+    contract = read_contract(logs)
+    assert contract.features("customers", "numerical") == ["spend"] and contract.features("items", "categorical") == ["genre"]
+
+    result = init(logs, *USE_CASE_ARGS, "--cast", "--force")
+    assert result.exit_code == 0, result.output
+    assert "cast customers.parquet: lifetime_value float64 -> float32" in text(result)
+    contract = read_contract(logs)
+    assert contract.features("customers", "numerical") == ["spend", "lifetime_value"]
+    assert contract.features("items", "categorical") == ["genre", "pages"]
+    assert pq.read_schema(logs / "customers.parquet").field("lifetime_value").type == pa.float32()
+    tables = load_tables(logs)  # the readers take the cast tables
+    np.testing.assert_allclose(tables["customers"]["lifetime_value"], np.linspace(0, 9, 200), rtol=1e-6)
+    assert "city" not in contract.tables["customers"].names()
+
+
+def test_cast_fixes_labels_and_times_the_readers_would_refuse(logs):
+    rewrite(logs, "impressions", lambda t: t.set_column(t.schema.get_field_index("clicked"), "clicked",
+                                                        t["clicked"].cast(pa.bool_()))
+            .set_column(t.schema.get_field_index("event_timestamp"), "event_timestamp",
+                        t["event_timestamp"].cast(pa.timestamp("us"))))
+    with pytest.raises(DraftError) as refused:
+        draft_contract(logs, use_cases={"CLICK": "clicked", "BUY": "bought"})
+    message = str(refused.value)
+    assert "impressions.parquet: column 'event_timestamp' has type timestamp[us]; timestamps need a time zone" in message
+    assert "impressions.parquet: column 'clicked' is a label of type bool: the readers need int8" in message
+    assert "--cast" in message
+    before = pq.read_table(logs / "impressions.parquet")
+    result = init(logs, *USE_CASE_ARGS, "--cast")
+    assert result.exit_code == 0, result.output
+    assert "cast impressions.parquet: event_timestamp timestamp[us] -> timestamp[us, tz=UTC]" in text(result)
+    assert "cast impressions.parquet: clicked bool -> int8" in text(result)
+    imp = load_tables(logs)["impressions"]
+    assert imp["clicked"].dtype == np.int8 and str(imp["event_timestamp"].dt.tz) == "UTC"
+    assert (imp["clicked"].to_numpy() == before["clicked"].to_numpy()).all()
+    assert (imp["event_timestamp"] == before["event_timestamp"].to_pandas().dt.tz_localize("UTC")).all()
+
+
+def test_tables_written_by_pandas_with_its_dtypes(logs):
+    """pandas' dtypes (int32 from astype, categorical flows, the index written as a column)
+    are reported, then cast; the index is never a feature."""
+    imp = pq.read_table(logs / "impressions.parquet").to_pandas().set_index("impression_id", drop=False)
+    imp.index.name = "row"
+    imp.assign(flow=imp["flow"].astype("category"), slot=imp["slot"].astype("int32")).to_parquet(logs / "impressions.parquet")
+    draft = draft_contract(logs, use_cases=["CLICK=clicked"], cast=True)
+    assert [(c.column, c.target) for c in draft.casts] == [("flow", "string"), ("slot", "int64")]
+    assert [u.column for u in draft.unused] == ["bought", "row"] and "index=False" in draft.unused[1].why
+    write_draft(draft)
+    imp = load_tables(logs)["impressions"]
+    assert imp["slot"].dtype == np.int64 and set(imp["flow"]) == set(FLOWS) and "row" not in imp.columns
+
+
+def test_a_split_column_is_found_or_refused(logs):
+    rng = np.random.default_rng(1)
+    rewrite(logs, "impressions", lambda t: t.append_column("split", pa.array(rng.choice(["train", "valid", "test"], len(t)))))
+    assert draft_contract(logs).contract.split == "split"
+    rewrite(logs, "impressions", lambda t: t.append_column("fold", pa.array(["train", "eval"] * (len(t) // 2))))
+    with pytest.raises(DraftError, match="impressions.parquet: column 'fold' is the split .* \\['eval'\\]"):
+        draft_contract(logs, split="fold")
+
+
+def test_refusals_name_the_file_the_column_and_the_fix(logs):
+    (logs / "items.parquet").unlink()
+    result = init(logs)
+    assert result.exit_code == 1 and isinstance(result.exception, DraftError)
+    assert f"missing items.parquet: write {logs / 'items.parquet'} with at least item_id, updated_at" in str(result.exception)
+    write_own_logs(logs)
+
+    rewrite(logs, "impressions", lambda t: t.drop(["flow"]))
+    with pytest.raises(DraftError, match="impressions.parquet: missing column 'flow' \\(string: .*\\); add it, or rename"):
+        draft_contract(logs)
+    write_own_logs(logs)
+
+    rewrite(logs, "impressions", lambda t: t.set_column(t.schema.get_field_index("clicked"), "clicked", t["clicked"].cast(pa.int64()))
+            .set_column(t.schema.get_field_index("bought"), "bought", t["bought"].cast(pa.int64())))
+    with pytest.raises(DraftError, match="no label column found .* --label COL .*only 0 and 1: clicked, bought"):
+        draft_contract(logs)
+    with pytest.raises(DraftError, match="column 'slot' is a label but holds .* values other than 0 and 1"):
+        draft_contract(logs, labels=["slot"])
+    with pytest.raises(DraftError, match="no column 'clicks' \\(named as a label"):
+        draft_contract(logs, use_cases=["CLICK=clicks"])
+    write_own_logs(logs)
+
+    with pytest.raises(DraftError, match="--funnel bought,clicked: [0-9,]+ rows have clicked=1 where bought is not 1"):
+        draft_contract(logs, funnel=["bought,clicked"])
+    with pytest.raises(DraftError, match="--population CVR=clicked: no use case CVR"):
+        draft_contract(logs, populations=["CVR=clicked"])
+    rewrite(logs, "items", lambda t: t.drop(["price_eur"]))
+    with pytest.raises(DraftError, match="no item numerical feature: items.parquet needs a float32 column"):
+        draft_contract(logs)
+    assert not (logs / CONTRACT_FILE).exists()
+
+
+def test_an_existing_contract_is_kept_unless_forced(logs):
+    assert init(logs, *USE_CASE_ARGS).exit_code == 0
+    first = (logs / CONTRACT_FILE).read_text()
+    result = init(logs)
+    assert result.exit_code == 1 and isinstance(result.exception, ContractExists)
+    assert "contract.json exists; pass --force" in str(result.exception)
+    assert (logs / CONTRACT_FILE).read_text() == first
+    result = init(logs, "--force", "--name", "mine")
+    assert result.exit_code == 0, result.output
+    assert json.loads((logs / CONTRACT_FILE).read_text())["name"] == "mine"
+    assert read_contract(logs).tasks.use_cases == ("CLICKED", "BOUGHT")
+
+
+def test_a_draft_the_reader_refuses_is_not_written(logs, monkeypatch):
+    draft = draft_contract(logs)
+
+    def broken(folder):
+        raise scaffold.SchemaError(f"{folder / CONTRACT_FILE}: field 'tasks': broken")
+
+    monkeypatch.setattr(scaffold, "read_contract", broken)
+    with pytest.raises(DraftError, match=f"{logs / CONTRACT_FILE}: the draft does not read back .*nothing written"):
+        write_draft(draft)
+    assert sorted(p.name for p in logs.iterdir()) == FILES
