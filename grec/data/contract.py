@@ -54,6 +54,18 @@ ALL_INPUTS = tuple(OPTIONAL_INPUTS)
 NO_IMAGE = np.zeros(1, np.float32)  # the image vector of a source without item vectors
 
 
+def fill_absent_inputs(frame: pd.DataFrame, columns, image_dim: int = len(NO_IMAGE)) -> pd.DataFrame:
+    """`frame` with those of `columns` (core columns of absent inputs) it lacks added as the
+    constants every reader and the model agree on: '' texts, empty histories, a zero image vector."""
+    n = len(frame)
+    constants = {"search_query": lambda: "", "description": lambda: "",
+                 "viewed_item_ids": lambda: [np.zeros(0, np.int64)] * n,
+                 "visited_page_ids": lambda: [np.zeros(0, np.int64)] * n,
+                 "image_embedding": lambda: [np.zeros(image_dim, np.float32)] * n}
+    absent = [c for c in columns if c not in frame.columns]
+    return frame.assign(**{c: constants[c]() for c in absent}) if absent else frame
+
+
 @dataclass(frozen=True)
 class Contract:
     """The tables (schema.Table, with roles), the tasks, the funnel and the split of one dataset."""
@@ -76,13 +88,7 @@ class Contract:
 
     def fill_absent(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
         """`frame` with the constant columns of the inputs the source does not have added."""
-        n = len(frame)
-        constants = {"search_query": lambda: "", "description": lambda: "",
-                     "viewed_item_ids": lambda: [np.zeros(0, np.int64)] * n,
-                     "visited_page_ids": lambda: [np.zeros(0, np.int64)] * n,
-                     "image_embedding": lambda: [NO_IMAGE] * n}
-        absent = [c for c in self.absent_columns(table) if c not in frame.columns]
-        return frame.assign(**{c: constants[c]() for c in absent}) if absent else frame
+        return fill_absent_inputs(frame, self.absent_columns(table))
 
     def features(self, table: str, kind: str) -> list[str]:
         """A table's 'categorical' or 'numerical' feature columns."""

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import torch
 
 from grec.data import schema
-from grec.data.contract import ALL_INPUTS, TELECOM, Contract, read_contract
+from grec.data.contract import ALL_INPUTS, OPTIONAL_INPUTS, TELECOM, Contract, fill_absent_inputs, read_contract
 from grec.data.schema import TELECOM_TASKS, USE_CASES, SchemaError, Table, TaskVocabulary
 from grec.data.text import ENCODER_NAME, EMBEDDING_DIM, TextEmbeddingStore
 
@@ -308,18 +308,12 @@ class FeatureSpec:
         )
         return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
 
-    def fill_absent(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def fill_absent(self, frame: pd.DataFrame, table: str | None = None) -> pd.DataFrame:
         """`frame` with the constant columns of the optional inputs this model's data has not
-        (what training saw for them), where a request leaves them out."""
-        n, fill = len(frame), {}
-        if not self.has("search"):
-            fill["search_query"] = ""
-        if not self.has("histories"):
-            fill |= {"viewed_item_ids": [np.zeros(0, np.int64)] * n, "visited_page_ids": [np.zeros(0, np.int64)] * n}
-        if not self.has("item_vectors"):
-            fill |= {"description": "", "image_embedding": [np.zeros(self.image_dim, np.float32)] * n}
-        fill = {k: v for k, v in fill.items() if k not in frame.columns}
-        return frame.assign(**fill) if fill else frame
+        (what training saw for them), where a request leaves them out; `table`: only that table's."""
+        columns = [c for name, by_table in OPTIONAL_INPUTS.items() if not self.has(name)
+                   for t, cols in by_table.items() if table in (None, t) for c in cols]
+        return fill_absent_inputs(frame, columns, self.image_dim)
 
     def input_columns(self) -> list[str]:
         """The frame columns `encode` reads: a scoring request's contract."""

@@ -50,9 +50,6 @@ def task_names(tasks: TaskVocabulary | Sequence[str]) -> list[str]:
     return list(tasks)
 
 
-def scored_tasks(frame: pd.DataFrame) -> list[str]:
-    """The tasks a drift-rows frame has score columns for, in its column order."""
-    return [str(c).removeprefix(SCORE_PREFIX) for c in frame.columns if str(c).startswith(SCORE_PREFIX)]
 
 
 @dataclass
@@ -291,15 +288,13 @@ def _with_counts(d: ColumnDrift, reference: pd.DataFrame, current: pd.DataFrame)
     return d
 
 
-def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str], policy: DriftPolicy,
-            window: dict, reference_info: dict, served: pd.DataFrame | None = None,
-            tasks: TaskVocabulary | Sequence[str] | None = None):
+def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str],
+            tasks: TaskVocabulary | Sequence[str], policy: DriftPolicy, window: dict, reference_info: dict,
+            served: pd.DataFrame | None = None):
     """Evidently reports of `current` against `reference` and the policy's decision: (DriftResult,
-    [snapshots]: the window's report, then the served one when the log had rows).
-
-    `tasks`: the tasks whose scores are compared, in report order (the model's task vocabulary, or
-    task names); by default those the reference has score columns for, in its column order."""
-    tasks = task_names(tasks) if tasks is not None else scored_tasks(reference)
+    [snapshots]: the window's report, then the served one when the log had rows). `tasks`: the
+    tasks whose scores are compared, in report order (the model's task vocabulary, or names)."""
+    tasks = task_names(tasks)
     current = sample(current, policy.sample_rows, policy.seed)
     reference = sample(reference, policy.sample_rows, policy.seed)
     compared, short = _task_rows(reference, current, policy, tasks)

@@ -255,9 +255,9 @@ def monitor(data_dir: Path, start: str, end: str, out_dir: Path, model_name: str
     lo, hi = _utc(start), _utc(end)
     current = drift_rows(net, spec, window_rows(Path(data_dir), lo, hi))
     served = served_scores(read_log(settings.predictions_dir()), lo, hi, spec.tasks)
-    result, snapshots = compare(reference, current, feature_columns(spec), drift_policy,
+    result, snapshots = compare(reference, current, feature_columns(spec), spec.tasks, drift_policy,
                                 {"start": lo.isoformat(), "end": hi.isoformat(), "served_rows": len(served)},
-                                {"model": model_name, "version": version, "run_id": run_id}, served, spec.tasks)
+                                {"model": model_name, "version": version, "run_id": run_id}, served)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = result.save(out_dir, "drift")

@@ -34,7 +34,9 @@ from grec.data.text import SentenceEncoder, text_hash
 from grec.errors import UserError
 
 MAX_CANDIDATES = 1000
-REQUEST_POSITION = 0  # the slot every candidate is scored at (its real slot is what ranking decides)
+# An impression context column the request leaves out: 0 (for a position, the slot every candidate
+# is scored at; its real slot is what ranking decides).
+REQUEST_CONTEXT_DEFAULT = 0
 
 
 class RequestError(UserError, ValueError):
@@ -146,10 +148,8 @@ class Catalogue:
             self.texts.remember(items["description"], items["text_embedding"])
             table["image_embedding"] = [np.asarray(v, np.float32) for v in items["image_embedding"]]
             table["description"] = items["description"].astype(str)
-        else:  # a source without item vectors: the constants the model was trained with
-            table["image_embedding"] = [np.zeros(self.spec.image_dim, np.float32)] * len(table)
-            table["description"] = ""
-        return table.set_index("item_id", drop=False)
+        # a source without item vectors: the constants the model was trained with
+        return self.spec.fill_absent(table, "items").set_index("item_id", drop=False)
 
     def rows(self, item_ids: list[int]) -> tuple[pd.DataFrame, np.ndarray]:
         """(one row per id, in order; known mask)."""
@@ -206,7 +206,7 @@ class Ranker:
             else:
                 columns[name] = 0.0 if value is None else float(value)
         for name in spec.impression_context:  # what the request says, else the slot every candidate is scored at
-            columns[name] = request.context.get(name, REQUEST_POSITION)
+            columns[name] = request.context.get(name, REQUEST_CONTEXT_DEFAULT)
         columns |= {"search_query": request.search_query, "flow": request.flow}
         items, known = self.catalogue.rows(request.item_ids)
         n = len(items)

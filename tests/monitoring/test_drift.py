@@ -29,7 +29,7 @@ def rows(n: int, seed: int, nse: float = 0.1, tenure_shift: float = 0.0, score_s
 
 def run(reference, current, policy=None, served=None):
     policy = policy or DriftPolicy.load()
-    return compare(reference, current, COLUMNS, policy, {"start": "a", "end": "b", "served_rows": 0},
+    return compare(reference, current, COLUMNS, TASKS, policy, {"start": "a", "end": "b", "served_rows": 0},
                    {"model": "grec", "version": "1", "run_id": "r"}, served)[0]
 
 
