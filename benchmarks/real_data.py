@@ -3,10 +3,11 @@ Bandit Dataset (../shared/data; sources and citations in the results' header).
 
 Each dataset goes through the platform's own path: the adapter writes its tables and contract.json
 (what `grec data load` does), then the same reader as `grec train --data` (open_source), and
-grec.benchmark.compare trains the five models under one budget (epochs, batch, learning rate, early
-stopping on the validation split, never the test split). Per task: the test AUC averaged over
-seeds, its spread over seeds, and a 95% bootstrap interval of that seed average (1,000 Poisson
-reweightings of the test rows, shared by the seeds). Training time and rows per second.
+grec.benchmark.compare trains the six models (five networks, one LightGBM per task) under one
+budget (epochs, batch, learning rate, early stopping on the validation split, never the test
+split). Per task: the test AUC averaged over seeds, its spread over seeds, a 95% bootstrap interval
+of that seed average (1,000 Poisson reweightings of the test rows, shared by the seeds) and each
+model's paired difference to GRec task-sentence. Training time and rows per second.
 
     python benchmarks/real_data.py                          # the committed run (about 10 minutes)
     python benchmarks/real_data.py --seeds 0 --datasets census   # a quick look
@@ -24,7 +25,7 @@ import typer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_results  # noqa: E402
 
-from grec.benchmark import compare, detail_table  # noqa: E402
+from grec.benchmark import compare, detail_table, difference_table  # noqa: E402
 from grec.data.real import census, open_bandit  # noqa: E402
 from grec.features.training_set import open_source  # noqa: E402
 from grec.train import TrainConfig  # noqa: E402
@@ -59,7 +60,9 @@ def markdown(payload: dict) -> str:
                   f"Rows (task rows) train / valid / test: {result['rows']['train']:,} / {result['rows']['valid']:,} / "
                   f"{result['rows']['test']:,}; test positives: "
                   + ", ".join(f"{t} {n:,}" for t, n in result["positives"].items()) + f"; at most {EPOCHS[name]} epochs.", "",
-                  *detail_table(result, PUBLISHED.get(name), "MMoE, published (full data)"), ""]
+                  *detail_table(result, PUBLISHED.get(name), "MMoE, published (full data)"), "",
+                  "GRec task-sentence - model, test AUC (paired 95% bootstrap interval over the test rows):", "",
+                  *difference_table(result, list(result["positives"])), ""]
     return "\n".join(lines)
 
 

@@ -5,18 +5,22 @@ from components import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
-def evaluate_and_gate(training_set: Input[Dataset], challenger: Input[Model], baseline: Input[Model], model_name: str,
-                      policy: str, comparison: Output[Markdown], gate_report: Output[Markdown], gate: Output[Artifact],
-                      metrics: Output[Metrics]) -> str:
-    """Per-task test AUC of the challenger beside the baseline, and the promotion gate against the
+def evaluate_and_gate(training_set: Input[Dataset], challenger: Input[Model], baseline: Input[Model],
+                      incumbents: Input[Model], model_name: str, policy: str, comparison: Output[Markdown],
+                      gate_report: Output[Markdown], gate: Output[Artifact], metrics: Output[Metrics]) -> str:
+    """Per-task test AUC of the challenger beside the baseline network and the per-task incumbents
+    (paired bootstrap intervals, what serving each takes), and the promotion gate against the
     registry's champion. Returns the decision: "promote" or "refuse"."""
     import json
     from pathlib import Path
 
     from grec.pipeline import steps
 
-    table = steps.compare(Path(training_set.path), {"GRec": Path(challenger.path), baseline.metadata["arch"]: Path(baseline.path)})
-    Path(comparison.path).write_text(steps.comparison_markdown(table, "GRec", baseline.metadata["arch"]))
+    others = {baseline.metadata["arch"]: Path(baseline.path), incumbents.metadata["arch"]: Path(incumbents.path)}
+    table = steps.compare(Path(training_set.path), {"GRec": Path(challenger.path), **others})
+    Path(comparison.path).write_text(steps.comparison_markdown(table, "GRec", list(others)))
+    for name in others:
+        metrics.log_metric(f"mean_auc_vs_{name}", float((table["GRec"] - table[name]).mean()))
     report = steps.gate(Path(training_set.path), Path(challenger.path), challenger.metadata["mlflow_run_id"], model_name,
                         Path(policy) if policy else None)
     Path(gate_report.path).write_text(report.markdown())

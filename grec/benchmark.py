@@ -1,8 +1,9 @@
-"""GRec against the baselines on one dataset under one budget: every model through the platform's
-own path (dataset -> model_config -> train_model -> predict), early-stopped on the validation split
-(never the test split). Per task: the test AUC averaged over seeds, its spread over seeds, and a 95%
-bootstrap interval of that seed average (Poisson reweightings of the test rows, shared by every
-model and seed); training time and rows per second.
+"""GRec against the baselines and the incumbents on one dataset under one budget: every model
+through the platform's own path (dataset -> model_config -> train_model -> predict), early-stopped
+on the validation split (never the test split). Per task and per use case: the test AUC and AP
+averaged over seeds, their spread over seeds, a 95% bootstrap interval of that seed average
+(Poisson reweightings of the test impressions, shared by every model and seed), and each model's
+paired difference to GRec with its interval; training time and rows per second.
 
 Used by `grec benchmark aliexpress` and benchmarks/real_data.py.
 """
@@ -23,45 +24,154 @@ from grec.model.checkpoint import build_model, model_config
 from grec.model.inputs import InputConfig
 from grec.train import TrainConfig, train_model
 
-MODELS = {  # name: model_config arguments
+MODELS = {  # name: model_config arguments ("target": what it is fitted to, see TrainConfig.target)
     "GRec task-sentence 8/4": {"arch": "grec"},
     "GRec token 8/4": {"arch": "grec", "routing": "token"},
     "MMoE 4": {"arch": "mmoe"},
     "Shared-bottom": {"arch": "shared_bottom"},
     "Single-task": {"arch": "single_task"},
+    "LightGBM per task": {"arch": "lightgbm"},
 }
+# The reachable ceiling on simulated data: the same inputs fitted to the true probabilities instead
+# of the 0/1 labels. The best score E[p | observed features] maximises AUC among scores of what a
+# model sees; fitting p (not y) removes the label noise, so these estimate that score from below.
+CEILINGS = {
+    "Ceiling: GRec on true probabilities": {"arch": "grec", "target": "oracle"},
+    "Ceiling: LightGBM on true probabilities": {"arch": "lightgbm", "target": "oracle"},
+}
+# What the match features (grec.model.match) bring: the same networks without them.
+ABLATIONS = {
+    "GRec task-sentence 8/4 without match features": {"arch": "grec", "match_features": False},
+    "MMoE 4 without match features": {"arch": "mmoe", "match_features": False},
+}
+CHALLENGER = "GRec task-sentence 8/4"
+
+
+def weighted_ap(label: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average precision of `score` for every row of `weights`: label (R,), score (R,), weights
+    (B, R) -> (B,). Tied scores form one threshold, as in average_precision_score; NaN where a
+    weighting leaves no positive."""
+    order = np.argsort(-score, kind="stable")
+    s, y, w = score[order], label[order].astype(bool), weights[:, order]
+    ends = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]  # (G,) last row of each tie group
+    tp = np.cumsum(w * y, axis=1)[:, ends]  # (B, G) weighted true positives at each threshold
+    fp = np.cumsum(w * ~y, axis=1)[:, ends]
+    gained = np.diff(tp, axis=1, prepend=0.0)  # recall steps (unnormalised)
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (gained * precision).sum(1) / tp[:, -1]
+
+
+def _scores(label, probs, weights, metric) -> tuple[float, list[float], np.ndarray]:
+    """A metric averaged over seeds: (point value, per seed, (B,) over the bootstrap weightings)."""
+    ones = np.ones((1, len(label)))
+    per_seed = [float(metric(label, p, ones)[0]) for p in probs]
+    boot = np.mean([metric(label, p, weights) for p in probs], axis=0)
+    return float(np.mean(per_seed)), per_seed, boot
 
 
 def compare(data: Dataset, seeds: list[int], budget: TrainConfig, models: dict = MODELS, samples: int = 1000,
-            log: Callable[[str], None] = print) -> dict:
-    """Train every model once per seed on `data` and score the test rows (see the module docstring)."""
+            log: Callable[[str], None] = print, challenger: str = CHALLENGER) -> dict:
+    """Train every model once per seed on `data` and score the test rows (see the module docstring).
+
+    Per task and per use case (pooled over flows): AUC and AP, their seed mean, spread and 95%
+    bootstrap interval, and for every other model the paired difference to `challenger` with its
+    interval (the same Poisson weightings of the test impressions for every model and seed, so the
+    rows' tasks are resampled jointly). "mean" is over the use cases whose test rows hold both
+    classes. On simulated data the oracle (the true probability) is a row of its own."""
     test = data.rows["test"]
     label = test.label.numpy()
-    masks = task_masks(data, test)
-    weights = np.random.default_rng(0).poisson(1.0, (samples, len(label))).astype(np.float64)
+    groups = {**task_masks(data, test), **{f"ALL+{u}": test.use_case.numpy() == i
+                                           for i, u in enumerate(data.spec.tasks.use_cases)}}
+    groups = {g: m for g, m in groups.items() if m.any()}
+    use_cases = [g for g in groups if g.startswith("ALL+") and 0 < label[groups[g]].sum() < groups[g].sum()]
+    impression = test.impression.numpy()
+    n = int(impression.max()) + 1 if len(impression) else 0
+    weights = np.random.default_rng(0).poisson(1.0, (samples, n)).astype(np.float32)  # (B, N): one per impression
+    positives = {g: int(label[m].sum()) for g, m in groups.items()}
     out = {"rows": {k: len(v) for k, v in data.rows.items()},
-           "positives": {task: int(label[m].sum()) for task, m in masks.items()},
+           "positives": {g: v for g, v in positives.items() if not g.startswith("ALL+")},
+           "pooled_positives": {g: v for g, v in positives.items() if g.startswith("ALL+")}, "mean_over": use_cases,
            "budget": {"epochs": budget.epochs, "batch_size": budget.batch_size, "lr": budget.lr}, "models": {}}
+    predictions, boots = {}, {}
     for name, settings in models.items():
         probs, seconds, speed = [], [], []
+        arch_settings = {k: v for k, v in settings.items() if k not in ("arch", "target")}
         for seed in seeds:
             torch.manual_seed(seed)
-            net = build_model(model_config(settings["arch"], InputConfig.sizes_from(data.spec),
-                                           **{k: v for k, v in settings.items() if k != "arch"}))
-            summary = train_model(net, data, dataclasses.replace(budget, seed=seed, progress=False))
+            net = build_model(model_config(settings["arch"], InputConfig.sizes_from(data.spec), **arch_settings))
+            config = dataclasses.replace(budget, seed=seed, progress=False, target=settings.get("target", "label"))
+            summary = train_model(net, data, config)
             probs.append(predict(net, data, test))
             seconds.append(summary["seconds"])
             speed.append(summary["rows_per_second"])
-        tasks = {}
-        for task, m in masks.items():
-            aucs = [float(weighted_auc(label[m], p[m], np.ones((1, m.sum())))[0]) for p in probs]
-            boot = np.nanmean([weighted_auc(label[m], p[m], weights[:, m]) for p in probs], axis=0)  # (samples,)
-            lo, hi = np.nanquantile(boot, [0.025, 0.975])
-            tasks[task] = {"auc": statistics.mean(aucs), "sd": statistics.stdev(aucs) if len(aucs) > 1 else 0.0,
-                           "ci": [float(lo), float(hi)], "per_seed": aucs}
-        out["models"][name] = {"tasks": tasks, "seconds": statistics.mean(seconds), "rows_per_second": statistics.mean(speed)}
-        log(f"  {name}: " + ", ".join(f"{t} {v['auc']:.4f}" for t, v in tasks.items()) + f" ({statistics.mean(seconds):.0f} s)")
+        predictions[name] = probs
+        out["models"][name] = {"seconds": statistics.mean(seconds), "rows_per_second": statistics.mean(speed),
+                               **_summarise(label, probs, groups, use_cases, weights, impression, boots.setdefault(name, {}))}
+        log(f"  {name}: " + ", ".join(f"{g} {out['models'][name]['tasks'][g]['auc']:.4f}" for g in use_cases)
+            + f" ({statistics.mean(seconds):.0f} s)")
+    if test.oracle is not None:
+        out["models"]["Oracle (true probability)"] = {
+            "seconds": 0.0, "rows_per_second": 0.0,
+            **_summarise(label, [test.oracle.numpy()], groups, use_cases, weights, impression,
+                         boots.setdefault("Oracle (true probability)", {}))}
+    if challenger in boots:  # paired: the same weightings for both, so shared noise cancels
+        for name, b in boots.items():
+            if name != challenger:
+                out["models"][name]["vs_challenger"] = {key: _interval(boots[challenger][key] - b[key]) for key in b}
     return out
+
+
+def _interval(diffs: np.ndarray) -> list[float]:
+    lo, hi = np.nanquantile(diffs, [0.025, 0.975])
+    return [float(lo), float(hi)]
+
+
+def _summarise(label, probs, groups, use_cases, weights, impression, boots: dict) -> dict:
+    """Per group (task or pooled use case) and for the mean over `use_cases`: AUC and AP over the
+    seeds; the bootstrap draws go to `boots` ({"auc:<group>": (B,)...}) for paired differences.
+    weights (B, N) per impression, impression (R,) each row's."""
+    tasks = {}
+    for g, m in groups.items():
+        entry, w = {}, weights[:, impression[m]]  # (B, R_g)
+        for key, metric in (("auc", weighted_auc), ("ap", weighted_ap)):
+            value, per_seed, boot = _scores(label[m], [p[m] for p in probs], w, metric)
+            entry |= {key: value, f"{key}_sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
+                      f"{key}_ci": _interval(boot), f"{key}_per_seed": per_seed}
+            boots[f"{key}:{g}"] = boot
+        entry["sd"], entry["ci"], entry["per_seed"] = entry["auc_sd"], entry["auc_ci"], entry["auc_per_seed"]
+        tasks[g] = entry
+    mean = {}
+    for key in ("auc", "ap"):
+        boots[f"{key}:mean"] = np.mean([boots[f"{key}:{g}"] for g in use_cases], axis=0) if use_cases else np.array([np.nan])
+        mean |= {key: float(np.mean([tasks[g][key] for g in use_cases])) if use_cases else float("nan"),
+                 f"{key}_ci": _interval(boots[f"{key}:mean"])}
+    return {"tasks": tasks, "mean": mean}
+
+
+def interval_cell(entry: dict, key: str = "auc") -> str:
+    """'value ± seed spread [95% interval]' of one metric of a group."""
+    sd = f" ± {entry[f'{key}_sd']:.4f}" if entry.get(f"{key}_sd") else ""
+    lo, hi = entry[f"{key}_ci"]
+    return f"{entry[key]:.4f}{sd} [{lo:.3f}, {hi:.3f}]"
+
+
+def difference_cell(model: dict, key: str) -> str:
+    """The paired 95% interval of (challenger - model) for `key` ("auc:<group>", "ap:mean"...), read."""
+    if key not in model.get("vs_challenger", {}):
+        return "-"
+    lo, hi = model["vs_challenger"][key]
+    verdict = "GRec ahead" if lo > 0 else "GRec behind" if hi < 0 else "level"
+    return f"[{lo:+.3f}, {hi:+.3f}] {verdict}"
+
+
+def difference_table(result: dict, groups: list[str], metric: str = "auc") -> list[str]:
+    """Markdown lines: a row per model compared with the challenger, a column per group."""
+    lines = ["| model | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+    for name, model in result["models"].items():
+        if "vs_challenger" in model:
+            lines.append(f"| {name} | " + " | ".join(difference_cell(model, f"{metric}:{g}") for g in groups) + " |")
+    return lines
 
 
 def detail_table(result: dict, published: dict[str, float] | None = None, published_name: str = "") -> list[str]:

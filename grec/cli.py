@@ -198,7 +198,7 @@ def benchmark_aliexpress(
     epochs: Annotated[int, typer.Option(help="At most this many epochs (early stopping on the validation rows)")] = 4,
     batch_size: Annotated[int, typer.Option(help="(example, task) rows per step")] = 2048,
     rows: Annotated[Optional[int], typer.Option(help="At most this many rows of each file, from its start")] = None,
-    models: Annotated[str, typer.Option(help="Comma-separated, from grec.benchmark.MODELS [default: all five]")] = "",
+    models: Annotated[str, typer.Option(help="Comma-separated, from grec.benchmark.MODELS [default: all six]")] = "",
 ):
     """Train GRec (task-sentence and token routing), MMoE, shared-bottom and single-task on every
     country at once (countries as flows, CTR and CTCVR as use cases), early-stopped on the last
@@ -242,7 +242,7 @@ def benchmark_aliexpress(
 def train(
     data: DataOpt = None,
     training_set: TrainingSetOpt = None,
-    model: Annotated[str, typer.Option(help="grec | mmoe | shared_bottom | single_task")] = "grec",
+    model: Annotated[str, typer.Option(help="grec | mmoe | shared_bottom | single_task | lightgbm (one booster per task)")] = "grec",
     routing: Annotated[str, typer.Option(help="GRec routing: token | sentence | task | task_sentence")] = "task_sentence",
     experts: Annotated[int, typer.Option(help="Experts (GRec 8, MMoE 4 by default)")] = 0,
     top_k: Annotated[int, typer.Option(help="Experts per token (GRec)")] = 4,
@@ -260,16 +260,15 @@ def train(
     name: Annotated[str, typer.Option("--name", help="Registered model name")] = "grec",
     tracking_uri: TrackingOpt = None,
 ):
-    """Train GRec or a baseline, early-stopping on the validation week; log the run to MLflow and
-    register the model as the challenger."""
+    """Train GRec, a baseline network or the per-task LightGBM incumbents, early-stopping on the
+    validation week; log the run to MLflow and register the model as the challenger."""
     from grec.lifecycle.tracking import configure, train_and_log, ui_command
-    from grec.model.baselines import BASELINES
-    from grec.model.checkpoint import model_config
+    from grec.model.checkpoint import ARCHS, model_config
     from grec.model.inputs import InputConfig
     from grec.train import TrainConfig
 
-    if model not in ("grec", *BASELINES):
-        raise typer.BadParameter(f"--model: {model!r} is not one of grec, {', '.join(BASELINES)}")
+    if model not in ARCHS:
+        raise typer.BadParameter(f"--model: {model!r} is not one of {', '.join(ARCHS)}")
     upsample_factors = parse_upsample(upsample)
     configure(tracking_uri)
     with console.status("Loading the data and encoding texts"):
@@ -590,7 +589,7 @@ def print_training_summary(outputs: dict) -> None:
 
     console.rule("Data checks")
     console.print(_read(outputs, "validate-data", "report"), highlight=False)
-    console.rule("GRec against the baseline (held-out rows)")
+    console.rule("GRec against the baseline and the incumbents (held-out rows)")
     console.print(_read(outputs, "evaluate-and-gate", "comparison"), highlight=False)
     console.rule("Gate")
     gate = json.loads(_read(outputs, "evaluate-and-gate", "gate"))

@@ -14,12 +14,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from grec.data.dataset import Dataset, TaskRows
 from grec.data.schema import TELECOM_TASKS
+from grec.model.checkpoint import device_of
 
 
 @torch.no_grad()
 def predict(model: nn.Module, data: Dataset, rows: TaskRows, batch_size: int = 8192, device=None) -> np.ndarray:
     """(R,) probabilities, in the order of `rows`."""
-    device = device or next(model.parameters()).device
+    device = device or device_of(model)
     model.eval()
     order = torch.argsort(rows.impression, stable=True)
     out = torch.empty(len(rows))
@@ -86,9 +87,12 @@ def flops_per_example(model: nn.Module, data: Dataset, split: str = "test", n_ro
     """FLOPs per (example, task) row, total and for the mixing layer (router + experts) alone.
 
     Counted by torch.utils.flop_counter (matrix products and attention) on a real batch of rows
-    with their natural task mix; `mixing` is the paper's "routing FLOPs"."""
+    with their natural task mix; `mixing` is the paper's "routing FLOPs". The per-task trees
+    multiply nothing: for them `comparisons` is the node comparisons a row makes."""
+    if hasattr(model, "comparisons_per_row"):
+        return {"total": 0.0, "mixing": 0.0, "comparisons": model.comparisons_per_row()}
     rows = data.rows[split]
-    device = next(model.parameters()).device
+    device = device_of(model)
     batch = data.batch(rows.take(torch.argsort(rows.impression)[:n_rows])).to(device)
     model.eval()
     counter = FlopCounterMode(display=False)
@@ -108,7 +112,7 @@ def routing_shares(model: nn.Module, data: Dataset, rows: TaskRows, batch_size: 
     n_experts = getattr(model.config, "n_experts", 0)
     if not hasattr(model, "mixing") or not hasattr(model.mixing, "router"):
         return None
-    device = next(model.parameters()).device
+    device = device_of(model)
     model.eval()
     totals = torch.zeros(data.spec.tasks.n_tasks, n_experts, dtype=torch.float64)
     order = torch.argsort(rows.impression, stable=True)

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import log_loss
 from torch import nn
 from tqdm.auto import tqdm
 
 from grec.data.dataset import Dataset, TaskRows
 from grec.evaluate import mean_auc_by_use_case, predict
+from grec.model.trees import PerTaskTrees, fit_trees
 
 
 @dataclass
@@ -41,6 +41,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto: CUDA when present, else CPU
     progress: bool = True
+    # "label" (the 0/1 outcomes), or "oracle": the true probabilities of simulated data as soft
+    # targets, which estimates the best score the observable features allow (the reachable ceiling)
+    target: str = "label"
 
 
 @dataclass
@@ -66,8 +69,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def iterate_batches(data: Dataset, rows: TaskRows, batch_size: int, generator: torch.Generator | None = None):
-    """Yield (Batch, labels). Rows are grouped by impression, so a batch encodes each example once;
+def iterate_batches(data: Dataset, rows: TaskRows, batch_size: int, generator: torch.Generator | None = None,
+                    target: str = "label"):
+    """Yield (Batch, targets). Rows are grouped by impression, so a batch encodes each example once;
     with a generator the impressions come in random order (a fresh shuffle per call)."""
     if generator is None:
         order = torch.argsort(rows.impression, stable=True)
@@ -76,7 +80,13 @@ def iterate_batches(data: Dataset, rows: TaskRows, batch_size: int, generator: t
         order = torch.argsort(rank[rows.impression], stable=True)
     for chunk in order.split(batch_size):
         part = rows.take(chunk)
-        yield data.batch(part), part.label
+        yield data.batch(part), part.targets(target)
+
+
+def _cross_entropy(target: np.ndarray, prob: np.ndarray) -> float:
+    """Mean binary cross-entropy; with 0/1 targets it is the log-loss."""
+    p = np.clip(prob, 1e-7, 1 - 1e-7)
+    return float(-np.mean(target * np.log(p) + (1 - target) * np.log1p(-p)))
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -112,7 +122,7 @@ def fit(
         total, n = 0.0, 0
         n_batches = -(-len(train_rows) // config.batch_size)
         bar = tqdm(
-            iterate_batches(data, train_rows, config.batch_size, generator),
+            iterate_batches(data, train_rows, config.batch_size, generator, config.target),
             total=n_batches,
             desc=f"{desc} epoch {epoch}",
             disable=not config.progress,
@@ -131,7 +141,7 @@ def fit(
             bar.set_postfix(loss=f"{total / n:.4f}")
         prob = predict(model, data, valid_rows, device=device)
         # no validation rows (a tiny task): train every epoch and keep the last weights
-        valid_loss = log_loss(valid_rows.label.numpy(), np.clip(prob, 1e-7, 1 - 1e-7), labels=[0, 1]) if len(prob) else math.nan
+        valid_loss = _cross_entropy(valid_rows.targets(config.target).numpy(), prob) if len(prob) else math.nan
         auc = mean_auc_by_use_case(valid_rows, prob, data.spec.tasks.use_cases)
         if len(prob):
             scheduler.step(valid_loss)
@@ -184,6 +194,8 @@ def _task_rows(data: Dataset, rows: TaskRows, task: int) -> TaskRows:
 def train_model(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None,
                 on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train any model. Returns a summary: seconds, rows per second, best epoch(s), history."""
+    if isinstance(model, PerTaskTrees):
+        return fit_trees(model, data, config.seed, config.target, on_epoch)
     if hasattr(model, "members"):
         per_task = fit_single_task(model, data, config, checkpoint_dir, on_epoch)
         seconds = sum(r.seconds for r in per_task.values())

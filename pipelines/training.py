@@ -1,5 +1,6 @@
-"""The training pipeline: validate -> features -> train GRec (and the baseline beside it) ->
-evaluate and gate -> register -> promote and package (only when the gate passes).
+"""The training pipeline: validate -> features -> train GRec (and beside it the baseline network and
+the incumbents, one LightGBM per task) -> evaluate and gate -> register -> promote and package (only
+when the gate passes).
 
 A failed validation fails the run before anything is trained. A refused gate still registers the
 challenger (with the refusal recorded on it) and leaves the champion alone. The MLflow runs carry
@@ -18,9 +19,11 @@ from components.validate import validate_data
 from pipelines.cluster import on_cluster
 
 
-@dsl.pipeline(name="grec-training", description="Validate, build features, train GRec and MMoE, gate, register, promote, package.")
+@dsl.pipeline(name="grec-training",
+              description="Validate, build features, train GRec, MMoE and per-task LightGBM, gate, register, promote, package.")
 def training(data: str = "", start: str = "", end: str = "", epochs: int = 8, seed: int = 0,
-             baseline: str = "mmoe", model_name: str = "grec", gate_policy: str = "", min_task_positives: int = 3):
+             baseline: str = "mmoe", incumbents: str = "lightgbm", model_name: str = "grec", gate_policy: str = "",
+             min_task_positives: int = 3):
     """data: folder of raw tables with their contract ("" = the state folder's default data);
     [start, end): the window trained on ("": unbounded), its last week held out for the gate, or
     the rows the contract's split column says are test."""
@@ -34,8 +37,12 @@ def training(data: str = "", start: str = "", end: str = "", epochs: int = 8, se
     base = on_cluster(train_model(training_set=training_set, arch=baseline, epochs=epochs, seed=seed, pipeline_job=job,
                                    pipeline_run_id=run_id))
     base.set_display_name("train baseline")
+    trees = on_cluster(train_model(training_set=training_set, arch=incumbents, epochs=epochs, seed=seed, pipeline_job=job,
+                                   pipeline_run_id=run_id))
+    trees.set_display_name("train incumbents")
     gate = on_cluster(evaluate_and_gate(training_set=training_set, challenger=grec.outputs["model"],
-                                        baseline=base.outputs["model"], model_name=model_name, policy=gate_policy))
+                                        baseline=base.outputs["model"], incumbents=trees.outputs["model"],
+                                        model_name=model_name, policy=gate_policy))
     register = on_cluster(register_model(challenger=grec.outputs["model"], gate=gate.outputs["gate"],
                                          model_name=model_name, pipeline_job=job))
     with dsl.If(gate.outputs["Output"] == "promote", name="gate-passed"):

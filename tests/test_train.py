@@ -35,6 +35,17 @@ def test_checkpoint_is_written(small_dataset, tmp_path):
     assert summary["rows_per_second"] > 0
 
 
+def test_soft_targets_fit_the_true_probabilities_and_early_stop_on_their_cross_entropy(small_dataset):
+    torch.manual_seed(0)
+    model = grec_for(small_dataset, d_model=16)
+    summary = train_model(model, small_dataset, TrainConfig(epochs=1, batch_size=4096, target="oracle", progress=False))
+    valid = small_dataset.rows["valid"]
+    p = np.clip(predict(model, small_dataset, valid), 1e-7, 1 - 1e-7)
+    q = valid.oracle.numpy()
+    # the validation loss is the cross-entropy against the true probabilities, not the labels' log-loss
+    np.testing.assert_allclose(summary["history"][0]["valid_loss"], -np.mean(q * np.log(p) + (1 - q) * np.log1p(-p)), rtol=1e-5)
+
+
 @pytest.mark.slow
 def test_grec_learns_ctr_close_to_the_oracle(tmp_path_factory):
     from grec.data.simulate import SimulationConfig, simulate_to

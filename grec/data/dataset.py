@@ -343,6 +343,15 @@ class TaskRows:
     def __len__(self) -> int:
         return len(self.impression)
 
+    def targets(self, target: str = "label") -> torch.Tensor:
+        """(R,) what a model is fitted to: the labels, or ("oracle") the true probabilities as soft
+        targets, which estimates the best score the observable features allow."""
+        if target == "oracle":
+            if self.oracle is None:
+                raise SchemaError("target 'oracle' needs data with true probabilities (the simulator's)")
+            return self.oracle
+        return self.label
+
     def take(self, index: torch.Tensor) -> TaskRows:
         oracle = None if self.oracle is None else self.oracle[index]
         return TaskRows(self.impression[index], self.use_case[index], self.label[index], oracle)

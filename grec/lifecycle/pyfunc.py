@@ -61,7 +61,9 @@ def score_frame(model: torch.nn.Module, spec, frame: pd.DataFrame, batch_size: i
         raise SchemaError(f"column 'use_case': unknown use case {frame['use_case'].iloc[row]!r} at row {row}; "
                           f"known: {use_cases}")
     model.eval()
-    device = next(model.parameters()).device
+    from grec.model.checkpoint import device_of
+
+    device = device_of(model)
     out = np.empty(len(frame), dtype=np.float32)
     for start in range(0, len(frame), batch_size):
         part = frame.iloc[start:start + batch_size]

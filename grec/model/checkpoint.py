@@ -14,26 +14,36 @@ from grec.data.dataset import FeatureSpec
 from grec.io import atomic_folder
 from grec.model.baselines import BaselineConfig, MMoE, SharedBottom, SingleTask
 from grec.model.grec import GRec, GRecConfig, config_to_json
+from grec.model.trees import PerTaskTrees, TreeConfig
 
-CONFIGS = {"GRecConfig": GRecConfig, "BaselineConfig": BaselineConfig}
+CONFIGS = {"GRecConfig": GRecConfig, "BaselineConfig": BaselineConfig, "TreeConfig": TreeConfig}
 BASELINE_CLASSES = {"mmoe": MMoE, "shared_bottom": SharedBottom, "single_task": SingleTask}
+ARCHS = ("grec", *BASELINE_CLASSES, "lightgbm")  # what `grec train --model` and the pipeline's train step take
 
 
 def model_config(arch: str, sizes: dict, d_model: int = 32, experts: int = 0, top_k: int = 4,
-                 capacity: int | None = 2, routing: str = "task_sentence") -> GRecConfig | BaselineConfig:
+                 capacity: int | None = 2, routing: str = "task_sentence", match_features: bool = True
+                 ) -> GRecConfig | BaselineConfig | TreeConfig:
     """The config of `arch` ("grec" or a baseline) for data of `sizes` (InputConfig.sizes_from):
-    what `grec train` and the pipeline's train step build. experts 0: GRec 8, MMoE 4."""
+    what `grec train` and the pipeline's train step build. experts 0: GRec 8, MMoE 4. "lightgbm":
+    the per-task incumbents (the network sizes do not apply). Networks get the match features
+    (grec.model.match) unless told otherwise: on the simulated storefront they lift GRec's pooled
+    CTR AUC by about 0.05 (benchmarks/results/incumbents.md)."""
+    if arch == "lightgbm":
+        return TreeConfig(n_flows=sizes["n_flows"], n_use_cases=sizes["n_use_cases"])
     if arch == "grec":
         return GRecConfig(**sizes, d_model=d_model, n_experts=experts or 8, top_k=top_k, capacity=capacity or None,
-                          routing=routing)
+                          routing=routing, match_features=match_features)
     if arch not in BASELINE_CLASSES:
-        raise ValueError(f"unknown model {arch!r}; choose from grec, {', '.join(BASELINE_CLASSES)}")
-    return BaselineConfig(**sizes, d_model=d_model, arch=arch, n_experts=experts or 4)
+        raise ValueError(f"unknown model {arch!r}; choose from {', '.join(ARCHS)}")
+    return BaselineConfig(**sizes, d_model=d_model, arch=arch, n_experts=experts or 4, match_features=match_features)
 
 
-def build_model(config: GRecConfig | BaselineConfig) -> nn.Module:
+def build_model(config: GRecConfig | BaselineConfig | TreeConfig) -> nn.Module:
     if isinstance(config, GRecConfig):
         return GRec(config)
+    if isinstance(config, TreeConfig):
+        return PerTaskTrees(config)
     if config.arch not in BASELINE_CLASSES:
         raise ValueError(f"unknown baseline arch {config.arch!r}; choose from {sorted(BASELINE_CLASSES)}")
     return BASELINE_CLASSES[config.arch](config)
@@ -47,7 +57,12 @@ def save_model(model: nn.Module, spec: FeatureSpec, out_dir: Path) -> Path:
     return Path(out_dir)
 
 
-def load_config(path: Path) -> GRecConfig | BaselineConfig:
+def device_of(model: nn.Module) -> torch.device:
+    """Where the model's weights are (CPU for the trees, which have no tensors)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
+def load_config(path: Path) -> GRecConfig | BaselineConfig | TreeConfig:
     raw = json.loads(Path(path).read_text())
     name = raw.pop("model")
     if name not in CONFIGS:

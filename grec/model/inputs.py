@@ -15,6 +15,7 @@ from torch import nn
 
 from grec.data.dataset import Batch, FeatureSpec, Features
 from grec.model.attention import ParallelBlock
+from grec.model.match import N_NETWORK_INPUTS, network_inputs
 
 N_TOKENS = 5  # behaviour, context, search, item, task
 
@@ -41,6 +42,10 @@ class InputConfig:
     n_seq_layers: int = 1
     mlp_ratio: int = 2
     dropout: float = 0.1
+    # The candidate's match with the request (grec.model.match: query-description cosine, viewed
+    # before, how often, how recently) added to the item token: the wide cross features of wide &
+    # deep. Off in model folders saved before it existed.
+    match_features: bool = False
 
     @staticmethod
     def sizes_from(spec: FeatureSpec) -> dict:
@@ -194,12 +199,18 @@ class InputLayer(nn.Module):
         self.item = ItemEncoder(c, item_ids)
         self.behaviour = BehaviourEncoder(c, item_ids)
         self.task = TaskTokens(c)
+        self.match = nn.Linear(N_NETWORK_INPUTS, c.d_model) if c.match_features else None
         self.token_types = nn.Parameter(torch.zeros(N_TOKENS, c.d_model))
         nn.init.normal_(self.token_types, std=0.02)
 
+    def candidate(self, f: Features) -> torch.Tensor:
+        """The candidate item's vector, with its match to the request where configured -> (N, D)."""
+        item = self.item(f)
+        return item if self.match is None else item + self.match(network_inputs(f))
+
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         f = batch.features
-        item = self.item(f)  # (N, D)
+        item = self.candidate(f)  # (N, D)
         per_example = torch.stack(
             [self.behaviour(f, item), self.context(f), F.leaky_relu(self.search(f.search), 0.2), item], dim=1
         )  # (N, S-1, D): computed once per example, shared by all its rows
@@ -211,7 +222,7 @@ class InputLayer(nn.Module):
         candidate. Only the item, the history read by it, and the task vary."""
         f = batch.features
         customer = f.take(torch.zeros(1, dtype=torch.long, device=f.item.device))
-        item = self.item(f)  # (N, D)
+        item = self.candidate(f)  # (N, D): each candidate row carries the request's query and history
         n = len(item)
         per_example = torch.stack([
             self.behaviour.read(self.behaviour.encode(customer), item),

@@ -114,42 +114,130 @@ def train(training_set: Path, out_dir: Path, arch: str = "grec", epochs: int = 8
 # evaluate and gate
 
 
-def compare(training_set: Path, models: dict[str, Path]) -> pd.DataFrame:
+def compare(training_set: Path, models: dict[str, Path], challenger: str = "GRec", samples: int = 1000,
+            min_positives: int = 10) -> pd.DataFrame:
     """Per-task test AUC of each model folder on the training set's held-out rows (its test week,
     or the rows its contract's split column says are test), side by side: one row per task of the
     dataset's own vocabulary, one column per model (plus the oracle where the data has one).
-    `attrs["held_out"]` says which rows in words."""
-    from grec.evaluate import evaluate
+
+    attrs: "held_out" (which rows, in words); "intervals" {model: {task: [lo, hi]}}, the paired 95%
+    bootstrap interval of (challenger - model) per task and for the mean ("mean") over the tasks
+    with `min_positives` positives and negatives ("mean_over"; a task with a handful of positives
+    ranks nothing), the same Poisson reweightings of the held-out impressions for every model;
+    "costs" {model: what
+    serving it takes}: models to keep (one network, or one booster per task), FLOPs or tree-node
+    comparisons per row, and the seconds to score one request's 50 candidates."""
+    import numpy as np
+
+    from grec.evaluate import evaluate_predictions, predict
     from grec.features.training_set import open_source
+    from grec.lifecycle.gate import paired_bootstrap
     from grec.model.checkpoint import load_model
 
     source = open_source(Path(training_set), splits=("test",))
-    columns = {}
+    columns, probs, costs = {}, {}, {}
     for name, folder in models.items():
         net, spec = load_model(folder)
-        report = evaluate(net, source.dataset(spec=spec), "test")
+        data = source.dataset(spec=spec)
+        rows = data.rows["test"]
+        probs[name] = predict(net, data, rows)
+        report = evaluate_predictions(data, rows, probs[name])
         columns[name] = {task: m["auc"] for task, m in report["by_task"].items()}
         columns["positives"] = {task: m["positives"] for task, m in report["by_task"].items()}
         if all("oracle_auc" in m for m in report["by_task"].values()):
             columns["oracle"] = {task: m["oracle_auc"] for task, m in report["by_task"].items()}
+        costs[name] = serving_cost(net, data, rows)
     order = [*models, *(c for c in ("oracle", "positives") if c in columns)]
     table = pd.DataFrame(columns)[order].rename_axis("task")
     table.attrs["held_out"] = source.test_rows()
+    table.attrs["costs"] = costs
+    if challenger in probs and len(probs) > 1:
+        from grec.evaluate import task_masks
+
+        # every model's rows are the same held-out rows in the same order (one training set)
+        masks = {t: m for t, m in task_masks(data, rows).items() if t in table.index}
+        label, impression = rows.label.numpy(), rows.impression.numpy()
+        judged = [t for t, m in masks.items() if min(label[m].sum(), (1 - label[m]).sum()) >= min_positives]
+        table.attrs["mean_over"] = judged
+        intervals = {}
+        for name in (n for n in probs if n != challenger):
+            diffs = paired_bootstrap({t: masks[t] for t in judged}, label, impression, probs[challenger], probs[name],
+                                     samples, seed=0)
+            draws = {**diffs, "mean": np.mean([diffs[t] for t in judged], axis=0) if judged else np.array([np.nan])}
+            intervals[name] = {t: [float(q) for q in np.nanquantile(d, [0.025, 0.975])] for t, d in draws.items()}
+        table.attrs["intervals"] = intervals
     return table
 
 
-def comparison_markdown(table: pd.DataFrame, challenger: str, baseline: str) -> str:
-    diff = table[challenger] - table[baseline]
-    wins = int((diff > 0).sum())
-    lines = [f"# {challenger} against {baseline}, test AUC per task", "",
-             f"Held out: {table.attrs.get('held_out', 'the test rows')}.", "",
-             f"{challenger} is ahead on {wins} of {len(table)} tasks; mean difference {diff.mean():+.4f}.", "",
-             "| task | positives | " + " | ".join(c for c in table.columns if c != "positives") + f" | {challenger} - {baseline} |",
-             "|---|---:|" + "---:|" * (len(table.columns) - 1) + "---:|"]
+def serving_cost(net, data, rows, candidates: int = 50, repeats: int = 20) -> dict:
+    """What serving `net` takes: separately trained models to keep, work per row (FLOPs, or node
+    comparisons for trees), and the median seconds to score one request of `candidates` rows of
+    one task through the path the ranking service uses (a task-routed GRec's dense sub-network)."""
+    import statistics
+    import time
+
+    import torch
+
+    from grec.evaluate import flops_per_example
+    from grec.serving.subnet import TASK_ROUTINGS, export_subnetworks
+
+    work = flops_per_example(net, data, "test")
+    n_models = len(net.boosters) if hasattr(net, "boosters") else len(net.members) if hasattr(net, "members") else 1
+    order = torch.argsort(rows.impression, stable=True)[:candidates]
+    batch = data.batch(rows.take(order))
+    batch.use_case[:] = 0  # one task: the first use case of the first row's flow
+    batch.features.flow[:] = batch.features.flow[0]
+    serving = net
+    if getattr(net.config, "routing", None) in TASK_ROUTINGS:
+        serving = export_subnetworks(net)[int(batch.task(net.config.n_use_cases)[0])]
+    score, seconds = getattr(serving, "score_request", serving), []  # single-task members: their forward
+    with torch.no_grad():
+        for _ in range(repeats + 1):  # the first call warms up
+            start = time.perf_counter()
+            score(batch)
+            seconds.append(time.perf_counter() - start)
+    return {"models": n_models, "flops_per_row": work["total"], "comparisons_per_row": work.get("comparisons"),
+            "request_seconds": statistics.median(seconds[1:]), "candidates": len(batch)}
+
+
+def comparison_markdown(table: pd.DataFrame, challenger: str, baselines: list[str] | str) -> str:
+    """The comparison as markdown: per task the AUCs, and (challenger - each baseline) with its
+    paired 95% interval where `table.attrs` has them; then what serving each model takes."""
+    baselines = [baselines] if isinstance(baselines, str) else list(baselines)
+    intervals, costs = table.attrs.get("intervals", {}), table.attrs.get("costs", {})
+    models = [c for c in table.columns if c != "positives"]
+    lines = [f"# {challenger} against {', '.join(baselines)}, test AUC per task", "",
+             f"Held out: {table.attrs.get('held_out', 'the test rows')}.", ""]
+    judged = table.attrs.get("mean_over", list(table.index))
+    if len(judged) < len(table):
+        lines += [f"Means over the {len(judged)} tasks with enough positives to rank: {', '.join(judged) or 'none'}.", ""]
+    for b in baselines:
+        diff = (table[challenger] - table[b])[judged]
+        verdict = ""
+        if b in intervals:
+            lo, hi = intervals[b]["mean"]
+            verdict = (f" (95% interval [{lo:+.4f}, {hi:+.4f}]: "
+                       + ("ahead beyond the noise" if lo > 0 else "behind beyond the noise" if hi < 0 else "inside the noise") + ")")
+        lines.append(f"- against {b}: ahead on {int((diff > 0).sum())} of {len(diff)} tasks; "
+                     f"mean difference {diff.mean():+.4f}{verdict}.")
+    lines += ["", "| task | positives | " + " | ".join(models) + " | "
+              + " | ".join(f"{challenger} - {b}" for b in baselines) + " |",
+              "|---|---:|" + "---:|" * len(models) + "---:|" * len(baselines)]
     for task, row in table.iterrows():
-        values = " | ".join("-" if pd.isna(row[c]) else f"{row[c]:.4f}" for c in table.columns if c != "positives")
-        d = diff[task]
-        lines.append(f"| {task} | {int(row['positives']):,} | {values} | {'-' if pd.isna(d) else f'{d:+.4f}'} |")
+        values = " | ".join("-" if pd.isna(row[c]) else f"{row[c]:.4f}" for c in models)
+        diffs = []
+        for b in baselines:
+            d = row[challenger] - row[b]
+            ci = intervals.get(b, {}).get(task)
+            diffs.append("-" if pd.isna(d) else f"{d:+.4f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""))
+        lines.append(f"| {task} | {int(row['positives']):,} | {values} | {' | '.join(diffs)} |")
+    if costs:
+        lines += ["", "What serving each takes (one request: 50 candidates of one task, CPU, median of 20):", "",
+                  "| model | models to keep | work per row | request latency |", "|---|---:|---:|---:|"]
+        for name, c in costs.items():
+            work = (f"{c['comparisons_per_row']:,.0f} node comparisons" if c.get("comparisons_per_row") is not None
+                    else f"{c['flops_per_row'] / 1e6:.2f} MFLOPs")
+            lines.append(f"| {name} | {c['models']} | {work} | {c['request_seconds'] * 1e3:.2f} ms |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,6 @@ on their order.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,13 +18,12 @@ from mlflow import MlflowClient
 
 from grec.features.training_set import open_source
 from grec.lifecycle.gate import GatePolicy
-from grec.lifecycle.pyfunc import request_frame, score_frame
 from grec.lifecycle.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, RegistryError
 from grec.lifecycle.tracking import train_and_log
-from grec.model.checkpoint import load_model
 from grec.model.grec import GRecConfig
 from grec.model.inputs import InputConfig
 from grec.train import TrainConfig
+from tests.lifecycle.conftest import scores_in_new_process, tracking_store
 
 NAME = "grec-test"
 # Floors off: the barely trained v1 must be able to become the first champion.
@@ -41,11 +39,7 @@ def grec_cli(*args, env=None):
 def store(small_data, texts, tmp_path_factory):
     """{version: TrainedRun} of the three versions, in a module-wide tracking store."""
     root = tmp_path_factory.mktemp("lifecycle")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GREC_HOME", str(root / "state"))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        (root / "state" / "features").mkdir(parents=True)
-        shutil.copy(texts.path, root / "state" / "features" / texts.path.name)
+    with tracking_store(root, texts):
         source = open_source(small_data)
         data = source.dataset(texts=texts)
         config = GRecConfig(**InputConfig.sizes_from(data.spec), d_model=16, expert_hidden=32, tower_hidden=32)
@@ -116,17 +110,9 @@ def test_registration_makes_the_newest_version_the_challenger_with_a_signature(r
 
 
 def test_a_registered_model_scores_the_same_in_a_new_process(registry, store, tmp_path):
-    model, spec = load_model(store["runs"]["2"].model_dir)
-    frame = store["source"].frame.tail(64)
-    request = request_frame(frame, np.resize(["CTR", "ATC", "CVR", "CTCVR"], len(frame)), spec.input_columns())
-    expected = score_frame(model, spec, request)
-    request.to_parquet(tmp_path / "request.parquet")
-    script = (f"import mlflow, pandas as pd, json; m = mlflow.pyfunc.load_model('models:/{NAME}/2'); "
-              f"df = pd.read_parquet('{tmp_path / 'request.parquet'}'); "
-              "print(json.dumps(m.predict(df)['score'].tolist()))")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy(), timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    np.testing.assert_allclose(json.loads(out.stdout.strip().splitlines()[-1]), expected, rtol=0, atol=1e-6)
+    expected, got = scores_in_new_process(f"models:/{NAME}/2", store["runs"]["2"].model_dir,
+                                          store["source"].frame.tail(64), tmp_path)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
 def test_first_promotion_needs_only_the_floors_then_a_worse_challenger_is_refused(registry, store):

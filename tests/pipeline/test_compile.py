@@ -36,12 +36,13 @@ def all_tasks(dag: dict, components: dict) -> dict:
 def test_training_pipeline_compiles_with_its_steps_order_condition_and_cluster_settings(tmp_path):
     spec, platform = compiled("training", tmp_path)
     tasks = all_tasks(spec["root"]["dag"], spec["components"])
-    assert set(tasks) == {"validate-data", "build-features", "train-model", "train-model-2", "evaluate-and-gate",
-                          "register-model", "promote-model", "package-service"}
+    assert set(tasks) == {"validate-data", "build-features", "train-model", "train-model-2", "train-model-3",
+                          "evaluate-and-gate", "register-model", "promote-model", "package-service"}
     deps = {name: set(task.get("dependentTasks", [])) for name, (task, _) in tasks.items()}
     assert deps["build-features"] == {"validate-data"}
-    assert deps["train-model"] == deps["train-model-2"] == {"build-features"}  # GRec and the baseline side by side
-    assert {"train-model", "train-model-2", "build-features"} <= deps["evaluate-and-gate"]
+    # GRec, the baseline network and the per-task incumbents side by side
+    assert deps["train-model"] == deps["train-model-2"] == deps["train-model-3"] == {"build-features"}
+    assert {"train-model", "train-model-2", "train-model-3", "build-features"} <= deps["evaluate-and-gate"]
     assert {"train-model", "evaluate-and-gate"} <= deps["register-model"]
     assert "register-model" in deps["promote-model"] and "promote-model" in deps["package-service"]
     # promotion and packaging only when the gate says so; registration always

@@ -48,6 +48,8 @@ def test_training_pipeline_registers_promotes_and_packages(state):
     out = state["stdout"]
     assert "Decision: PROMOTE" in out and "Registered grec v1; aliases: challenger=v1, champion=v1" in out
     assert "| customers |" in out and "GRec - mmoe" in out  # data checks and the baseline comparison
+    assert "GRec - lightgbm" in out and "against lightgbm: ahead on" in out  # the incumbents beside it
+    assert "| lightgbm | " in out and "node comparisons" in out  # and what serving each takes
     run_dir = next((state["home"] / "pipelines").glob("grec-training-*"))
     outputs = task_outputs(run_dir)
     bento = outputs["package-service"]

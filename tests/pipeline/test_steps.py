@@ -23,3 +23,18 @@ def test_comparison_table_names_the_leader_per_task():
                          index=pd.Index(["AAL+CTR", "AAL+CVR"], name="task"))
     text = comparison_markdown(table, "GRec", "mmoe")
     assert "ahead on 1 of 2 tasks" in text and "| AAL+CVR | 20 | 0.6000 | 0.6500 | -0.0500 |" in text
+
+
+def test_comparison_reads_each_difference_against_its_interval_and_says_what_serving_takes():
+    table = pd.DataFrame({"GRec": [0.8, 0.6], "mmoe": [0.7, 0.65], "lightgbm": [0.75, 0.5], "positives": [100, 20]},
+                         index=pd.Index(["AAL+CTR", "AAL+CVR"], name="task"))
+    table.attrs["intervals"] = {"mmoe": {"AAL+CTR": [0.05, 0.15], "AAL+CVR": [-0.2, 0.1], "mean": [-0.04, 0.08]},
+                                "lightgbm": {"AAL+CTR": [0.01, 0.09], "AAL+CVR": [0.02, 0.2], "mean": [0.01, 0.12]}}
+    table.attrs["costs"] = {"GRec": {"models": 1, "flops_per_row": 2.5e6, "request_seconds": 0.004},
+                            "lightgbm": {"models": 12, "flops_per_row": 0.0, "comparisons_per_row": 1234.0,
+                                         "request_seconds": 0.002}}
+    text = comparison_markdown(table, "GRec", ["mmoe", "lightgbm"])
+    assert "against mmoe: ahead on 1 of 2 tasks; mean difference +0.0250 (95% interval [-0.0400, +0.0800]: inside the noise)" in text
+    assert "against lightgbm: ahead on 2 of 2 tasks" in text and "ahead beyond the noise" in text
+    assert "| AAL+CVR | 20 | 0.6000 | 0.6500 | 0.5000 | -0.0500 [-0.200, +0.100] | +0.1000 [+0.020, +0.200] |" in text
+    assert "| GRec | 1 | 2.50 MFLOPs | 4.00 ms |" in text and "| lightgbm | 12 | 1,234 node comparisons | 2.00 ms |" in text

@@ -31,7 +31,8 @@ def served(tmp_path_factory):
         build_training_set(data, home / "set")
         source = open_source(home / "set")
         dataset = source.dataset()
-        config = GRecConfig(**InputConfig.sizes_from(dataset.spec), d_model=16, expert_hidden=16, tower_hidden=16)
+        config = GRecConfig(**InputConfig.sizes_from(dataset.spec), d_model=16, expert_hidden=16, tower_hidden=16,
+                            match_features=True)  # as `grec train` builds it
         run = train_and_log(config, source, dataset, TrainConfig(epochs=1, progress=False), home / "models" / "grec",
                             "grec-serving", register_as="grec")
         registry = Registry("grec")

@@ -122,3 +122,4 @@ def test_package_builds_a_bento_with_the_champion(served):
     assert f"tag: grec:v{served['version']}" in manifest and "service: grec.serving.service:GRecRanker" in manifest
     assert (bento / "src" / "grec" / "serving" / "service.py").exists() and not (bento / "src" / ".grec").exists()
     assert (bento / "env" / "docker" / "Dockerfile").exists() and (bento / "apis" / "openapi.yaml").exists()
+    assert "libgomp1" in (bento / "env" / "docker" / "Dockerfile").read_text()  # LightGBM's OpenMP, for a tree champion
