@@ -63,7 +63,7 @@ def test_the_boosters_travel_in_the_model_folder(trees, small_dataset, tmp_path)
 
 def test_fitting_the_true_probabilities_gets_nearer_the_oracle_than_fitting_labels(trees, small_dataset):
     model, _ = trees
-    ceiling = PerTaskTrees(TreeConfig())
+    ceiling = PerTaskTrees(TreeConfig(max_rounds=200))  # soft targets keep improving for long: enough to show it
     train_model(ceiling, small_dataset, TrainConfig(seed=0, target="oracle", progress=False))
     by_label, by_oracle = evaluate(model, small_dataset)["by_use_case"], evaluate(ceiling, small_dataset)["by_use_case"]
     assert by_oracle["CTR"]["auc"] > by_label["CTR"]["auc"]
