@@ -139,7 +139,6 @@ def _summarise(label, probs, groups, use_cases, weights, impression, boots: dict
             entry |= {key: value, f"{key}_sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
                       f"{key}_ci": _interval(boot), f"{key}_per_seed": per_seed}
             boots[f"{key}:{g}"] = boot
-        entry["sd"], entry["ci"], entry["per_seed"] = entry["auc_sd"], entry["auc_ci"], entry["auc_per_seed"]
         tasks[g] = entry
     mean = {}
     for key in ("auc", "ap"):
@@ -179,8 +178,7 @@ def detail_table(result: dict, published: dict[str, float] | None = None, publis
     tasks = list(result["positives"])
     lines = ["| model | " + " | ".join(tasks) + " | train time | rows/s |", "|---|" + "---:|" * (len(tasks) + 2)]
     for model, r in result["models"].items():
-        cells = [f"{r['tasks'][t]['auc']:.4f} ± {r['tasks'][t]['sd']:.4f} "
-                 f"[{r['tasks'][t]['ci'][0]:.3f}, {r['tasks'][t]['ci'][1]:.3f}]" for t in tasks]
+        cells = [interval_cell(r["tasks"][t], "auc") for t in tasks]
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {r['seconds']:.0f} s | {r['rows_per_second']:,.0f} |")
     if published:
         lines.append(f"| {published_name} | " + " | ".join(f"{published[t]:.4f}" if t in published else "" for t in tasks) + " | | |")

@@ -27,8 +27,8 @@ def model_config(arch: str, sizes: dict, d_model: int = 32, experts: int = 0, to
     """The config of `arch` ("grec" or a baseline) for data of `sizes` (InputConfig.sizes_from):
     what `grec train` and the pipeline's train step build. experts 0: GRec 8, MMoE 4. "lightgbm":
     the per-task incumbents (the network sizes do not apply). Networks get the match features
-    (grec.model.match) unless told otherwise: on the simulated storefront they lift GRec's pooled
-    CTR AUC by about 0.05 (benchmarks/results/incumbents.md)."""
+    (grec.model.match) unless told otherwise (why: the README's design notes, "Where the network
+    fell short, and the fix")."""
     if arch == "lightgbm":
         return TreeConfig(n_flows=sizes["n_flows"], n_use_cases=sizes["n_use_cases"])
     if arch == "grec":

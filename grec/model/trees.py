@@ -29,9 +29,6 @@ from grec.data.dataset import Batch, Dataset, FeatureSpec, Features, TaskRows
 from grec.model import match
 from grec.model.grec import ModelOutput
 
-MATCH_FEATURES = match.NAMES
-
-
 @dataclass
 class TreeConfig:
     """Per-task LightGBM settings, saved as config.json beside the boosters (the state dict)."""
@@ -58,7 +55,7 @@ def feature_names(spec: FeatureSpec) -> tuple[list[str], list[str]]:
     """The columns of `tree_matrix` (names from the spec) and which of them are categorical."""
     categorical = [*spec.context_categorical, "item_id", *spec.item_categorical]
     names = [*spec.context_categorical, *spec.context_numerical, "item_id", *spec.item_categorical,
-             *spec.item_numerical, *MATCH_FEATURES]
+             *spec.item_numerical, *match.NAMES]
     return names, categorical
 
 
