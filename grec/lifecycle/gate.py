@@ -2,7 +2,10 @@
 
 Rules come from a versioned policy file (gate_policy.yaml beside this module by default): for every
 task the AUC may not fall by more than a tolerance, the mean AUC over tasks may not fall, and every
-task must clear an absolute floor. With no champion the floors alone decide. Each difference is
+task must clear an absolute floor beyond the noise (the upper end of the challenger's own bootstrap
+interval below the floor fails it: a week with a dozen purchases cannot tell 0.51 from 0.55, and
+even the simulator's true probability scores under 0.55 on such a week). With no champion the
+floors alone decide. Each difference is
 reported with a paired bootstrap confidence interval (impressions resampled with Poisson(1)
 weights, the same weights for both models and for every task, so the mean's interval is right too).
 
@@ -119,6 +122,14 @@ def paired_bootstrap(
     return {t: np.concatenate(v) for t, v in out.items()}
 
 
+def bootstrap_auc(tasks: dict[str, np.ndarray], label: np.ndarray, impression: np.ndarray, score: np.ndarray,
+                  samples: int, seed: int) -> dict[str, np.ndarray]:
+    """{task: (B,) AUC(score)} over `samples` Poisson(1) reweightings of the impressions (one model's
+    own uncertainty, for the floors)."""
+    zero = np.zeros_like(score)  # AUC(zero) is 0.5 under every weighting: a constant scores chance
+    return {t: d + 0.5 for t, d in paired_bootstrap(tasks, label, impression, score, zero, samples, seed).items()}
+
+
 # ---------------------------------------------------------------------------------------------
 # The decision
 
@@ -133,6 +144,7 @@ class TaskVerdict:
     champion_auc: float | None = None
     diff: float | None = None  # challenger - champion
     ci: tuple[float, float] | None = None
+    auc_ci: tuple[float, float] | None = None  # the challenger's own AUC interval (the floor reads its upper end)
     judged: bool = True  # False: too few positives (or negatives) in the week to judge the task
     passed: bool = True
     reasons: list[str] = field(default_factory=list)
@@ -231,6 +243,7 @@ def judge(
     tasks: {name: (R,) bool}; label, impression, challenger, champion: (R,)."""
     alpha = (1 - policy.confidence) / 2
     diffs = None
+    own = bootstrap_auc(tasks, label, impression, challenger, policy.bootstrap_samples, policy.seed)
     if champion is not None:
         diffs = paired_bootstrap(tasks, label, impression, challenger, champion, policy.bootstrap_samples, policy.seed)
     verdicts = []
@@ -241,8 +254,12 @@ def judge(
             v.judged = False
             v.reasons.append(f"not judged: {v.positives} positives in {v.rows} rows (the policy needs "
                              f"{policy.min_positives} of each class)")
-        elif v.challenger_auc < v.floor:
-            v.reasons.append(f"AUC {v.challenger_auc:.4f} below the floor {v.floor:.3f}")
+        else:
+            lo, hi = np.nanquantile(own[task], [alpha, 1 - alpha])
+            v.auc_ci = (float(lo), float(hi))
+            if hi < v.floor:
+                v.reasons.append(f"AUC {v.challenger_auc:.4f} ({policy.confidence:.0%} interval [{lo:.3f}, {hi:.3f}]) "
+                                 f"below the floor {v.floor:.3f}")
         if champion is not None:
             v.champion_auc = _auc(y, champion[sel])
             v.diff = v.challenger_auc - v.champion_auc

@@ -124,6 +124,21 @@ def test_with_no_champion_the_floors_alone_decide(week, tmp_path):
     assert all("below the floor 0.600" in t.reasons[0] for t in report.tasks)
 
 
+def test_a_floor_fails_a_task_only_beyond_the_noise_of_its_week(tmp_path):
+    """A sparse task's AUC under the floor with an interval reaching over it passes; the same model on
+    a week with enough positives to tell fails."""
+    policy = GatePolicy.load(write_policy(tmp_path, "version: 2\nfloors: {default: 0.6}\nbootstrap: {samples: 300}\n"))
+    for n, positives, fails in ((400, 12, False), (20_000, 600, True)):
+        label = np.r_[np.zeros(n - positives), np.ones(positives)].astype(np.float32)
+        # a weak model: the positives spread evenly over the top 90% of the negatives' scores, AUC 0.55
+        score = np.r_[np.linspace(0, 1, n - positives), np.linspace(0.1, 1.0, positives)]
+        report = judge({"AAL+CVR": np.ones(n, bool)}, label, np.arange(n), score, None, policy,
+                       {"name": "grec", "version": "2", "run_id": "r2"}, None, {"rows": n})
+        verdict = report.tasks[0]
+        assert verdict.challenger_auc < 0.6 and verdict.auc_ci[0] < verdict.challenger_auc < verdict.auc_ci[1]
+        assert (verdict.auc_ci[1] < 0.6) == fails and report.passed == (not fails), (n, verdict)
+
+
 def test_a_task_without_enough_positives_is_reported_not_judged(week, tmp_path):
     tasks, label, impression, model = week
     policy = GatePolicy.load(write_policy(tmp_path, "version: 1\nmin_positives: 100000\n"))
