@@ -97,37 +97,36 @@ def weighted_auc(label: np.ndarray, score: np.ndarray, weights: np.ndarray) -> n
         return (pos * (below + 0.5 * neg)).sum(1) / (pos.sum(1) * neg.sum(1))
 
 
-def paired_bootstrap(
+def bootstrap_auc(
     tasks: dict[str, np.ndarray],
     label: np.ndarray,
     impression: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
+    score: np.ndarray,
     samples: int,
     seed: int,
     chunk: int = 100,
 ) -> dict[str, np.ndarray]:
-    """{task: (B,) AUC(a) - AUC(b)} over `samples` Poisson(1) reweightings of the impressions.
+    """{task: (B,) AUC(score)} over `samples` Poisson(1) reweightings of the impressions.
 
-    tasks: {name: (R,) bool}; label, impression, a, b: (R,). An impression keeps one weight across
-    its tasks, so per-task differences are resampled jointly and their mean is valid too."""
+    tasks: {name: (R,) bool}; label, impression, score: (R,). An impression keeps one weight across
+    its tasks, so the tasks are resampled jointly; the same seed gives the same weightings, so two
+    models' draws pair up (paired_bootstrap)."""
     rng = np.random.default_rng(seed)
     n = int(impression.max()) + 1 if len(impression) else 0
     out: dict[str, list[np.ndarray]] = {t: [] for t in tasks}
     for start in range(0, samples, chunk):
         weights = rng.poisson(1.0, size=(min(chunk, samples - start), n)).astype(np.float32)  # (b, N)
         for task, sel in tasks.items():
-            w = weights[:, impression[sel]]  # (b, R_task)
-            out[task].append(weighted_auc(label[sel], a[sel], w) - weighted_auc(label[sel], b[sel], w))
+            out[task].append(weighted_auc(label[sel], score[sel], weights[:, impression[sel]]))  # (b,)
     return {t: np.concatenate(v) for t, v in out.items()}
 
 
-def bootstrap_auc(tasks: dict[str, np.ndarray], label: np.ndarray, impression: np.ndarray, score: np.ndarray,
-                  samples: int, seed: int) -> dict[str, np.ndarray]:
-    """{task: (B,) AUC(score)} over `samples` Poisson(1) reweightings of the impressions (one model's
-    own uncertainty, for the floors)."""
-    zero = np.zeros_like(score)  # AUC(zero) is 0.5 under every weighting: a constant scores chance
-    return {t: d + 0.5 for t, d in paired_bootstrap(tasks, label, impression, score, zero, samples, seed).items()}
+def paired_bootstrap(tasks: dict[str, np.ndarray], label: np.ndarray, impression: np.ndarray, a: np.ndarray,
+                     b: np.ndarray, samples: int, seed: int) -> dict[str, np.ndarray]:
+    """{task: (B,) AUC(a) - AUC(b)} on the same reweightings: shared noise cancels, and the per-task
+    differences are resampled jointly, so their mean is valid too."""
+    draws_b = bootstrap_auc(tasks, label, impression, b, samples, seed)
+    return {t: d - draws_b[t] for t, d in bootstrap_auc(tasks, label, impression, a, samples, seed).items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,9 +242,10 @@ def judge(
     tasks: {name: (R,) bool}; label, impression, challenger, champion: (R,)."""
     alpha = (1 - policy.confidence) / 2
     diffs = None
-    own = bootstrap_auc(tasks, label, impression, challenger, policy.bootstrap_samples, policy.seed)
-    if champion is not None:
-        diffs = paired_bootstrap(tasks, label, impression, challenger, champion, policy.bootstrap_samples, policy.seed)
+    own = bootstrap_auc(tasks, label, impression, challenger, policy.bootstrap_samples, policy.seed)  # {task: (B,)}
+    if champion is not None:  # the same seed: the champion's draws pair with the challenger's
+        theirs = bootstrap_auc(tasks, label, impression, champion, policy.bootstrap_samples, policy.seed)
+        diffs = {t: own[t] - theirs[t] for t in tasks}
     verdicts = []
     for task, sel in tasks.items():
         y = label[sel]
