@@ -61,9 +61,13 @@ def run(impressions: int, epochs: int, variants: list[str], log=typer.echo) -> d
     with tempfile.TemporaryDirectory() as folder:
         os.environ["GREC_HOME"] = str(Path(folder) / "home")
         simulate_to(Path(folder) / "data", SimulationConfig(n_impressions=impressions, train_weeks=5, seed=101))
+        encoded = {}  # one encoding per up-sampling: most variants share the plain one
         for label in variants:
             settings, upsample, target = VARIANTS[label]
-            data = load_dataset(Path(folder) / "data", upsample=upsample)
+            key = json.dumps(upsample, sort_keys=True)
+            if key not in encoded:
+                encoded[key] = load_dataset(Path(folder) / "data", upsample=upsample)
+            data = encoded[key]
             test = data.rows["test"]
             arch_settings = {k: v for k, v in settings.items() if k != "arch"}
             torch.manual_seed(0)
