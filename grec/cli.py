@@ -278,6 +278,10 @@ def train(
     run_name = model if model != "grec" else f"grec-{routing}"
     out = out or settings.models_dir() / run_name
     console.print(f"Training {run_name} on {', '.join(f'{k} {len(v):,}' for k, v in dataset.rows.items())} rows")
+    if hasattr(dataset, "splits"):  # a StreamingDataset
+        console.print(f"Streaming the rows from {source.path} block by block: in memory they would take about "
+                      f"{source.in_memory_bytes() / 2**30:.1f} GiB, over the budget of {settings.memory_budget() / 2**30:.1f} GiB "
+                      f"(${settings.MEMORY_ENV})", soft_wrap=True)
     register = model == "grec" if register is None else register
     record = train_and_log(config, source, dataset,
                            TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device),

@@ -22,11 +22,9 @@ def predict(model: nn.Module, data: Dataset, rows: TaskRows, batch_size: int = 8
     """(R,) probabilities, in the order of `rows`."""
     device = device or device_of(model)
     model.eval()
-    order = torch.argsort(rows.impression, stable=True)
     out = torch.empty(len(rows))
-    for chunk in order.split(batch_size):
-        batch = data.batch(rows.take(chunk)).to(device)
-        out[chunk] = torch.sigmoid(model(batch).logits.float()).cpu()
+    for batch, _, position in data.batches(rows, batch_size):
+        out[position] = torch.sigmoid(model(batch.to(device)).logits.float()).cpu()
     return out.numpy()
 
 
@@ -59,7 +57,7 @@ def mean_auc_by_use_case(rows: TaskRows, prob: np.ndarray, use_cases: tuple[str,
 def task_masks(data: Dataset, rows: TaskRows) -> dict[str, np.ndarray]:
     """{task name: (R,) bool} for every task (flow + use case) that has rows, in task-id order."""
     tasks = data.spec.tasks
-    task = (data.features.flow[rows.impression] * len(tasks.use_cases) + rows.use_case).numpy()
+    task = rows.task(len(tasks.use_cases)).numpy()
     return {tasks.task_name(t): task == t for t in range(tasks.n_tasks) if (task == t).any()}
 
 
@@ -91,9 +89,8 @@ def flops_per_example(model: nn.Module, data: Dataset, split: str = "test", n_ro
     multiply nothing: for them `comparisons` is the node comparisons a row makes."""
     if hasattr(model, "comparisons_per_row"):
         return {"total": 0.0, "mixing": 0.0, "comparisons": model.comparisons_per_row()}
-    rows = data.rows[split]
     device = device_of(model)
-    batch = data.batch(rows.take(torch.argsort(rows.impression)[:n_rows])).to(device)
+    batch = next(data.batches(data.rows[split], n_rows))[0].to(device)  # the first rows in impression order
     model.eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
@@ -115,9 +112,8 @@ def routing_shares(model: nn.Module, data: Dataset, rows: TaskRows, batch_size: 
     device = device_of(model)
     model.eval()
     totals = torch.zeros(data.spec.tasks.n_tasks, n_experts, dtype=torch.float64)
-    order = torch.argsort(rows.impression, stable=True)
-    for chunk in order.split(batch_size):
-        batch = data.batch(rows.take(chunk)).to(device)
+    for batch, _, _ in data.batches(rows, batch_size):
+        batch = batch.to(device)
         r = model(batch).routing
         weight = (r.gates * r.kept).float().cpu()  # (B, S, K)
         task = batch.task(len(data.spec.tasks.use_cases)).cpu()

@@ -49,8 +49,8 @@ def atomic_folder(path: Path) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
-def write_parquet(path: Path, table: pa.Table) -> Path:
-    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+def write_parquet(path: Path, table: pa.Table, row_group_size: int | None = None) -> Path:
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp, row_group_size=row_group_size))
 
 
 def write_json(path: Path, payload, default=None) -> Path:

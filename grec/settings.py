@@ -60,3 +60,23 @@ def use_bentoml_home() -> Path:
     Call before bentoml is imported: it reads the variable once."""
     os.environ.setdefault("BENTOML_HOME", str(state_dir() / "bentoml"))
     return Path(os.environ["BENTOML_HOME"])
+
+
+MEMORY_ENV = "GREC_MEMORY_BUDGET"  # bytes, or with a unit: "512M", "8G"
+_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def memory_budget() -> int:
+    """Bytes a data set may take in memory before training streams it from parquet instead:
+    `$GREC_MEMORY_BUDGET`, else half of this machine's memory (or of its container's limit)."""
+    value = os.environ.get(MEMORY_ENV, "").strip().upper()
+    if value:
+        try:
+            return int(float(value[:-1]) * _UNITS[value[-1]]) if value[-1] in _UNITS else int(value)
+        except ValueError:
+            raise ValueError(f"{MEMORY_ENV}={os.environ[MEMORY_ENV]!r}: expected bytes, or a number with K, M, G or T") from None
+    limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cgroup = Path("/sys/fs/cgroup/memory.max")
+    if cgroup.exists() and cgroup.read_text().strip().isdigit():
+        limit = min(limit, int(cgroup.read_text()))
+    return limit // 2

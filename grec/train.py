@@ -25,7 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from grec.data.dataset import Dataset, TaskRows
+from grec.data.dataset import Batch, Dataset, TaskRows
+from grec.data.order import BUFFER_BLOCKS
+from grec.data.schema import SchemaError
+from grec.data.stream import StreamedRows
 from grec.evaluate import mean_auc_by_use_case, predict
 from grec.model.trees import PerTaskTrees, fit_trees
 
@@ -37,6 +40,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 2  # epochs without validation improvement before stopping
+    shuffle_buffer: int = BUFFER_BLOCKS  # blocks of impressions shuffled together (grec.data.order)
     lr_decay: float = 0.3  # learning rate factor after an epoch without validation improvement
     seed: int = 0
     device: str = "auto"  # auto: CUDA when present, else CPU
@@ -69,20 +73,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def iterate_batches(data: Dataset, rows: TaskRows, batch_size: int, generator: torch.Generator | None = None,
-                    target: str = "label"):
-    """Yield (Batch, targets). Rows are grouped by impression, so a batch encodes each example once;
-    with a generator the impressions come in random order (a fresh shuffle per call)."""
-    if generator is None:
-        order = torch.argsort(rows.impression, stable=True)
-    else:
-        rank = torch.randperm(len(data.features), generator=generator)
-        order = torch.argsort(rank[rows.impression], stable=True)
-    for chunk in order.split(batch_size):
-        part = rows.take(chunk)
-        yield data.batch(part), part.targets(target)
-
-
 def _cross_entropy(target: np.ndarray, prob: np.ndarray) -> float:
     """Mean binary cross-entropy; with 0/1 targets it is the log-loss."""
     p = np.clip(prob, 1e-7, 1 - 1e-7)
@@ -93,6 +83,16 @@ def _atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, labels: torch.Tensor) -> float:
+    """One optimizer step on a batch; returns its loss (label cross-entropy plus the router's auxiliary losses)."""
+    out = model(batch)
+    loss = F.binary_cross_entropy_with_logits(out.logits, labels) + out.aux_loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def fit(
@@ -122,20 +122,15 @@ def fit(
         total, n = 0.0, 0
         n_batches = -(-len(train_rows) // config.batch_size)
         bar = tqdm(
-            iterate_batches(data, train_rows, config.batch_size, generator, config.target),
+            data.batches(train_rows, config.batch_size, generator, config.target, config.shuffle_buffer),
             total=n_batches,
             desc=f"{desc} epoch {epoch}",
             disable=not config.progress,
             leave=False,
         )
-        for batch, labels in bar:
-            batch, labels = batch.to(device), labels.to(device)
-            out = model(batch)
-            loss = F.binary_cross_entropy_with_logits(out.logits, labels) + out.aux_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(labels)
+        for batch, labels, _ in bar:
+            loss = train_step(model, optimizer, batch.to(device), labels.to(device))
+            total += loss * len(labels)
             n += len(labels)
             result.steps += 1
             bar.set_postfix(loss=f"{total / n:.4f}")
@@ -187,13 +182,16 @@ def fit_single_task(model: nn.Module, data: Dataset, config: TrainConfig, checkp
 
 
 def _task_rows(data: Dataset, rows: TaskRows, task: int) -> TaskRows:
-    flow = data.features.flow[rows.impression]
-    return rows.take(((flow * len(data.spec.tasks.use_cases) + rows.use_case) == task).nonzero().squeeze(1))
+    return rows.take((rows.task(len(data.spec.tasks.use_cases)) == task).nonzero().squeeze(1))
 
 
 def train_model(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None,
                 on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train any model. Returns a summary: seconds, rows per second, best epoch(s), history."""
+    if isinstance(data.rows["train"], StreamedRows) and (isinstance(model, PerTaskTrees) or hasattr(model, "members")):
+        raise SchemaError(f"{data.source}: {type(model).__name__} trains from memory (each task's rows apart), and "
+                          f"these {len(data.rows['train']):,} training rows are streamed; raise GREC_MEMORY_BUDGET "
+                          "if they fit, or train a multi-task network (grec, mmoe, shared_bottom)")
     if isinstance(model, PerTaskTrees):
         return fit_trees(model, data, config.seed, config.target, on_epoch)
     if hasattr(model, "members"):

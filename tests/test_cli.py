@@ -16,7 +16,7 @@ def invoke(*args):
     return result
 
 
-def test_simulate_validate_features_train_evaluate(fresh_state):
+def test_simulate_validate_features_train_evaluate(fresh_state, monkeypatch):
     invoke("simulate", "--impressions", 30_000, "--seed", 3)
     data = fresh_state / "data" / "default"
     assert {p.name for p in data.iterdir()} >= {"customers.parquet", "items.parquet", "impressions.parquet", "simulation.json"}
@@ -26,7 +26,10 @@ def test_simulate_validate_features_train_evaluate(fresh_state):
     invoke("features", "materialize", "--end", "2026-09-07")
     invoke("features", "training-set")
     training_set = fresh_state / "training_sets" / "default"
+    # a memory budget under the set's size: training, evaluation and the gate stream it from parquet
+    monkeypatch.setenv("GREC_MEMORY_BUDGET", "1M")
     result = invoke("train", "--training-set", training_set, "--epochs", 1, "--d-model", 32, "--routing", "task")
+    assert "Streaming the rows from" in result.output and "over the budget of 0.0 GiB" in result.output
     assert "Registered grec version 1 (alias challenger)" in result.output
     assert "browse it with: grec ui" in result.output
     model = fresh_state / "models" / "grec-task"

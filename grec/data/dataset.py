@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import torch
 
 from grec.data import schema
 from grec.data.contract import ALL_INPUTS, OPTIONAL_INPUTS, TELECOM, Contract, fill_absent_inputs, read_contract
+from grec.data.order import BLOCK_ROWS, BUFFER_BLOCKS, block_sizes, epoch_order, visit_rank
 from grec.data.schema import TELECOM_TASKS, USE_CASES, SchemaError, Table, TaskVocabulary
 from grec.data.text import ENCODER_NAME, EMBEDDING_DIM, TextEmbeddingStore
 
@@ -213,6 +215,11 @@ def _vectors(frame: pd.DataFrame, column: str, dim: int) -> np.ndarray:
     return np.stack(values).astype(np.float32) if len(values) else np.zeros((0, dim), np.float32)
 
 
+def _list_max(values: pd.Series) -> int:
+    """The largest id in a column of id lists; -1 where every list is empty."""
+    return max((int(v.max()) for v in values.to_numpy() if len(v)), default=-1)
+
+
 def _pad_right_aligned(values: np.ndarray, length: int, shift: int, unknown: int) -> np.ndarray:
     """Ragged id lists -> (N, length): keep the last `length`, right-align, id+shift (unknown above)."""
     lens = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
@@ -267,15 +274,37 @@ class FeatureSpec:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, **overrides) -> FeatureSpec:
+        return cls.fit_parts([frame], **overrides)
+
+    @classmethod
+    def fit_parts(cls, frames: Iterable[pd.DataFrame], **overrides) -> FeatureSpec:
+        """One pass over the training rows in parts (parquet row groups, for data larger than
+        memory): every fitted value is a maximum, so the parts give the spec the whole would."""
         spec = cls(**overrides)
-        spec.context_cardinalities = [int(frame[c].max()) + 1 for c in spec.context_categorical]
-        spec.item_cardinalities = [int(frame[c].max()) + 1 for c in spec.item_categorical]
-        seq_items = [v for v in frame["viewed_item_ids"].to_numpy() if len(v)]
-        seq_pages = [v for v in frame["visited_page_ids"].to_numpy() if len(v)]
-        spec.n_items = max(int(frame["item_id"].max()), max((int(v.max()) for v in seq_items), default=0)) + 1
-        spec.n_pages = max((int(v.max()) + 1 for v in seq_pages), default=0)
-        spec.image_dim = len(frame["image_embedding"].iloc[0])
+        context, item = [-1] * len(spec.context_categorical), [-1] * len(spec.item_categorical)
+        n_items = n_pages = rows = 0
+        image_dim = None
+        for frame in frames:
+            if not len(frame):
+                continue
+            rows += len(frame)
+            context = [max(m, int(frame[c].max())) for m, c in zip(context, spec.context_categorical)]
+            item = [max(m, int(frame[c].max())) for m, c in zip(item, spec.item_categorical)]
+            n_items = max(n_items, int(frame["item_id"].max()) + 1, _list_max(frame["viewed_item_ids"]) + 1)
+            n_pages = max(n_pages, _list_max(frame["visited_page_ids"]) + 1)
+            if image_dim is None:
+                image_dim = len(frame["image_embedding"].iloc[0])
+        if not rows:
+            raise SchemaError("no training rows to fit the feature vocabularies on")
+        spec.context_cardinalities = [m + 1 for m in context]
+        spec.item_cardinalities = [m + 1 for m in item]
+        spec.n_items, spec.n_pages, spec.image_dim = n_items, n_pages, image_dim
         return spec
+
+    def fit_columns(self) -> list[str]:
+        """The columns `fit_parts` reads."""
+        return [*self.context_categorical, *self.item_categorical, "item_id", "viewed_item_ids", "visited_page_ids",
+                "image_embedding"]
 
     def encode(self, frame: pd.DataFrame, texts: TextEmbeddingStore | None = None) -> Features:
         """Frame rows -> model inputs. Search queries and descriptions get their vectors from
@@ -283,11 +312,6 @@ class FeatureSpec:
         texts = texts or TextEmbeddingStore()
         if texts.encoder.name != self.text_encoder:
             raise SchemaError(f"texts are encoded with {texts.encoder.name}; this spec needs {self.text_encoder}")
-        flows = self.tasks.flows
-        unknown_flow = ~frame["flow"].isin(flows)
-        if unknown_flow.any():
-            row = int(np.flatnonzero(unknown_flow.to_numpy())[0])
-            raise SchemaError(f"column 'flow': unknown flow {frame['flow'].iloc[row]!r} at row {row}; known: {flows}")
         item = frame["item_id"].to_numpy()
         tensors = dict(
             context_categorical=np.stack(
@@ -304,9 +328,18 @@ class FeatureSpec:
             item_text=texts.lookup(frame["description"].to_numpy()),
             seq_items=_pad_right_aligned(frame["viewed_item_ids"].to_numpy(), self.seq_len, 2, self.n_items + 1),
             seq_pages=_pad_right_aligned(frame["visited_page_ids"].to_numpy(), self.seq_len, 2, self.n_pages + 1),
-            flow=pd.Categorical(frame["flow"], categories=flows).codes.astype(np.int64),
+            flow=self.flow_codes(frame),
         )
         return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
+
+    def flow_codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """(N,) int64 index of each row's flow in the task vocabulary; an unknown flow is an error."""
+        flows = self.tasks.flows
+        codes = pd.Categorical(frame["flow"], categories=flows).codes.astype(np.int64)
+        if (codes < 0).any():
+            row = int(np.flatnonzero(codes < 0)[0])
+            raise SchemaError(f"column 'flow': unknown flow {frame['flow'].iloc[row]!r} at row {row}; known: {flows}")
+        return codes
 
     def fill_absent(self, frame: pd.DataFrame, table: str | None = None) -> pd.DataFrame:
         """`frame` with the constant columns of the optional inputs this model's data has not
@@ -339,6 +372,7 @@ class TaskRows:
     use_case: torch.Tensor  # (R,) long
     label: torch.Tensor  # (R,) float
     oracle: torch.Tensor | None  # (R,) float, true P(label) where the data is simulated
+    flow: torch.Tensor  # (R,) long, the impression's flow: a row's task without its features
 
     def __len__(self) -> int:
         return len(self.impression)
@@ -352,9 +386,12 @@ class TaskRows:
             return self.oracle
         return self.label
 
+    def task(self, n_use_cases: int) -> torch.Tensor:  # (R,) long, flow-major task id
+        return self.flow * n_use_cases + self.use_case
+
     def take(self, index: torch.Tensor) -> TaskRows:
         oracle = None if self.oracle is None else self.oracle[index]
-        return TaskRows(self.impression[index], self.use_case[index], self.label[index], oracle)
+        return TaskRows(self.impression[index], self.use_case[index], self.label[index], oracle, self.flow[index])
 
 
 def oracle_by_use_case(frame: pd.DataFrame, tasks: TaskVocabulary = TELECOM_TASKS) -> np.ndarray | None:
@@ -422,6 +459,7 @@ def build_task_rows(
         torch.from_numpy(use_case.astype(np.int64)),
         torch.from_numpy(label),
         None if oracle is None else torch.from_numpy(oracle),
+        torch.from_numpy(np.asarray(flows, dtype=np.int64)[impression]),
     )
 
 
@@ -440,6 +478,38 @@ class Dataset:
         """Rows -> a Batch holding each distinct impression's features once."""
         unique, example = torch.unique(rows.impression, return_inverse=True)
         return Batch(self.features.take(unique), example, rows.use_case)
+
+    def batches(self, rows: TaskRows, batch_size: int, generator: torch.Generator | None = None,
+                target: str = "label", buffer_blocks: int = BUFFER_BLOCKS) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
+        """Yield (Batch, targets, positions in `rows`), a batch holding each impression once.
+
+        Without a generator the rows come grouped by impression in impression order (evaluation);
+        with one, in the epoch order of grec.data.order over the rows' impressions in blocks of
+        BLOCK_ROWS (training): the order a StreamingDataset reads the same rows from parquet in.
+        An impression's rows stay in their order in `rows` (use case by use case)."""
+        if generator is None:
+            for chunk in torch.argsort(rows.impression, stable=True).split(batch_size):
+                part = rows.take(chunk)
+                yield self.batch(part), part.targets(target), chunk
+            return
+        impressions = torch.unique(rows.impression)  # sorted: blocks are consecutive runs of it
+        local = torch.searchsorted(impressions, rows.impression)  # (R,) row -> index into impressions
+        block = local // BLOCK_ROWS
+        sizes = block_sizes(len(impressions))
+        by_block = torch.argsort(block, stable=True)
+        ends = torch.cumsum(torch.bincount(block, minlength=len(sizes)), 0).tolist()
+        for ids, perm in epoch_order(sizes, buffer_blocks, generator):
+            picked, position, offset = [], [], 0  # the buffer's rows, and their impression's place in it
+            for b in ids:
+                sel = by_block[(ends[b - 1] if b else 0):ends[b]]
+                picked.append(sel)
+                position.append(local[sel] - b * BLOCK_ROWS + offset)
+                offset += sizes[b]
+            picked, position = torch.cat(picked), torch.cat(position)
+            order = picked[torch.argsort(visit_rank(perm)[position], stable=True)]
+            for chunk in order.split(batch_size):
+                part = rows.take(chunk)
+                yield self.batch(part), part.targets(target), chunk
 
 
 def dataset_from_frame(

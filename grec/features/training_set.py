@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as pads
 
 from grec import settings
 from grec.data.contract import CONTRACT_FILE, TELECOM, Contract, read_contract
 from grec.data.dataset import (Dataset, FeatureSpec, TimeSplit, dataset_from_frame, join_tables, load_table, load_tables,
                                split_masks)
-from grec.data.text import TextEmbeddingStore
+from grec.data.order import BLOCK_ROWS
+from grec.data.stream import StreamingDataset
+from grec.data.text import EMBEDDING_DIM, TextEmbeddingStore
 from grec.data.schema import SchemaError
 from grec.features import sources
 from grec.features.store import TRAINING_SERVICE, feature_store
@@ -171,13 +175,22 @@ def build_training_set(
     masks = split_masks(frame, contract, split)
 
     out_dir = Path(out_dir) if out_dir else settings.training_sets_dir() / Path(data_dir).name
+    return write_training_set(out_dir, frame, masks, split, contract, TRAINING_SERVICE, path)
+
+
+def write_training_set(out_dir: Path, frame: pd.DataFrame, masks: dict[str, np.ndarray], split: TimeSplit,
+                       contract: Contract, feature_service: str, source: Path) -> TrainingSetManifest:
+    """Flat rows -> a training-set folder: a parquet file per split in row groups of BLOCK_ROWS (the
+    blocks a StreamingDataset reads and shuffles), the manifest, and the contract unless it is the
+    storefront's. The folder is written whole or not at all."""
     with atomic_folder(out_dir) as tmp:
         for name in SPLITS:
-            write_parquet(tmp / f"{name}.parquet", pa.Table.from_pandas(frame[masks[name]], preserve_index=False))
+            table = pa.Table.from_pandas(frame[masks[name]], preserve_index=False)
+            write_parquet(tmp / f"{name}.parquet", table, row_group_size=BLOCK_ROWS)
         manifest = TrainingSetManifest(
-            feature_service=TRAINING_SERVICE,
-            source=str(path),
-            source_sha256=_sha256(path),
+            feature_service=feature_service,
+            source=str(source),
+            source_sha256=_sha256(source),
             rows={name: int(masks[name].sum()) for name in SPLITS},
             split={k: v.isoformat() for k, v in asdict(split).items()},
             columns=list(frame.columns),
@@ -210,14 +223,26 @@ RAW_JOIN = "raw-join"  # the feature_service recorded for data read from raw tab
 class DataSource:
     """The rows a model is trained or judged on: a feature-store training set, or raw tables
     joined directly. Tracking records `feature_service` and `fingerprint`; the gate reopens
-    `path` to judge on the same held-out week."""
+    `path` to judge on the same held-out week.
+
+    A training set is read only when asked: whole (`frame`, `dataset(stream=False)`) or block by
+    block (`dataset(stream=True)`, grec.data.stream), which `dataset()` picks when the encoded rows
+    would not fit the memory budget (grec.settings.memory_budget)."""
 
     path: Path
-    frame: pd.DataFrame  # the splits asked for, in time order
     split: TimeSplit
     feature_service: str  # the Feast feature service that built it, or RAW_JOIN
     fingerprint: str  # SHA-256 over the files it comes from
     contract: Contract = TELECOM
+    splits: tuple[str, ...] = SPLITS  # the splits asked for
+    joined: pd.DataFrame | None = field(default=None, repr=False)  # raw tables, joined when opened
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The splits asked for, in time order, in memory."""
+        if self.joined is not None:
+            return self.joined
+        return pd.concat([pd.read_parquet(self.path / f"{name}.parquet") for name in self.splits], ignore_index=True)
 
     def test_rows(self) -> str:
         """Which rows are the test rows, in words (for reports)."""
@@ -225,14 +250,67 @@ class DataSource:
             return f"the rows whose '{self.contract.split}' column says test"
         return f"the week {self.split.test_start.isoformat()} to {self.split.end.isoformat()}"
 
-    def dataset(self, upsample=None, spec: FeatureSpec | None = None, texts: TextEmbeddingStore | None = None) -> Dataset:
+    def in_memory_bytes(self) -> int:
+        """An estimate of what `dataset(stream=False)` holds: the frame (about twice its parquet
+        columns uncompressed) and the encoded tensors (the two text vectors of each row dominate)."""
+        if self.joined is not None:
+            rows, raw = len(self.joined), int(self.joined.memory_usage(deep=False).sum())
+        else:
+            fragments = [f for name in self.splits
+                         for f in pads.dataset(str(self.path / f"{name}.parquet"), format="parquet").get_fragments()]
+            rows = sum(f.metadata.num_rows for f in fragments)
+            raw = sum(f.metadata.row_group(i).total_byte_size for f in fragments for i in range(f.metadata.num_row_groups))
+        return 2 * raw + rows * 2 * EMBEDDING_DIM * 4
+
+    def dataset(self, upsample=None, spec: FeatureSpec | None = None, texts: TextEmbeddingStore | None = None,
+                stream: bool | None = None) -> Dataset | StreamingDataset:
+        """The rows encoded for a model: in memory, or streamed from the training set's parquet
+        (`stream`; by default when `in_memory_bytes` exceeds the memory budget)."""
+        if stream is None:
+            stream = self.joined is None and self.in_memory_bytes() > settings.memory_budget()
+        if stream:
+            if self.joined is not None:
+                raise SchemaError(f"{self.path}: raw tables are joined in memory; to stream rows larger than memory, "
+                                  "build a training set first: grec features training-set")
+            return StreamingDataset(self.path, upsample, spec, texts, self.splits)
         return dataset_from_frame(self.frame, self.split, upsample, spec, texts, source=str(self.path), contract=self.contract)
+
+    def training_sample(self, n: int, seed: int) -> pd.DataFrame:
+        """Up to `n` rows of the training split drawn at random (the drift reference): the rows
+        `frame[train].sample(n, random_state=seed)` gives, read without loading the split."""
+        if self.joined is not None or "frame" in self.__dict__:
+            train = self.frame[split_masks(self.frame, self.contract, self.split)["train"]]
+            return train.sample(n, random_state=seed).sort_index() if len(train) > n else train
+        dataset = pads.dataset(str(self.path / "train.parquet"), format="parquet")
+        count = dataset.count_rows()
+        if count <= n:
+            return dataset.to_table().to_pandas()
+        index = np.sort(np.random.RandomState(seed).choice(count, size=n, replace=False))
+        return dataset.take(pa.array(index)).to_pandas().set_index(pd.Index(index))
+
+    def newest_rows(self, n: int) -> pd.DataFrame:
+        """The last `n` rows of the splits asked for (the held-out week's newest)."""
+        if self.joined is not None or "frame" in self.__dict__:
+            return self.frame.tail(n).reset_index(drop=True)
+        parts, left = [], n
+        for name in reversed(self.splits):
+            dataset = pads.dataset(str(self.path / f"{name}.parquet"), format="parquet")
+            count = dataset.count_rows()
+            take = min(left, count)
+            parts.insert(0, dataset.take(pa.array(np.arange(count - take, count))).to_pandas())
+            left -= take
+            if not left:
+                break
+        return pd.concat(parts, ignore_index=True)
 
 
 def _fingerprint(paths: list[Path]) -> str:
+    """SHA-256 over the files (a folder of parquet shards: each of its files, by name)."""
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(f"{path.name}:{_sha256(path)};".encode())
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                digest.update(f"{file.relative_to(path.parent)}:{_sha256(file)};".encode())
     return digest.hexdigest()
 
 
@@ -242,10 +320,9 @@ def open_source(path: Path, splits: tuple[str, ...] = SPLITS, test_days: int = 7
     path = Path(path)
     if (path / MANIFEST).exists():
         manifest = read_manifest(path)
-        frame = pd.concat([pd.read_parquet(path / f"{name}.parquet") for name in splits], ignore_index=True)
         files = [path / MANIFEST, *(path / f"{name}.parquet" for name in SPLITS)]
-        return DataSource(path, frame, manifest.time_split(), manifest.feature_service, _fingerprint(files),
-                          read_contract(path))
+        return DataSource(path, manifest.time_split(), manifest.feature_service, _fingerprint(files),
+                          read_contract(path), splits)
     contract = read_contract(path)
     frame = join_tables(load_tables(path, contract))
     split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
@@ -254,4 +331,4 @@ def open_source(path: Path, splits: tuple[str, ...] = SPLITS, test_days: int = 7
     files = [path / t.file for t in contract.tables.values()]
     if contract is not TELECOM:
         files.append(path / CONTRACT_FILE)
-    return DataSource(path, frame[keep].reset_index(drop=True), split, RAW_JOIN, _fingerprint(files), contract)
+    return DataSource(path, split, RAW_JOIN, _fingerprint(files), contract, splits, frame[keep].reset_index(drop=True))

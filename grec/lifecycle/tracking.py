@@ -174,7 +174,7 @@ def _log_figures(net: nn.Module, data: Dataset, prob: np.ndarray, summary: dict)
 
 
 def _log_pyfunc(net: nn.Module, model_dir: Path, source: DataSource, spec, register_as: str | None):
-    head = source.frame.tail(INPUT_EXAMPLE_ROWS)  # the newest rows: the held-out week
+    head = source.newest_rows(INPUT_EXAMPLE_ROWS)  # the held-out week's
     use_cases = spec.tasks.use_cases
     example = request_frame(head, [use_cases[i % len(use_cases)] for i in range(len(head))], spec.input_columns())
     output = pd.DataFrame({"score": score_frame(net, spec, example).astype(np.float64)})

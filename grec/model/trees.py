@@ -69,7 +69,7 @@ def tree_matrix(f: Features) -> np.ndarray:
 
 def _task_index(data: Dataset, rows: TaskRows) -> np.ndarray:
     """(R,) flow-major task id of each row."""
-    return (data.features.flow[rows.impression] * len(data.spec.tasks.use_cases) + rows.use_case).numpy()
+    return rows.task(len(data.spec.tasks.use_cases)).numpy()
 
 
 class PerTaskTrees(nn.Module):

@@ -116,21 +116,13 @@ def sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.sample(n, random_state=seed).sort_index() if len(frame) > n else frame
 
 
-def training_rows(source) -> pd.DataFrame:
-    """The training split of `source` (a DataSource): the rows its contract's split column marks
-    `train` where the contract names one, else the rows before the validation window."""
-    from grec.data.dataset import split_masks
-
-    return source.frame[split_masks(source.frame, source.contract, source.split)["train"]]
-
-
 def reference_rows(model, spec, source, policy: DriftPolicy | None = None) -> pd.DataFrame:
     """A sample of the training split of `source` (a DataSource) with the model's scores."""
     policy = policy or DriftPolicy.load()
-    train = training_rows(source)
+    train = source.training_sample(policy.sample_rows, policy.seed)
     if train.empty:
         raise SchemaError(f"{source.path}: no training rows to take the drift reference from")
-    return drift_rows(model, spec, sample(train, policy.sample_rows, policy.seed))
+    return drift_rows(model, spec, train)
 
 
 def window_rows(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:

@@ -4,6 +4,7 @@ task vocabulary's, the reference is its contract's training split; the storefron
 order stay as they were. And the Evidently report's own verdict is the policy's: the report's
 dataset-drift threshold is the policy's share, and a column drifts when Evidently's test says so."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +15,7 @@ from grec.data import schema
 from grec.data.contract import TELECOM
 from grec.data.dataset import FeatureSpec, TimeSplit
 from grec.data.schema import TELECOM_TASKS, TaskVocabulary
+from grec.features.training_set import RAW_JOIN, DataSource
 from grec.monitoring import drift
 from grec.monitoring.drift import (DriftPolicy, compare, dataset_drift, drift_rows, feature_columns, reference_rows,
                                    score_column, served_scores, task_names)
@@ -87,7 +89,7 @@ def test_the_reference_is_the_contracts_training_split(scores):
     frame = input_frame(spec, 300, split=np.repeat(["test", "train", "valid"], 100),
                         event_timestamp=pd.Timestamp("2026-01-01", tz="UTC"))
     frame.loc[frame["split"] == "train", "age"] = 7.0
-    source = SimpleNamespace(path="src", frame=frame, contract=SimpleNamespace(split="split"), split=None)
+    source = DataSource(Path("src"), None, RAW_JOIN, "", SimpleNamespace(split="split"), joined=frame)
     ref = reference_rows(None, spec, source)
     assert len(ref) == 100 and (ref["age"] == 7.0).all()
 
@@ -96,7 +98,7 @@ def test_without_a_split_column_the_reference_is_the_rows_before_the_validation_
     spec = FeatureSpec()
     ts = pd.Series(pd.date_range("2026-01-01", periods=30, freq="D", tz="UTC"))
     frame = input_frame(spec, 30, event_timestamp=ts)
-    source = SimpleNamespace(path="src", frame=frame, contract=TELECOM, split=TimeSplit.from_timestamps(ts))
+    source = DataSource(Path("src"), TimeSplit.from_timestamps(ts), RAW_JOIN, "", TELECOM, joined=frame)
     ref = reference_rows(None, spec, source)
     assert len(ref) == 16  # 30 days less the test and the validation weeks
 

@@ -1,0 +1,273 @@
+"""Training sets larger than memory: each split read from parquet one buffer of row groups at a
+time, and encoded to tensors per batch on background threads.
+
+A StreamingDataset answers what grec.train.fit and grec.evaluate.predict ask of a Dataset (`spec`,
+`split`, `rows`, `batches`) without holding the features. It holds one shuffle buffer of parquet
+rows (the raw columns, `BUFFER_BLOCKS` row groups) and the next, the batches being prepared, the
+text vectors of the distinct texts, and the validation and test rows (the label, use case and
+flow of each (example, task) row: AUC needs every score). Training rows are built per buffer.
+
+Under one seed it visits the training rows in the order the in-memory Dataset does for the same
+blocks (grec.data.order), and encodes them to the same tensors, so the two train the same model
+(tests/data/test_stream.py). That holds when the row groups hold BLOCK_ROWS rows, as the training
+sets written by `grec features training-set` do.
+
+Dimension letters: R (example, task) rows, N impressions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty, Full, Queue
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import torch
+
+from grec.data.contract import read_contract
+from grec.data.dataset import Batch, FeatureSpec, Labels, TaskRows, build_task_rows, check_arrow_schema
+from grec.data.order import BUFFER_BLOCKS, epoch_order, visit_rank
+from grec.data.schema import ORACLE_COLUMNS, SchemaError
+from grec.data.text import TextEmbeddingStore
+
+SPLITS = ("train", "valid", "test")
+
+
+class ParquetSplit:
+    """One split on disk (a parquet file, or a folder of parquet shards) as its row groups: the
+    blocks a StreamingDataset reads, in file order."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise SchemaError(f"{self.path}: file not found (a training-set split)")
+        try:
+            dataset = pads.dataset(str(self.path), format="parquet")
+            self.fragments = [rg for f in dataset.get_fragments() for rg in f.split_by_row_group()]
+            self.sizes = [f.row_groups[0].num_rows for f in self.fragments]
+        except (pa.ArrowInvalid, OSError) as error:
+            raise SchemaError(f"{self.path}: not readable as parquet ({error})") from error
+        self.schema = dataset.schema
+
+    def __len__(self) -> int:
+        return sum(self.sizes)
+
+    def read(self, blocks: Iterable[int], columns: list[str]) -> pa.Table:
+        """The rows of `blocks`, concatenated in the order given."""
+        return pa.concat_tables([self.fragments[b].to_table(columns=columns) for b in blocks])
+
+    def frames(self, columns: list[str]):
+        """Each block's `columns` as a pandas frame, in file order."""
+        for b in range(len(self.fragments)):
+            yield self.read([b], columns).to_pandas()
+
+
+@dataclass(frozen=True)
+class StreamedRows:
+    """The (example, task) rows of a streamed split that are never held: built per buffer."""
+
+    split: str
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class StreamingDataset:
+    """A training set on disk (train/valid/test parquet and its manifest) read in blocks."""
+
+    def __init__(self, set_dir: Path, upsample: dict[str, int] | None = None, spec: FeatureSpec | None = None,
+                 texts: TextEmbeddingStore | None = None, splits: tuple[str, ...] = SPLITS):
+        from grec.features.training_set import read_manifest  # it builds on grec.data
+
+        set_dir = Path(set_dir)
+        manifest = read_manifest(set_dir)
+        contract = read_contract(set_dir)
+        self.source, self.split, self.upsample = str(set_dir), manifest.time_split(), upsample
+        self.splits = {name: ParquetSplit(set_dir / f"{name}.parquet") for name in splits}
+        for name, split in self.splits.items():
+            check_arrow_schema(split.schema, contract.tables["impressions"], str(split.path))
+        if spec is None:
+            if "train" not in self.splits:
+                raise SchemaError(f"{set_dir}: the feature vocabularies are fitted on the train split; give a spec")
+            columns = FeatureSpec(**contract.feature_spec_columns()).fit_columns()
+            spec = FeatureSpec.fit_parts(self.splits["train"].frames(columns), **contract.feature_spec_columns())
+        self.spec = spec
+        self.texts = texts or TextEmbeddingStore()
+        self._encode_texts()
+        has_oracle = set(ORACLE_COLUMNS) <= set(next(iter(self.splits.values())).schema.names)
+        self._label_columns = ["flow", *spec.tasks.label_columns, *(ORACLE_COLUMNS if has_oracle else ())]
+        self._columns = list(dict.fromkeys([*spec.input_columns(), *self._label_columns]))
+        self.rows: dict[str, TaskRows | StreamedRows] = {}
+        self._block_rows: dict[str, list[int]] = {}  # first row of each block in rows[split], and the end
+        for name in self.splits:
+            held = self._split_rows(name, upsample if name == "train" else None)
+            counts = [len(r) for r in held]
+            self._block_rows[name] = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).tolist()
+            self.rows[name] = StreamedRows(name, sum(counts)) if name == "train" else _concat(held)
+
+    def _encode_texts(self) -> None:
+        """Encode every distinct search query and description once, before training reads them
+        per batch (the store then only looks up)."""
+        distinct = set()
+        for split in self.splits.values():
+            for b in range(len(split.fragments)):
+                table = split.read([b], ["search_query", "description"])
+                for column in table.columns:
+                    distinct.update(pc.unique(column).to_pylist())
+        self.texts.lookup(np.array(sorted(distinct), dtype=object))
+
+    def _labels(self, table: pa.Table) -> tuple[Labels, np.ndarray]:
+        frame = table.select(self._label_columns).to_pandas()
+        return Labels.from_frame(frame, self.spec.tasks), self.spec.flow_codes(frame)
+
+    def _split_rows(self, name: str, upsample) -> list[TaskRows]:
+        """Each block's (example, task) rows, impressions numbered through the split."""
+        split, out, offset = self.splits[name], [], 0
+        for b, size in enumerate(split.sizes):
+            labels, flows = self._labels(split.read([b], self._label_columns))
+            out.append(_shift(build_task_rows(labels, np.arange(size), flows, upsample, self.spec.tasks), offset))
+            offset += size
+            if name == "train":  # only counted: training rows are built again per buffer
+                out[-1] = StreamedRows(name, len(out[-1]))
+        return out
+
+    def _split_of(self, rows) -> str:
+        if isinstance(rows, StreamedRows):
+            return rows.split
+        for name, held in self.rows.items():
+            if held is rows:
+                return name
+        raise SchemaError("a streamed dataset scores whole splits: pass one of its `rows` (train, valid, test)")
+
+    def batches(self, rows, batch_size: int, generator: torch.Generator | None = None, target: str = "label",
+                buffer_blocks: int = BUFFER_BLOCKS) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
+        """Yield (Batch, targets, positions in `rows`) as Dataset.batches does: with a generator
+        in the epoch order of grec.data.order (training; positions are then within the buffer),
+        without one block by block, each block's rows grouped by impression."""
+        name = self._split_of(rows)
+        if generator is None:
+            buffers = self._blocks_in_order(name)
+        else:
+            buffers = self._shuffled_buffers(name, generator, buffer_blocks)
+        parts = prefetch(self._parts(_prefetch_tables(buffers), batch_size, target), depth=8)
+        yield from parts
+
+    def _blocks_in_order(self, name: str):
+        """(table, rows, order, first position) per block: evaluation order."""
+        split, held = self.splits[name], self.rows[name]
+        for b in range(len(split.sizes)):
+            start, end = self._block_rows[name][b], self._block_rows[name][b + 1]
+            yield lambda b=b, start=start, end=end: self._block_part(name, b, start, end, held)
+
+    def _block_part(self, name, b, start, end, held):
+        split = self.splits[name]
+        table = split.read([b], self._columns)
+        if isinstance(held, StreamedRows):  # the training split, scored in order: build its rows
+            labels, flows = self._labels(table)
+            part = build_task_rows(labels, np.arange(len(table)), flows, self.upsample, self.spec.tasks)
+        else:
+            part = _shift(held.take(torch.arange(start, end)), -self._first_impression(name, b))
+        order = torch.argsort(part.impression, stable=True)
+        return table, None, part, order, start
+
+    def _first_impression(self, name: str, b: int) -> int:
+        return sum(self.splits[name].sizes[:b])
+
+    def _shuffled_buffers(self, name: str, generator: torch.Generator, buffer_blocks: int):
+        """(table, rows, order, 0) per shuffle buffer: the epoch order of grec.data.order."""
+        split = self.splits[name]
+        upsample = self.upsample if name == "train" else None
+        for ids, perm in epoch_order(split.sizes, buffer_blocks, generator):
+            def load(ids=ids, perm=perm):
+                table = split.read(ids, self._columns)
+                labels, flows = self._labels(table)
+                part = build_task_rows(labels, np.arange(len(table)), flows, upsample, self.spec.tasks)
+                rank = visit_rank(perm)
+                # the rows in visit order, gathered once: a batch then reads a short contiguous run
+                # of them instead of rows strewn over the whole buffer
+                visited = table.take(pa.array(perm.numpy()))
+                return visited, rank, part, torch.argsort(rank[part.impression], stable=True), 0
+            yield load
+
+    def _parts(self, buffers, batch_size: int, target: str):
+        """Batches of each buffer's rows in `order`; `rank` places a buffer row in `table` (None:
+        in place). A batch's impressions stay in buffer order, as Dataset.batches has them."""
+        for table, rank, part, order, first in buffers:
+            for chunk in order.split(batch_size):
+                rows = part.take(chunk)
+                unique, example = torch.unique(rows.impression, return_inverse=True)
+                at = unique if rank is None else rank[unique]
+                lo = int(at.min())
+                run = table.slice(lo, int(at.max()) - lo + 1).take(pa.array((at - lo).numpy()))
+                features = self.spec.encode(run.to_pandas(), self.texts)
+                yield Batch(features, example, rows.use_case), rows.targets(target), chunk + first
+
+
+def _shift(rows: TaskRows, offset: int) -> TaskRows:
+    return TaskRows(rows.impression + offset, rows.use_case, rows.label, rows.oracle, rows.flow)
+
+
+def _concat(parts: list[TaskRows]) -> TaskRows:
+    oracle = None if parts[0].oracle is None else torch.cat([p.oracle for p in parts])
+    return TaskRows(*(torch.cat([getattr(p, f) for p in parts]) for f in ("impression", "use_case", "label")),
+                    oracle, torch.cat([p.flow for p in parts]))
+
+
+def _prefetch_tables(loaders):
+    """Read the next buffer while the current one is being batched (one buffer ahead)."""
+    return prefetch((load() for load in loaders), depth=1)
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def prefetch(items: Iterable, depth: int) -> Iterator:
+    """Run `items` on a background thread, up to `depth` items ahead, so reading and encoding
+    overlap the training step. An error there is raised here; leaving early stops the thread."""
+    queue: Queue = Queue(maxsize=depth)
+    stop, done = threading.Event(), object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as error:  # handed to the consumer, raised there
+            put(_Failure(error))
+
+    thread = threading.Thread(target=produce, daemon=True, name="grec-prefetch")
+    thread.start()
+    try:
+        while True:
+            try:
+                item = queue.get(timeout=0.1)
+            except Empty:
+                if not thread.is_alive() and queue.empty():
+                    raise RuntimeError("the prefetch thread ended without a result") from None
+                continue
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
