@@ -140,7 +140,7 @@ def markdown(payload: dict) -> str:
         "and a test week) as a training set; larger sizes repeat its training shards. GRec task-sentence "
         f"(d_model 32, 8 experts top-4), batches of 2048 (example, task) rows, {r['steps']} timed steps "
         "after 5 warm-up steps, one fresh process per row (its own peak RSS).", "",
-        "| impressions in the set | path | training rows | open (s) | rows/s | rows/s per core | peak RSS after open (GiB) | peak RSS (GiB) |",
+        "| size (impressions; the training weeks repeated) | path | training rows | open (s) | rows/s | rows/s per core | peak RSS after open (GiB) | peak RSS (GiB) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for x in [*memory, *streamed]:

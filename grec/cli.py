@@ -252,6 +252,7 @@ def train(
     batch_size: Annotated[int, typer.Option(help="(example, task) rows per step")] = 2048,
     lr: Annotated[float, typer.Option()] = 1e-3,
     seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[bool, typer.Option(help="Go on from the checkpoint a stopped run of the same --out left")] = False,
     upsample: Annotated[Optional[str], typer.Option(help="Repeat training rows, e.g. 'CVR=4,AAL+CTCVR=2'")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     out: Annotated[Optional[Path], typer.Option(help="Model folder [default: $GREC_HOME/models/<model>]")] = None,
@@ -262,6 +263,7 @@ def train(
 ):
     """Train GRec, a baseline network or the per-task LightGBM incumbents, early-stopping on the
     validation week; log the run to MLflow and register the model as the challenger."""
+    from grec import distributed
     from grec.lifecycle.tracking import configure, train_and_log, ui_command
     from grec.model.checkpoint import ARCHS, model_config
     from grec.model.inputs import InputConfig
@@ -271,6 +273,8 @@ def train(
         raise typer.BadParameter(f"--model: {model!r} is not one of {', '.join(ARCHS)}")
     upsample_factors = parse_upsample(upsample)
     configure(tracking_uri)
+    if not distributed.world().is_main:  # under torchrun: rank 0 speaks for the job
+        console.quiet = True
     with console.status("Loading the data and encoding texts"):
         source = open_data(data, training_set)
         dataset = source.dataset(upsample=upsample_factors)
@@ -284,8 +288,10 @@ def train(
                       f"(${settings.MEMORY_ENV})", soft_wrap=True)
     register = model == "grec" if register is None else register
     record = train_and_log(config, source, dataset,
-                           TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device),
+                           TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume),
                            out, run_name, register_as=name if register else None)
+    if record is None:  # a rank of a torchrun job other than 0: rank 0 reports
+        return
     summary = record.summary
     split = {"column": source.contract.split} if source.contract.split else dataset.split.__dict__
     write_json(out / "train.json", {"data": str(source.path), "run_id": record.run_id, "split": split,

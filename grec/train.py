@@ -23,8 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from grec import distributed
 from grec.data.dataset import Batch, Dataset, TaskRows
 from grec.data.order import BUFFER_BLOCKS
 from grec.data.schema import SchemaError
@@ -48,6 +50,7 @@ class TrainConfig:
     # "label" (the 0/1 outcomes), or "oracle": the true probabilities of simulated data as soft
     # targets, which estimates the best score the observable features allow (the reachable ceiling)
     target: str = "label"
+    resume: bool = False  # go on from the checkpoint a stopped run left (grec.train.fit)
 
 
 @dataclass
@@ -95,6 +98,18 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
     return loss.item()
 
 
+def _validate(model: nn.Module, data: Dataset, rows: TaskRows, target: str, device, world: distributed.World):
+    """(log-loss, mean AUC by use case) of `rows`, scored on rank 0 and broadcast: every rank
+    then takes the same learning-rate and stopping decisions."""
+    result = None
+    if world.is_main:
+        prob = predict(model, data, rows, device=device)
+        # no validation rows (a tiny task): train every epoch and keep the last weights
+        loss = _cross_entropy(rows.targets(target).numpy(), prob) if len(prob) else math.nan
+        result = loss, mean_auc_by_use_case(rows, prob, data.spec.tasks.use_cases)
+    return distributed.broadcast(result, world)
+
+
 def fit(
     model: nn.Module,
     data: Dataset,
@@ -106,56 +121,80 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train in place; on return the model holds the weights of its best validation epoch.
-    `on_epoch` gets each epoch's history entry as it is made (experiment tracking)."""
+    `on_epoch` gets each epoch's history entry as it is made (experiment tracking; rank 0 only).
+    With `config.resume` and a `checkpoint` on disk, training goes on after its last epoch, from its
+    weights, optimizer, schedule and random states: the model an uninterrupted run makes.
+
+    Under torchrun (grec.distributed) each rank trains on its share of every epoch's batches
+    through DistributedDataParallel; rank 0 validates, decides and writes the checkpoint."""
     seed_everything(config.seed)
-    device = resolve_device(config.device)
+    world = distributed.world()
+    device = distributed.device(world, resolve_device(config.device))
     model.to(device)
     train_rows = data.rows["train"] if train_rows is None else train_rows
     valid_rows = data.rows["valid"] if valid_rows is None else valid_rows
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.lr_decay, patience=0)
-    generator = torch.Generator().manual_seed(config.seed)
-    result, best_state, stale = TrainResult(), None, 0
+    generator = torch.Generator().manual_seed(config.seed)  # the same epoch order on every rank
+    result, best_state, stale, first = TrainResult(), None, 0, 1
+    if config.resume and checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["rng"])
+        best_state, stale, result.history = state["best_state"], state["stale"], state["history"]
+        result.best_epoch, result.best_valid_loss = state["best_epoch"], state["best_valid_loss"]
+        first = state["epoch"] + 1
+        if stale >= config.patience:
+            first = config.epochs + 1  # it had stopped early: nothing left to train
+    stepped = model  # wrapped after a resume: DDP starts every rank from rank 0's weights
+    if world.distributed:
+        stepped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first, config.epochs + 1):
         model.train()
         total, n = 0.0, 0
-        n_batches = -(-len(train_rows) // config.batch_size)
+        # batch_size is the step's: each of N ranks takes every N-th slice of batch_size / N rows, so
+        # a step averages the gradients of the rows one process would have taken in one batch
+        per_rank = -(-config.batch_size // world.size)
+        n_batches = -(-len(train_rows) // per_rank) // world.size
+        batches = data.batches(train_rows, per_rank, generator, config.target, config.shuffle_buffer)
         bar = tqdm(
-            data.batches(train_rows, config.batch_size, generator, config.target, config.shuffle_buffer),
+            distributed.together(distributed.shard(batches, world), world, device),
             total=n_batches,
             desc=f"{desc} epoch {epoch}",
-            disable=not config.progress,
+            disable=not config.progress or not world.is_main,
             leave=False,
         )
         for batch, labels, _ in bar:
-            loss = train_step(model, optimizer, batch.to(device), labels.to(device))
+            loss = train_step(stepped, optimizer, batch.to(device), labels.to(device))
             total += loss * len(labels)
             n += len(labels)
             result.steps += 1
             bar.set_postfix(loss=f"{total / n:.4f}")
-        prob = predict(model, data, valid_rows, device=device)
-        # no validation rows (a tiny task): train every epoch and keep the last weights
-        valid_loss = _cross_entropy(valid_rows.targets(config.target).numpy(), prob) if len(prob) else math.nan
-        auc = mean_auc_by_use_case(valid_rows, prob, data.spec.tasks.use_cases)
-        if len(prob):
+        valid_loss, auc = _validate(model, data, valid_rows, config.target, device, world)
+        if not math.isnan(valid_loss):
             scheduler.step(valid_loss)
         entry = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": total / max(n, 1),
                  "valid_loss": valid_loss, "valid_auc": auc["mean"],
                  **{f"valid_auc_{u}": auc[u] for u in data.spec.tasks.use_cases if u in auc}}
         result.history.append(entry)
-        if on_epoch is not None:
+        if on_epoch is not None and world.is_main:
             on_epoch(entry)
         if valid_loss < result.best_valid_loss:
             result.best_epoch, result.best_valid_loss, stale = epoch, valid_loss, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
-        if checkpoint is not None:
+        if checkpoint is not None and world.is_main:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             _atomic_torch_save(
                 {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "best_state": best_state, "history": result.history, "train_config": asdict(config)},
+                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "rng": torch.get_rng_state(),
+                 "best_state": best_state, "best_epoch": result.best_epoch, "best_valid_loss": result.best_valid_loss,
+                 "stale": stale, "history": result.history, "train_config": asdict(config)},
                 checkpoint,
             )
         if stale >= config.patience and len(valid_rows):
@@ -163,7 +202,7 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
-    result.rows_per_second = len(train_rows) * len(result.history) / result.seconds
+    result.rows_per_second = len(train_rows) * max(len(result.history) - first + 1, 0) / max(result.seconds, 1e-9)
     return result
 
 
@@ -192,6 +231,9 @@ def train_model(model: nn.Module, data: Dataset, config: TrainConfig, checkpoint
         raise SchemaError(f"{data.source}: {type(model).__name__} trains from memory (each task's rows apart), and "
                           f"these {len(data.rows['train']):,} training rows are streamed; raise GREC_MEMORY_BUDGET "
                           "if they fit, or train a multi-task network (grec, mmoe, shared_bottom)")
+    if distributed.world().distributed and (isinstance(model, PerTaskTrees) or hasattr(model, "members")):
+        raise SchemaError(f"{type(model).__name__} trains one task at a time in one process; under torchrun "
+                          "train a multi-task network (grec, mmoe, shared_bottom)")
     if isinstance(model, PerTaskTrees):
         return fit_trees(model, data, config.seed, config.target, on_epoch)
     if hasattr(model, "members"):

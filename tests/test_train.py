@@ -35,6 +35,22 @@ def test_checkpoint_is_written(small_dataset, tmp_path):
     assert summary["rows_per_second"] > 0
 
 
+def test_a_stopped_run_resumes_from_its_checkpoint_to_the_uninterrupted_model(small_dataset, tmp_path):
+    def run(epochs, folder, resume=False):
+        torch.manual_seed(5)
+        model = grec_for(small_dataset, d_model=16)
+        config = TrainConfig(epochs=epochs, batch_size=4096, patience=3, seed=5, progress=False, resume=resume)
+        return model, train_model(model, small_dataset, config, checkpoint_dir=folder)
+
+    whole, whole_summary = run(2, tmp_path / "whole")
+    run(1, tmp_path / "stopped")  # as if killed after its first epoch
+    resumed, resumed_summary = run(2, tmp_path / "stopped", resume=True)
+    assert [e["epoch"] for e in resumed_summary["history"]] == [1, 2]
+    assert resumed_summary["history"] == whole_summary["history"]
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_soft_targets_fit_the_true_probabilities_and_early_stop_on_their_cross_entropy(small_dataset):
     torch.manual_seed(0)
     model = grec_for(small_dataset, d_model=16)
@@ -56,7 +72,7 @@ def test_grec_learns_ctr_close_to_the_oracle(tmp_path_factory):
     data = load_dataset(out)
     torch.manual_seed(0)
     model = grec_for(data, match_features=True)  # as model_config builds it
-    train_model(model, data, TrainConfig(epochs=3, progress=False))
+    train_model(model, data, TrainConfig(epochs=4, progress=False))
     ctr = evaluate(model, data, "test")["by_use_case"]["CTR"]
     assert ctr["auc"] >= 0.70
     assert ctr["auc"] >= ctr["oracle_auc"] - 0.05

@@ -223,18 +223,23 @@ def _list_max(values: pd.Series) -> int:
 def _pad_right_aligned(values: np.ndarray, length: int, shift: int, unknown: int) -> np.ndarray:
     """Ragged id lists -> (N, length): keep the last `length`, right-align, id+shift (unknown above)."""
     lens = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
-    out = np.zeros((len(values), length), dtype=np.int64)
     if lens.sum() == 0:
+        return np.zeros((len(values), length), dtype=np.int64)
+    return _pad_flat(np.concatenate([np.asarray(v, dtype=np.int64) for v in values]), lens, length, shift, unknown)
+
+
+def _pad_flat(flat: np.ndarray, lens: np.ndarray, length: int, shift: int, unknown: int) -> np.ndarray:
+    """The same from the lists' values end to end and each list's length."""
+    out = np.zeros((len(lens), length), dtype=np.int64)
+    if len(flat) == 0:
         return out
-    flat = np.concatenate([np.asarray(v, dtype=np.int64) for v in values])
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    keep = np.minimum(lens, length)
-    rows = np.repeat(np.arange(len(values)), keep)
-    within = np.arange(keep.sum()) - np.repeat(np.cumsum(keep) - keep, keep)  # 0..keep-1 per row
-    src = np.repeat(starts + lens - keep, keep) + within
-    cols = np.repeat(length - keep, keep) + within
-    ids = flat[src]
-    out[rows, cols] = np.where((ids < 0) | (ids + shift > unknown), unknown, ids + shift)
+    ends = np.cumsum(lens)
+    for lo in range(0, len(lens), 8192):  # in chunks: the (rows, length) temporaries stay in cache
+        end, n = ends[lo:lo + 8192], lens[lo:lo + 8192]
+        source = end[:, None] - length + np.arange(length)[None, :]  # the value each slot takes
+        filled = source >= (end - n)[:, None]  # right-aligned: the slots before a short list stay 0
+        ids = flat[np.where(filled, source, 0)]
+        out[lo:lo + 8192] = np.where(filled, np.where((ids < 0) | (ids + shift > unknown), unknown, ids + shift), 0)
     return out
 
 

@@ -2,10 +2,11 @@
 time, and encoded to tensors per batch on background threads.
 
 A StreamingDataset answers what grec.train.fit and grec.evaluate.predict ask of a Dataset (`spec`,
-`split`, `rows`, `batches`) without holding the features. It holds one shuffle buffer of parquet
-rows (the raw columns, `BUFFER_BLOCKS` row groups) and the next, the batches being prepared, the
-text vectors of the distinct texts, and the validation and test rows (the label, use case and
-flow of each (example, task) row: AUC needs every score). Training rows are built per buffer.
+`split`, `rows`, `batches`) without holding the features. It holds one shuffle buffer
+(`BUFFER_BLOCKS` row groups, encoded from Arrow by grec.data.encode_table with text vectors by
+reference) and the next, the batches being prepared, the vectors of the distinct texts, and the
+validation and test rows (the label, use case and flow of each (example, task) row: AUC needs
+every score). Training rows are built per buffer.
 
 Under one seed it visits the training rows in the order the in-memory Dataset does for the same
 blocks (grec.data.order), and encodes them to the same tensors, so the two train the same model
@@ -31,6 +32,7 @@ import torch
 
 from grec.data.contract import read_contract
 from grec.data.dataset import Batch, FeatureSpec, Labels, TaskRows, build_task_rows, check_arrow_schema
+from grec.data.encode_table import encode_table
 from grec.data.order import BUFFER_BLOCKS, epoch_order, visit_rank
 from grec.data.schema import ORACLE_COLUMNS, SchemaError
 from grec.data.text import TextEmbeddingStore
@@ -159,7 +161,8 @@ class StreamingDataset:
         yield from parts
 
     def _blocks_in_order(self, name: str):
-        """(table, rows, order, first position) per block: evaluation order."""
+        """A loader per block, in file order (evaluation): (encoded rows, task rows, their order,
+        the position in rows[name] of the block's first row)."""
         split, held = self.splits[name], self.rows[name]
         for b in range(len(split.sizes)):
             start, end = self._block_rows[name][b], self._block_rows[name][b + 1]
@@ -174,13 +177,14 @@ class StreamingDataset:
         else:
             part = _shift(held.take(torch.arange(start, end)), -self._first_impression(name, b))
         order = torch.argsort(part.impression, stable=True)
-        return table, None, part, order, start
+        return encode_table(self.spec, table, self.texts), part, order, start
 
     def _first_impression(self, name: str, b: int) -> int:
         return sum(self.splits[name].sizes[:b])
 
     def _shuffled_buffers(self, name: str, generator: torch.Generator, buffer_blocks: int):
-        """(table, rows, order, 0) per shuffle buffer: the epoch order of grec.data.order."""
+        """A loader per shuffle buffer, in the epoch order of grec.data.order: (encoded rows, task
+        rows, their visiting order, 0)."""
         split = self.splits[name]
         upsample = self.upsample if name == "train" else None
         for ids, perm in epoch_order(split.sizes, buffer_blocks, generator):
@@ -188,25 +192,18 @@ class StreamingDataset:
                 table = split.read(ids, self._columns)
                 labels, flows = self._labels(table)
                 part = build_task_rows(labels, np.arange(len(table)), flows, upsample, self.spec.tasks)
-                rank = visit_rank(perm)
-                # the rows in visit order, gathered once: a batch then reads a short contiguous run
-                # of them instead of rows strewn over the whole buffer
-                visited = table.take(pa.array(perm.numpy()))
-                return visited, rank, part, torch.argsort(rank[part.impression], stable=True), 0
+                order = torch.argsort(visit_rank(perm)[part.impression], stable=True)
+                return encode_table(self.spec, table, self.texts), part, order, 0
             yield load
 
     def _parts(self, buffers, batch_size: int, target: str):
-        """Batches of each buffer's rows in `order`; `rank` places a buffer row in `table` (None:
-        in place). A batch's impressions stay in buffer order, as Dataset.batches has them."""
-        for table, rank, part, order, first in buffers:
+        """Batches of each encoded buffer's rows in `order`, a batch's impressions in buffer
+        order (as Dataset.batches has them)."""
+        for encoded, part, order, first in buffers:
             for chunk in order.split(batch_size):
                 rows = part.take(chunk)
                 unique, example = torch.unique(rows.impression, return_inverse=True)
-                at = unique if rank is None else rank[unique]
-                lo = int(at.min())
-                run = table.slice(lo, int(at.max()) - lo + 1).take(pa.array((at - lo).numpy()))
-                features = self.spec.encode(run.to_pandas(), self.texts)
-                yield Batch(features, example, rows.use_case), rows.targets(target), chunk + first
+                yield Batch(encoded.take(unique), example, rows.use_case), rows.targets(target), chunk + first
 
 
 def _shift(rows: TaskRows, offset: int) -> TaskRows:
@@ -220,7 +217,7 @@ def _concat(parts: list[TaskRows]) -> TaskRows:
 
 
 def _prefetch_tables(loaders):
-    """Read the next buffer while the current one is being batched (one buffer ahead)."""
+    """Read and encode the next buffer while the current one is being batched (one buffer ahead)."""
     return prefetch((load() for load in loaders), depth=1)
 
 

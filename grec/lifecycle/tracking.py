@@ -37,6 +37,7 @@ from grec.features.training_set import DataSource
 from grec.lifecycle.pyfunc import request_frame, score_frame
 from grec.model.checkpoint import build_model, save_model
 from grec.monitoring.drift import save_reference
+from grec import distributed
 from grec.train import TrainConfig, seed_everything, train_model
 
 EXPERIMENT = "grec"
@@ -202,10 +203,11 @@ def train_and_log(
     run_name: str,
     register_as: str | None = MODEL_NAME,
     tags: dict[str, str] | None = None,
-) -> TrainedRun:
+) -> TrainedRun | None:
     """Build the model of `config` (GRecConfig or BaselineConfig), train it on `data` inside an
     MLflow run, save the model folder to `out`, log everything listed in the module docstring, and
-    (with `register_as`) register it and point `challenger` at it.
+    (with `register_as`) register it and point `challenger` at it. Under torchrun every rank
+    trains and rank 0 alone does the rest; the other ranks return None.
 
     The model is built after seeding with `train_config.seed`: the same seed and data give the same
     weights in any process."""
@@ -213,6 +215,10 @@ def train_and_log(
 
     seed_everything(train_config.seed)
     net = build_model(config)
+    checkpoint_dir = out.with_name(f".{out.name}-ckpt")  # written by rank 0; every rank resumes from it
+    if not distributed.world().is_main:  # another rank of a torchrun job: its share of the steps
+        train_model(net, data, train_config, checkpoint_dir=checkpoint_dir)  # rank 0 logs, saves and registers
+        return None
     configure()
     with mlflow.start_run(experiment_id=experiment_id(), run_name=run_name) as run:
         mlflow.set_tags({"grec.model": run_name, **(tags or {})})
@@ -224,7 +230,7 @@ def train_and_log(
             mlflow.log_metrics({prefix + k: float(v) for k, v in entry.items()
                                 if k not in ("epoch", "task") and not math.isnan(v)}, step=entry["epoch"])
 
-        summary = train_model(net, data, train_config, checkpoint_dir=out.with_name(f".{out.name}-ckpt"), on_epoch=on_epoch)
+        summary = train_model(net, data, train_config, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch)
         net.cpu()
         save_model(net, data.spec, out)
         prob = predict(net, data, data.rows["test"])

@@ -166,3 +166,27 @@ def test_the_budget_picks_the_path(training_set, texts, monkeypatch):
     assert isinstance(open_source(training_set).dataset(texts=texts), StreamingDataset)
     monkeypatch.setenv("GREC_MEMORY_BUDGET", "100G")
     assert isinstance(open_source(training_set).dataset(texts=texts), Dataset)
+
+
+def test_encoding_from_arrow_gives_the_frames_tensors_and_names_bad_rows(both, training_set, texts):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from grec.data.encode_table import encode_table
+
+    _, stream = both
+    table = pq.read_table(training_set / "valid.parquet").slice(0, 300)
+    expected = stream.spec.encode(table.to_pandas(), texts)
+    got = encode_table(stream.spec, table, texts).take(torch.arange(300))
+    for field in expected.__dataclass_fields__:
+        assert torch.equal(getattr(expected, field), getattr(got, field)), field
+    flows = table.column("flow").to_pylist()
+    flows[7] = "KIOSK"
+    with pytest.raises(SchemaError, match="unknown flow 'KIOSK' at row 7"):
+        encode_table(stream.spec, table.set_column(table.schema.get_field_index("flow"), "flow", pa.array(flows)), texts)
+    images = table.column("image_embedding").to_pylist()
+    images[3] = images[3][:-1]
+    bad = table.set_column(table.schema.get_field_index("image_embedding"), "image_embedding",
+                           pa.array(images, table.schema.field("image_embedding").type))
+    with pytest.raises(SchemaError, match="'image_embedding': row 3 has length"):
+        encode_table(stream.spec, bad, texts)
