@@ -52,6 +52,7 @@ class ParquetSplit:
             dataset = pads.dataset(str(self.path), format="parquet")
             self.fragments = [rg for f in dataset.get_fragments() for rg in f.split_by_row_group()]
             self.sizes = [f.row_groups[0].num_rows for f in self.fragments]
+            self.starts = np.concatenate([[0], np.cumsum(self.sizes, dtype=np.int64)[:-1]]).tolist()  # first row of each block
         except (pa.ArrowInvalid, OSError) as error:
             raise SchemaError(f"{self.path}: not readable as parquet ({error})") from error
         self.schema = dataset.schema
@@ -175,12 +176,9 @@ class StreamingDataset:
             labels, flows = self._labels(table)
             part = build_task_rows(labels, np.arange(len(table)), flows, self.upsample, self.spec.tasks)
         else:
-            part = _shift(held.take(torch.arange(start, end)), -self._first_impression(name, b))
+            part = _shift(held.take(torch.arange(start, end)), -split.starts[b])
         order = torch.argsort(part.impression, stable=True)
         return encode_table(self.spec, table, self.texts), part, order, start
-
-    def _first_impression(self, name: str, b: int) -> int:
-        return sum(self.splits[name].sizes[:b])
 
     def _shuffled_buffers(self, name: str, generator: torch.Generator, buffer_blocks: int):
         """A loader per shuffle buffer, in the epoch order of grec.data.order: (encoded rows, task
