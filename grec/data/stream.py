@@ -125,19 +125,19 @@ class StreamingDataset:
                     distinct.update(pc.unique(column).to_pylist())
         self.texts.lookup(np.array(sorted(distinct), dtype=object))
 
-    def _labels(self, table: pa.Table) -> tuple[Labels, np.ndarray]:
+    def _task_rows(self, table: pa.Table, upsample) -> TaskRows:
+        """The (example, task) rows of `table`'s impressions, numbered from 0."""
         frame = table.select(self._label_columns).to_pandas()
-        return Labels.from_frame(frame, self.spec.tasks), self.spec.flow_codes(frame)
+        labels, flows = Labels.from_frame(frame, self.spec.tasks), self.spec.flow_codes(frame)
+        return build_task_rows(labels, np.arange(len(frame)), flows, upsample, self.spec.tasks)
 
-    def _split_rows(self, name: str, upsample) -> list[TaskRows]:
-        """Each block's (example, task) rows, impressions numbered through the split."""
-        split, out, offset = self.splits[name], [], 0
-        for b, size in enumerate(split.sizes):
-            labels, flows = self._labels(split.read([b], self._label_columns))
-            out.append(_shift(build_task_rows(labels, np.arange(size), flows, upsample, self.spec.tasks), offset))
-            offset += size
-            if name == "train":  # only counted: training rows are built again per buffer
-                out[-1] = StreamedRows(name, len(out[-1]))
+    def _split_rows(self, name: str, upsample) -> list[TaskRows | StreamedRows]:
+        """Each block's (example, task) rows, impressions numbered through the split; the
+        training split's only counted (they are built again per buffer)."""
+        split, out = self.splits[name], []
+        for b in range(len(split.sizes)):
+            rows = self._task_rows(split.read([b], self._label_columns), upsample)
+            out.append(StreamedRows(name, len(rows)) if name == "train" else _shift(rows, split.starts[b]))
         return out
 
     def _split_of(self, rows) -> str:
@@ -173,8 +173,7 @@ class StreamingDataset:
         split = self.splits[name]
         table = split.read([b], self._columns)
         if isinstance(held, StreamedRows):  # the training split, scored in order: build its rows
-            labels, flows = self._labels(table)
-            part = build_task_rows(labels, np.arange(len(table)), flows, self.upsample, self.spec.tasks)
+            part = self._task_rows(table, self.upsample)
         else:
             part = _shift(held.take(torch.arange(start, end)), -split.starts[b])
         order = torch.argsort(part.impression, stable=True)
@@ -188,8 +187,7 @@ class StreamingDataset:
         for ids, perm in epoch_order(split.sizes, buffer_blocks, generator):
             def load(ids=ids, perm=perm):
                 table = split.read(ids, self._columns)
-                labels, flows = self._labels(table)
-                part = build_task_rows(labels, np.arange(len(table)), flows, upsample, self.spec.tasks)
+                part = self._task_rows(table, upsample)
                 order = torch.argsort(visit_rank(perm)[part.impression], stable=True)
                 return encode_table(self.spec, table, self.texts), part, order, 0
             yield load
