@@ -47,6 +47,17 @@ def parse_upsample(text: str | None) -> dict[str, int] | None:
     return out
 
 
+def parse_tags(pairs: list[str] | None) -> dict[str, str]:
+    """['kfp.run_id=abc'] -> {'kfp.run_id': 'abc'}."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--tag: {pair!r} is not KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
 @app.command()
 def simulate(
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: $GREC_HOME/data/default]")] = None,
@@ -259,6 +270,7 @@ def train(
     register: Annotated[Optional[bool], typer.Option(
         "--register/--no-register", help="Register the model (alias challenger) [default: GRec yes, baselines no]")] = None,
     name: Annotated[str, typer.Option("--name", help="Registered model name")] = "grec",
+    tag: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE tag on the MLflow run (repeatable)")] = None,
     tracking_uri: TrackingOpt = None,
 ):
     """Train GRec, a baseline network or the per-task LightGBM incumbents, early-stopping on the
@@ -272,6 +284,7 @@ def train(
     if model not in ARCHS:
         raise typer.BadParameter(f"--model: {model!r} is not one of {', '.join(ARCHS)}")
     upsample_factors = parse_upsample(upsample)
+    tags = parse_tags(tag)
     configure(tracking_uri)
     if not distributed.world().is_main:  # under torchrun: rank 0 speaks for the job
         console.quiet = True
@@ -289,13 +302,13 @@ def train(
     register = model == "grec" if register is None else register
     record = train_and_log(config, source, dataset,
                            TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume),
-                           out, run_name, register_as=name if register else None)
+                           out, run_name, register_as=name if register else None, tags=tags)
     if record is None:  # a rank of a torchrun job other than 0: rank 0 reports
         return
     summary = record.summary
     split = {"column": source.contract.split} if source.contract.split else dataset.split.__dict__
-    write_json(out / "train.json", {"data": str(source.path), "run_id": record.run_id, "split": split,
-                                    **summary}, default=str)
+    write_json(out / "train.json", {"data": str(source.path), "run_id": record.run_id, "model_uri": record.model_uri,
+                                    "split": split, **summary}, default=str)
     write_json(out / "eval-test.json", record.report, default=str)
     print_metrics(record.report, f"{run_name} on the test split ({source.path})")
     console.print(f"Saved {out} ({summary['seconds']:.0f}s, {summary['rows_per_second']:,.0f} rows/s)")

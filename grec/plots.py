@@ -40,11 +40,15 @@ def _task_panels(scores: TaskScores, title: str, tasks: TaskVocabulary):
 
 
 def _label_axes(fig: Figure, axes: np.ndarray, x: str, y: str) -> Figure:
+    """Axis labels on the outer panels; margins fixed in inches (the panels share their axes, so
+    only the outer ones carry tick labels): tight_layout took a second a figure of 12 panels."""
     for ax in axes[-1]:
         ax.set_xlabel(x)
     for ax in axes[:, 0]:
         ax.set_ylabel(y)
-    fig.tight_layout()
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, bottom=0.55 / height, top=1 - 0.75 / height,
+                        wspace=0.08, hspace=0.3)
     return fig
 
 
@@ -64,7 +68,7 @@ def roc_by_task(scores: TaskScores, title: str = "ROC by task (dashed: the true 
 def _pr_curve(label: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(recall, precision) without sklearn's closing (0, 1) point and without zero precision,
     which a log axis cannot show."""
-    precision, recall, _ = precision_recall_curve(label, prob)
+    precision, recall, _ = precision_recall_curve(label, prob, drop_intermediate=True)
     keep = precision[:-1] > 0
     return recall[:-1][keep], precision[:-1][keep]
 

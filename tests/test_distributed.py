@@ -1,6 +1,8 @@
 """`grec train` under torchrun: two gloo processes on loopback train one model, as good as one
-process's; a killed worker fails the job by name with nothing registered."""
+process's; a killed worker fails the job by name with nothing registered, and the job resumes
+from its checkpoint."""
 
+import json
 import os
 import signal
 import subprocess
@@ -71,7 +73,7 @@ def test_two_processes_train_a_model_within_the_noise_of_one(training_set, fresh
     assert -0.02 <= lo and hi <= 0.02, (lo, hi)
 
 
-def test_a_killed_worker_fails_the_job_by_name_and_registers_nothing(training_set, fresh_state):
+def test_a_killed_worker_fails_the_job_by_name_registers_nothing_and_the_job_resumes(training_set, fresh_state):
     import mlflow
 
     from grec.lifecycle.tracking import configure
@@ -92,6 +94,14 @@ def test_a_killed_worker_fails_the_job_by_name_and_registers_nothing(training_se
     assert not (out / "weights.pt").exists()
     configure()
     assert mlflow.MlflowClient().search_model_versions("name='grec'") == []
+
+    # both workers read rank 0's checkpoint and go on after its epoch, to one registered model
+    resumed = torchrun("--training-set", training_set, "--epochs", 2, "--out", out, "--resume")
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output[-3000:]
+    history = json.loads((out / "train.json").read_text())["history"]
+    assert [e["epoch"] for e in history] == [1, 2] and output.count("Saved ") == 1
+    assert len(mlflow.MlflowClient().search_model_versions("name='grec'")) == 1
 
 
 def _worker(tag: str, rank: int) -> int:

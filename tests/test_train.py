@@ -63,7 +63,9 @@ def test_grec_learns_ctr_close_to_the_oracle(tmp_path_factory):
     data = load_dataset(out)
     torch.manual_seed(0)
     model = grec_for(data, match_features=True)  # as model_config builds it
-    train_model(model, data, TrainConfig(epochs=4, progress=False))
+    # batches of 4096 at twice the default rate: 3 epochs reach what 4 of the defaults did (CTR
+    # 0.7527 against the bound 0.7489; the defaults at 3 epochs gave 0.7454), in 60 s instead of 100
+    train_model(model, data, TrainConfig(epochs=3, batch_size=4096, lr=2e-3, progress=False))
     ctr = evaluate(model, data, "test")["by_use_case"]["CTR"]
     assert ctr["auc"] >= 0.70
     assert ctr["auc"] >= ctr["oracle_auc"] - 0.05

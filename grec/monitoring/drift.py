@@ -95,7 +95,7 @@ def drift_rows(model, spec, frame: pd.DataFrame) -> pd.DataFrame:
     """The monitored columns of training-set-layout rows, plus the model's score for every task of
     the spec's vocabulary on the rows of the task's flow (`score AAL+CTR`, ...; NaN on the other
     flows' rows). Score columns come use case by use case (all flows of the first use case, ...)."""
-    from grec.lifecycle.pyfunc import score_frame
+    from grec.lifecycle.pyfunc import score_use_cases
 
     monitored = feature_columns(spec)
     out = frame[[c for c in monitored if c not in DERIVED]].reset_index(drop=True).copy()
@@ -104,11 +104,10 @@ def drift_rows(model, spec, frame: pd.DataFrame) -> pd.DataFrame:
     if "has_search" in monitored:
         out["has_search"] = (frame["search_query"].fillna("") != "").astype(np.int64).to_numpy()
     flow = frame["flow"].to_numpy()
-    inputs = frame[spec.input_columns()].reset_index(drop=True)
-    for use_case in spec.tasks.use_cases:
-        score = score_frame(model, spec, inputs.assign(use_case=use_case))
+    scores = score_use_cases(model, spec, frame[spec.input_columns()].reset_index(drop=True))  # (N, U)
+    for u, use_case in enumerate(spec.tasks.use_cases):
         for f in spec.tasks.flows:
-            out[score_column(f"{f}+{use_case}")] = np.where(flow == f, score, np.nan)
+            out[score_column(f"{f}+{use_case}")] = np.where(flow == f, scores[:, u], np.nan)
     return out
 
 

@@ -45,6 +45,8 @@ def run_local(name: str, params: dict | None = None, pipeline_root: Path | None 
     before = set(root.iterdir())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     fn = pipeline(name)
+    if "train_on" in (fn.component_spec.inputs or {}):  # no cluster here: train in the step unless told
+        params = {"train_on": "process", **(params or {})}
     try:
         with warnings.catch_warnings():
             # Known and harmless here: the project image is not pulled locally (the current

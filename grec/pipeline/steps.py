@@ -93,20 +93,42 @@ def build_features(tables_dir: Path, end: str, out_dir: Path):
 
 
 def train(training_set: Path, out_dir: Path, arch: str = "grec", epochs: int = 8, seed: int = 0,
-          tags: dict[str, str] | None = None):
+          tags: dict[str, str] | None = None, launch=None, backend=None):
     """Train `arch` on the training set, log the run to MLflow (not registered: the gate comes
-    first) and save the model folder to out_dir. Returns grec.lifecycle.tracking.TrainedRun."""
+    first) and save the model folder to out_dir. Returns grec.lifecycle.tracking.TrainedRun.
+
+    launch (grec.pipeline.launch.Launch): in this process (default), under torchrun here, or as a
+    Kubeflow TrainJob (`backend`: the TrainerClient's KubernetesBackendConfig, default in-cluster);
+    the LightGBM incumbents always train here."""
+    from grec.pipeline import launch as launching
+
+    launch = launch or launching.Launch()
+    if launch.on == "process" or arch == "lightgbm":
+        return _train_here(Path(training_set), Path(out_dir), arch, epochs, seed, tags)
+
+    def args_for(staged_set: Path, model_dir: Path) -> list[str]:
+        return launching.train_arguments(staged_set, model_dir, arch, epochs, seed, tags)
+
+    if launch.on == "torchrun":
+        launching.run_torchrun(args_for(training_set, out_dir), launch.procs_per_node)
+        return launching.read_trained(out_dir)
+    from grec.pipeline import trainjob
+
+    return trainjob.train(Path(training_set), Path(out_dir), args_for, arch, launch, backend)
+
+
+def _train_here(training_set: Path, out_dir: Path, arch: str, epochs: int, seed: int, tags: dict[str, str] | None):
     from grec.features.training_set import open_source
     from grec.lifecycle.tracking import train_and_log
     from grec.model.checkpoint import model_config
     from grec.model.inputs import InputConfig
     from grec.train import TrainConfig
 
-    source = open_source(Path(training_set))
+    source = open_source(training_set)
     data = source.dataset()
     config = model_config(arch, InputConfig.sizes_from(data.spec))
     run_name = "grec-task_sentence" if arch == "grec" else arch
-    return train_and_log(config, source, data, TrainConfig(epochs=epochs, seed=seed), Path(out_dir), run_name,
+    return train_and_log(config, source, data, TrainConfig(epochs=epochs, seed=seed), out_dir, run_name,
                          register_as=None, tags=tags)
 
 

@@ -183,14 +183,14 @@ def test_aliexpress_loads_validates_and_benchmarks_in_the_published_layout(tmp_p
     write_tables({"impressions": imp}, tmp_path / "ali", read_contract(tmp_path / "ali"))  # mended
     # the model lifecycle's commands take it as they take the storefront: train (tracked,
     # registered), then the promotion gate on the source's own test rows
-    result = invoke("train", "--data", tmp_path / "ali", "--epochs", 4, "--batch-size", 256)
+    result = invoke("train", "--data", tmp_path / "ali", "--epochs", 2, "--batch-size", 256)
     assert "Registered grec version 1" in result.output and "NL+CTCVR" in result.output
     result = invoke("registry", "promote", "--decided-by", "test")
     assert "Held out: the rows whose 'split' column says test, 20,000 task rows" in result.output
     assert "PROMOTED grec v1" in result.output
 
     out = tmp_path / "bench"
-    invoke("benchmark", "aliexpress", "--data", source, "--out", out, "--epochs", 4, "--batch-size", 256,
+    invoke("benchmark", "aliexpress", "--data", source, "--out", out, "--epochs", 2, "--batch-size", 256,
            "--models", "GRec task-sentence 8/4,Shared-bottom")
     table = (out / "results.md").read_text()
     assert "| Model | NL | US |" in table

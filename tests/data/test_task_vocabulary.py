@@ -17,7 +17,7 @@ from grec.data.dataset import (
 )
 from grec.data.schema import SchemaError, TaskVocabulary
 from grec.evaluate import evaluate
-from grec.lifecycle.pyfunc import score_frame
+from grec.lifecycle.pyfunc import score_frame, score_use_cases
 from grec.model.checkpoint import build_model, model_config
 from grec.model.inputs import InputConfig
 from grec.train import TrainConfig, train_model
@@ -60,6 +60,11 @@ def test_another_vocabulary_trains_evaluates_and_scores(small_data, texts, tmp_p
     assert spec.tasks == SHOP
     rows = frame.tail(5)[spec.input_columns()].assign(use_case="BUY")
     assert score_frame(net, spec, rows).shape == (5,)
+    # every use case of a row in one batch (drift's scoring) gives what one use case at a time gives
+    many = frame.tail(300)[spec.input_columns()]
+    np.testing.assert_allclose(score_use_cases(net, spec, many),
+                               np.stack([score_frame(net, spec, many.assign(use_case=u)) for u in ("CLICK", "BUY")], 1),
+                               rtol=0, atol=1e-6)
     with pytest.raises(SchemaError, match="unknown use case 'CTR'"):
         score_frame(net, spec, rows.assign(use_case="CTR"))
     with pytest.raises(SchemaError, match="unknown flow 'AAL'"):

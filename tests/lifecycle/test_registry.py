@@ -44,7 +44,7 @@ def store(small_data, texts, tmp_path_factory):
         data = source.dataset(texts=texts)
         config = GRecConfig(**InputConfig.sizes_from(data.spec), d_model=16, expert_hidden=32, tower_hidden=32)
         runs = {}
-        for seed, (epochs, lr) in enumerate([(1, 1e-6), (3, 3e-3), (1, 1e-6)]):
+        for seed, (epochs, lr) in enumerate([(1, 1e-6), (2, 3e-3), (1, 1e-6)]):
             run = train_and_log(config, source, data, TrainConfig(epochs=epochs, lr=lr, seed=seed, progress=False),
                                 root / "models" / f"m{seed}", f"grec-{seed}", register_as=NAME)
             runs[run.version] = run
@@ -75,7 +75,7 @@ def test_a_training_run_logs_what_a_reviewer_needs(store):
     params, metrics = logged.data.params, logged.data.metrics
     assert params["model.routing"] == "task_sentence" and params["model.class"] == "GRecConfig"
     assert params["data.fingerprint"] == store["source"].fingerprint and params["data.feature_service"] == "raw-join"
-    assert len(client.get_metric_history(run.run_id, "valid_loss")) == len(run.summary["history"]) == 3
+    assert len(client.get_metric_history(run.run_id, "valid_loss")) == len(run.summary["history"]) == 2
     for key in ("test/AAL_CTR/auc", "test/EUP_CVR/ap", "test/NSE_CTR/logloss", "test/AAL_CTR/oracle_auc",
                 "test/ALL_CVR/auc", "test/mean/auc", "flops_per_example", "flops_per_example/mixing"):
         assert np.isfinite(metrics[key]), key

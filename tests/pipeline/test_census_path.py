@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    with loaded_and_trained(tmp_path_factory, "census", DATA / "census-income-kdd", 15_000) as state:
+    with loaded_and_trained(tmp_path_factory, "census", DATA / "census-income-kdd", 15_000, 10_000) as state:
         yield state
 
 

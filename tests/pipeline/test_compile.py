@@ -59,6 +59,15 @@ def test_training_pipeline_compiles_with_its_steps_order_condition_and_cluster_s
         assert {"secretKey": "tracking_uri", "envVar": "MLFLOW_TRACKING_URI"} in config["secretAsEnv"][0]["keyToEnv"]
         assert config["configMapAsEnv"][0]["configMapName"] == "grec-config"  # GREC_HOME
         assert config["pvcMount"][0]["mountPath"] == "/var/lib/grec"
+    # compiled for a cluster, the networks train as Kubeflow Trainer TrainJobs of the project image
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["train_on"]["defaultValue"] == "trainjob" and params["train_nodes"]["defaultValue"] == 1
+    assert params["train_image"]["defaultValue"].startswith("ghcr.io/grec-platform/grec:")
+    assert {"train_procs_per_node", "train_cpu", "train_memory", "train_gpus"} <= set(params)
+    for name in ("train-model", "train-model-2", "train-model-3"):
+        inputs = tasks[name][0]["inputs"]["parameters"]
+        assert inputs["train_on"]["componentInputParameter"] == "train_on"
+        assert inputs["nodes"]["componentInputParameter"] == "train_nodes"
 
 
 def test_monitoring_pipeline_compiles_with_retraining_behind_two_conditions(tmp_path):

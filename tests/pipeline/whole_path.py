@@ -39,15 +39,22 @@ def train_with_pipeline(home: Path, data: Path, *params: str) -> str:
     return done.stdout
 
 
-def keep_train_rows(source: Path, out: Path, n: int, seed: int = 0) -> Path:
-    """A copy of a contract folder with at most `n` training impressions (validation and test
-    rows whole): the same data, a shorter training run."""
+def keep_train_rows(source: Path, out: Path, n: int, seed: int = 0, held_out: int | None = None) -> Path:
+    """A copy of a contract folder with at most `n` training impressions (and at most `held_out`
+    of each other split; default whole): the same data, a shorter run."""
     contract = read_contract(source)
     tables = load_tables(source, contract)
     imp = tables["impressions"]
-    train = np.flatnonzero((imp[contract.split] == "train").to_numpy())
-    drop = np.random.default_rng(seed).permutation(train)[n:]
-    tables["impressions"] = imp.drop(index=imp.index[drop]).reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    drop = []
+    for split, keep in imp.groupby(contract.split).indices.items():
+        cap = n if split == "train" else held_out
+        if cap is not None:
+            drop.append(rng.permutation(keep)[cap:])
+    drop = np.concatenate(drop) if drop else np.array([], dtype=int)
+    imp = tables["impressions"] = imp.drop(index=imp.index[drop]).reset_index(drop=True)
+    if "customers" in tables:  # and the customers those impressions show (Census: a person a row)
+        tables["customers"] = tables["customers"][tables["customers"]["customer_id"].isin(imp["customer_id"])]
     write_dataset(tables, out, contract)
     return out
 
@@ -61,9 +68,10 @@ def in_process_scores(frame: pd.DataFrame, model, spec, use_case: str) -> dict[i
 
 
 @contextmanager
-def loaded_and_trained(tmp_path_factory, name: str, source: Path, train_rows: int):
-    """`grec data load NAME --source SOURCE`, cut to `train_rows` training impressions, through the
-    training pipeline in a fresh state folder; yields {"home", "data", "stdout"} with GREC_HOME set."""
+def loaded_and_trained(tmp_path_factory, name: str, source: Path, train_rows: int, held_out_rows: int | None = None):
+    """`grec data load NAME --source SOURCE`, cut to `train_rows` training impressions (and
+    `held_out_rows` of each other split), through the training pipeline in a fresh state folder;
+    yields {"home", "data", "stdout"} with GREC_HOME set."""
     import pytest
     from typer.testing import CliRunner
 
@@ -73,7 +81,7 @@ def loaded_and_trained(tmp_path_factory, name: str, source: Path, train_rows: in
     loaded = tmp_path_factory.mktemp(name) / "loaded"
     result = CliRunner().invoke(app, ["data", "load", name, "--source", str(source), "--out", str(loaded)])
     assert result.exit_code == 0, result.output
-    data = keep_train_rows(loaded, loaded.with_name("small"), train_rows)
+    data = keep_train_rows(loaded, loaded.with_name("small"), train_rows, held_out=held_out_rows)
     stdout = train_with_pipeline(home, data)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GREC_HOME", str(home))
