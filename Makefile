@@ -10,6 +10,11 @@ STAMP := $(VENV)/.installed
 # Offline machines: no telemetry from any of the stack's libraries.
 export MLFLOW_DISABLE_TELEMETRY=true MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false BENTOML_DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# Bytecode: pip compiles nothing at install (--no-compile: a fresh venv in about 45 s instead of
+# 105 s, most of the 42k modules never imported); Python caches each module's bytecode when it is
+# first imported instead, so a machine that sets PYTHONDONTWRITEBYTECODE has it dropped for the
+# project's commands (otherwise every process would compile what it imports, again).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test venv lock bench
 
@@ -18,13 +23,13 @@ venv: $(STAMP)
 $(VENV)/.lock-installed: requirements.lock
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	@echo "Installing the locked environment into $(VENV) (about 2-3 minutes)..."
-	$(BIN)/pip install --quiet --no-deps -r requirements.lock 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	@echo "Installing the locked environment into $(VENV) (about a minute)..."
+	$(BIN)/pip install --quiet --no-deps --no-compile -r requirements.lock 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	touch $@
 
 # The project itself, editable; redone when pyproject.toml changes (entry points, metadata).
 $(STAMP): $(VENV)/.lock-installed pyproject.toml
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(BIN)/pip install --quiet --no-deps --no-compile --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	touch $@
 
 # All run state lives here (data, feature store, training sets, MLflow, Bentos, pipeline outputs).

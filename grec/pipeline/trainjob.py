@@ -101,7 +101,7 @@ def train(training_set: Path, out_dir: Path, args_for, arch: str, launch: Launch
                   options=options(name, args, launch, {"app.kubernetes.io/component": name.rsplit("-", 1)[0]}))
         _wait(api, name, launch)
         record = read_trained(stage / "model")
-        shutil.copytree(stage / "model", out_dir, dirs_exist_ok=True)
+        _copy_whole(stage / "model", Path(out_dir))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     try:
@@ -109,6 +109,17 @@ def train(training_set: Path, out_dir: Path, args_for, arch: str, launch: Launch
     except Exception as e:
         logging.getLogger(__name__).warning("TrainJob %s completed but was not deleted: %s", name, e)
     return dataclasses.replace(record, model_dir=Path(out_dir))
+
+
+def _copy_whole(source: Path, out_dir: Path) -> None:
+    """The model folder into the step's artifact, never half: copied beside it, then renamed (an
+    empty artifact folder the runner made is replaced)."""
+    partial = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+    partial.rename(out_dir)
 
 
 def _stage(training_set: Path, target: Path) -> Path:
