@@ -95,3 +95,17 @@ def small_dataset(small_data, texts):
     from grec.data.dataset import load_dataset
 
     return load_dataset(small_data, texts=texts)
+
+
+def simulated_training_set(folder: Path, **config) -> Path:
+    """A simulated storefront under folder/data (SimulationConfig(**config)) written as a training
+    set (the raw join, as `grec features training-set` lays it out) to folder/set."""
+    from grec.data.dataset import split_masks
+    from grec.data.simulate import SimulationConfig, simulate_to
+    from grec.features.training_set import RAW_JOIN, open_source, write_training_set
+
+    simulate_to(folder / "data", SimulationConfig(**config))
+    source = open_source(folder / "data")
+    write_training_set(folder / "set", source.frame, split_masks(source.frame, source.contract, source.split),
+                       source.split, source.contract, RAW_JOIN, folder / "data" / "impressions.parquet")
+    return folder / "set"

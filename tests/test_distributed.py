@@ -15,20 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from grec.data.dataset import split_masks
-from grec.data.simulate import SimulationConfig, simulate_to
 from grec.distributed import World, shard, together
-from grec.features.training_set import RAW_JOIN, open_source, write_training_set
+from grec.features.training_set import open_source
+from tests.conftest import simulated_training_set
 
 
 @pytest.fixture(scope="module")
 def training_set(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ddp")
-    simulate_to(folder / "data", SimulationConfig(n_impressions=40_000, train_weeks=5, seed=101))
-    source = open_source(folder / "data")
-    write_training_set(folder / "set", source.frame, split_masks(source.frame, source.contract, source.split),
-                       source.split, source.contract, RAW_JOIN, folder / "data" / "impressions.parquet")
-    return folder / "set"
+    return simulated_training_set(tmp_path_factory.mktemp("ddp"), n_impressions=40_000, train_weeks=5, seed=101)
 
 
 def torchrun(*args, nproc: int = 2, **popen):

@@ -12,12 +12,10 @@ from kubeflow.trainer import KubernetesBackendConfig
 from kubernetes.client import Configuration
 
 from grec import settings
-from grec.data.dataset import split_masks
-from grec.data.simulate import SimulationConfig, simulate_to
-from grec.features.training_set import RAW_JOIN, open_source, write_training_set
 from grec.lifecycle.tracking import configure, tracking_uri
 from grec.pipeline import steps
 from grec.pipeline.launch import Launch, LaunchError
+from tests.conftest import simulated_training_set
 from tests.pipeline.loopback_trainer import LoopbackTrainer, python_path_first
 
 IMAGE = "registry.example.com/grec:test"
@@ -26,12 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def training_set(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("trainjob")
-    simulate_to(folder / "data", SimulationConfig(n_impressions=20_000, train_weeks=4, seed=3))
-    source = open_source(folder / "data")
-    write_training_set(folder / "set", source.frame, split_masks(source.frame, source.contract, source.split),
-                       source.split, source.contract, RAW_JOIN, folder / "data" / "impressions.parquet")
-    return folder / "set"
+    return simulated_training_set(tmp_path_factory.mktemp("trainjob"), n_impressions=20_000, train_weeks=4, seed=3)
 
 
 @pytest.fixture
