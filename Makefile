@@ -46,8 +46,11 @@ run: $(STAMP)
 	$(BIN)/grec pipeline run monitoring --local --param start=2026-09-14 --param end=2026-09-21
 	@echo "MLflow UI (runs, plots, registry, drift reports), on the experiment's model-training view: $(BIN)/grec ui"
 
+# The suite on one pytest-xdist worker per core, each test file whole on one worker (its module
+# fixtures, such as a trained pipeline run, are built once); tests/conftest.py gives each worker
+# its share of the threads.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --timeout=900
+	$(BIN)/python -m pytest -q --timeout=900 -n logical --dist loadfile
 
 # Re-resolve the lock from pyproject.toml (needs uv and the package index): uv.lock is the lock
 # (every platform, exact versions); requirements.lock is its export for this project's pip

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import sys
 from pathlib import Path
 
 from grec.io import write_json, write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def code_fingerprint() -> str:
+    """A hash of the source of every grec module loaded so far (call it once the code a benchmark
+    runs is imported): results kept for a later run are reused only by the same code, so a
+    changed model, loader or trainer trains again while a change elsewhere (serving, say) does not."""
+    digest = hashlib.sha256()
+    for name in sorted(m for m in sys.modules if m == "grec" or m.startswith("grec.")):
+        source = getattr(sys.modules[name], "__file__", None)
+        if source:
+            digest.update(name.encode() + b"\0" + Path(source).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def machine() -> dict:

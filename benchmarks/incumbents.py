@@ -16,6 +16,11 @@ allow.
     python benchmarks/incumbents.py                       # the committed run
     python benchmarks/incumbents.py --impressions 100000 --seeds 0 --epochs 1   # a quick look
     python benchmarks/incumbents.py --render              # rewrite the markdown from the committed JSON
+
+Every trained (model, seed) keeps its test predictions under $GREC_HOME/benchmarks/<name>/ (keyed by
+the storefront, the budget and a hash of the grec modules it runs), so a run stopped part way (the 800k run
+takes hours on 2 cores) goes on where it stopped when the same command is given again; a changed
+setting or changed code starts afresh under a refusal, never a mix. --fresh ignores what is kept.
     python benchmarks/incumbents.py --impressions 200000 --name match_features \
         --models "GRec task-sentence 8/4,GRec task-sentence 8/4 without match features,MMoE 4,MMoE 4 without match features,LightGBM per task"
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,13 +39,15 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, write_results  # noqa: E402
+from common import RESULTS, code_fingerprint, machine, write_results  # noqa: E402
 
 NAME = "incumbents"
 
 
-def run(impressions: int, train_weeks: int, seeds: list[int], epochs: int, models: list[str], log=typer.echo) -> dict:
-    from grec.benchmark import ABLATIONS, CEILINGS, MODELS, compare
+def run(impressions: int, train_weeks: int, seeds: list[int], epochs: int, models: list[str], log=typer.echo,
+        keep: Path | None = None) -> dict:
+    """The comparison; with `keep`, each trained (model, seed) is kept there and reused."""
+    from grec.benchmark import ABLATIONS, CEILINGS, MODELS, TrainedCache, compare
     from grec.data.dataset import load_dataset
     from grec.data.simulate import SimulationConfig, simulate_to
     from grec.train import TrainConfig
@@ -49,6 +57,13 @@ def run(impressions: int, train_weeks: int, seeds: list[int], epochs: int, model
     if unknown:
         raise typer.BadParameter(f"--models: unknown {unknown}; known: {', '.join(known)}")
     chosen = {name: known[name] for name in models}
+    budget = TrainConfig(epochs=epochs, batch_size=2048)
+    cache = None
+    if keep is not None:
+        key = {"impressions": impressions, "train_weeks": train_weeks, "simulator_seed": 101, "epochs": epochs,
+               "batch_size": budget.batch_size, "lr": budget.lr, "code": code_fingerprint()}
+        cache = TrainedCache(keep, key)
+        log(f"trained models kept in {keep}")
     with tempfile.TemporaryDirectory() as folder:
         os.environ["GREC_HOME"] = str(Path(folder) / "home")  # the text-vector table of this run
         config = SimulationConfig(n_impressions=impressions, train_weeks=train_weeks, seed=101)
@@ -56,7 +71,9 @@ def run(impressions: int, train_weeks: int, seeds: list[int], epochs: int, model
         start = time.perf_counter()
         data = load_dataset(Path(folder) / "data")
         log(f"dataset: {len(data.features):,} impressions, encoded in {time.perf_counter() - start:.0f} s")
-        result = compare(data, seeds, TrainConfig(epochs=epochs, batch_size=2048), chosen, log=log)
+        result = compare(data, seeds, budget, chosen, log=log, cache=cache)
+    if result["resumed"]:
+        log(f"{result['resumed']} of {len(seeds) * len(chosen)} trained models were read from {keep}")
     result["simulation"] = {"impressions": impressions, "train_weeks": train_weeks, "test_weeks": 1, "seed": 101}
     return result
 
@@ -77,6 +94,8 @@ def markdown(payload: dict) -> str:
         f"Rows (task rows) train / valid / test: {r['rows']['train']:,} / {r['rows']['valid']:,} / {r['rows']['test']:,}. "
         "Test positives pooled over flows: " + ", ".join(f"{g[4:]} {n:,}" for g, n in r["pooled_positives"].items())
         + "; per task: " + ", ".join(f"{t} {n:,}" for t, n in r["positives"].items()) + ".", "",
+        *([f"{r['resumed']} of the (model, seed)s were trained by an earlier run of this command on the same code "
+           "and read from what it kept (their train time is that run's).", ""] if r.get("resumed") else []),
         "Cells: test value, ± the spread over seeds, [95% bootstrap interval of the seed mean]. The last columns: "
         "the paired 95% interval of (GRec task-sentence - model), on the same reweightings; 'level' where it holds 0.", "",
         "## Mean over the use cases (pooled over flows)", "",
@@ -108,14 +127,20 @@ def main(
         "Ceiling: GRec on true probabilities,Ceiling: LightGBM on true probabilities"),
     render: Annotated[bool, typer.Option(help="Only rewrite the markdown from the committed JSON")] = False,
     name: Annotated[str, typer.Option(help="Results file stem under benchmarks/results/")] = NAME,
+    fresh: Annotated[bool, typer.Option(help="Train everything again, ignoring the models kept from an earlier run")] = False,
 ):
     if render:
         payload = json.loads((RESULTS / f"{name}.json").read_text())
     else:
+        from grec.settings import state_dir
+
         seed_list = [int(s) for s in seeds.split(",")]
+        keep = state_dir() / "benchmarks" / name
+        if fresh and keep.exists():
+            shutil.rmtree(keep)
         payload = {"machine": machine(), "command": " ".join(["python", "benchmarks/incumbents.py", *sys.argv[1:]]),
                    "seeds": seed_list,
-                   "result": run(impressions, train_weeks, seed_list, epochs, models.split(","))}
+                   "result": run(impressions, train_weeks, seed_list, epochs, models.split(","), keep=keep)}
     json_path, md_path = write_results(name, payload, markdown(payload))
     typer.echo(f"Wrote {json_path} and {md_path}")
 

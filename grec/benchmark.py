@@ -11,14 +11,18 @@ Used by `grec benchmark aliexpress` and benchmarks/real_data.py.
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from grec.data.dataset import Dataset
 from grec.evaluate import predict, task_masks
+from grec.io import atomic_write, write_json
 from grec.lifecycle.gate import weighted_auc
 from grec.model.checkpoint import build_model, model_config
 from grec.model.inputs import InputConfig
@@ -47,6 +51,43 @@ ABLATIONS = {
 CHALLENGER = "GRec task-sentence 8/4"
 
 
+class TrainedCache:
+    """Each trained (model, seed)'s test predictions kept in a folder, so that a comparison too long
+    for one sitting stops and goes on: a rerun with the same `key` (the data, the budget, the code)
+    trains only what is missing. A folder written under another key is refused, never mixed."""
+
+    def __init__(self, folder: Path, key: dict):
+        self.folder = Path(folder)
+        key_file = self.folder / "key.json"
+        if key_file.exists():
+            saved = json.loads(key_file.read_text())
+            if saved != key:
+                changed = sorted(k for k in {*saved, *key} if saved.get(k) != key.get(k))
+                raise ValueError(f"{self.folder} holds predictions of another run (it differs in {', '.join(changed)}); "
+                                 "remove that folder or give this run another name")
+        else:
+            write_json(key_file, key)
+
+    def _path(self, name: str, seed: int) -> Path:
+        return self.folder / f"{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}-seed{seed}.npz"
+
+    def get(self, name: str, settings: dict, seed: int) -> tuple[np.ndarray, float, float] | None:
+        """(test probabilities, seconds, rows/s) of a model trained earlier under this key, if any."""
+        path = self._path(name, seed)
+        if not path.exists():
+            return None
+        with np.load(path) as saved:
+            if json.loads(str(saved["settings"])) != settings:
+                raise ValueError(f"{path}: trained with settings {str(saved['settings'])}, asked for {json.dumps(settings)}")
+            return saved["probs"], float(saved["seconds"]), float(saved["rows_per_second"])
+
+    def put(self, name: str, settings: dict, seed: int, probs: np.ndarray, seconds: float, speed: float) -> None:
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, probs=probs, seconds=seconds, rows_per_second=speed, settings=json.dumps(settings))
+        atomic_write(self._path(name, seed), write)
+
+
 def weighted_ap(label: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Average precision of `score` for every row of `weights`: label (R,), score (R,), weights
     (B, R) -> (B,). Tied scores form one threshold, as in average_precision_score; NaN where a
@@ -71,14 +112,15 @@ def _scores(label, probs, weights, metric) -> tuple[float, list[float], np.ndarr
 
 
 def compare(data: Dataset, seeds: list[int], budget: TrainConfig, models: dict = MODELS, samples: int = 1000,
-            log: Callable[[str], None] = print, challenger: str = CHALLENGER) -> dict:
+            log: Callable[[str], None] = print, challenger: str = CHALLENGER, cache: TrainedCache | None = None) -> dict:
     """Train every model once per seed on `data` and score the test rows (see the module docstring).
 
     Per task and per use case (pooled over flows): AUC and AP, their seed mean, spread and 95%
     bootstrap interval, and for every other model the paired difference to `challenger` with its
     interval (the same Poisson weightings of the test impressions for every model and seed, so the
     rows' tasks are resampled jointly). "mean" is over the use cases whose test rows hold both
-    classes. On simulated data the oracle (the true probability) is a row of its own."""
+    classes. On simulated data the oracle (the true probability) is a row of its own. With `cache`,
+    a (model, seed) it holds is read instead of trained ("resumed" counts them)."""
     test = data.rows["test"]
     label = test.label.numpy()
     groups = {**task_masks(data, test), **{f"ALL+{u}": test.use_case.numpy() == i
@@ -93,19 +135,19 @@ def compare(data: Dataset, seeds: list[int], budget: TrainConfig, models: dict =
            "positives": {g: v for g, v in positives.items() if not g.startswith("ALL+")},
            "pooled_positives": {g: v for g, v in positives.items() if g.startswith("ALL+")}, "mean_over": use_cases,
            "budget": {"epochs": budget.epochs, "batch_size": budget.batch_size, "lr": budget.lr}, "models": {}}
-    predictions, boots = {}, {}
+    boots, out["resumed"] = {}, 0
     for name, settings in models.items():
         probs, seconds, speed = [], [], []
-        arch_settings = {k: v for k, v in settings.items() if k not in ("arch", "target")}
         for seed in seeds:
-            torch.manual_seed(seed)
-            net = build_model(model_config(settings["arch"], InputConfig.sizes_from(data.spec), **arch_settings))
-            config = dataclasses.replace(budget, seed=seed, progress=False, target=settings.get("target", "label"))
-            summary = train_model(net, data, config)
-            probs.append(predict(net, data, test))
-            seconds.append(summary["seconds"])
-            speed.append(summary["rows_per_second"])
-        predictions[name] = probs
+            trained = cache.get(name, settings, seed) if cache else None
+            out["resumed"] += trained is not None
+            if trained is None:
+                trained = _train_and_predict(data, settings, dataclasses.replace(budget, seed=seed))
+                if cache:
+                    cache.put(name, settings, seed, *trained)
+            probs.append(trained[0])
+            seconds.append(trained[1])
+            speed.append(trained[2])
         out["models"][name] = {"seconds": statistics.mean(seconds), "rows_per_second": statistics.mean(speed),
                                **_summarise(label, probs, groups, use_cases, weights, impression, boots.setdefault(name, {}))}
         log(f"  {name}: " + ", ".join(f"{g} {out['models'][name]['tasks'][g]['auc']:.4f}" for g in use_cases)
@@ -120,6 +162,16 @@ def compare(data: Dataset, seeds: list[int], budget: TrainConfig, models: dict =
             if name != challenger:
                 out["models"][name]["vs_challenger"] = {key: _interval(boots[challenger][key] - b[key]) for key in b}
     return out
+
+
+def _train_and_predict(data: Dataset, settings: dict, budget: TrainConfig) -> tuple[np.ndarray, float, float]:
+    """One model of `settings` trained under `budget` (its seed included): test probabilities,
+    seconds, rows/s."""
+    torch.manual_seed(budget.seed)
+    arch_settings = {k: v for k, v in settings.items() if k not in ("arch", "target")}
+    net = build_model(model_config(settings["arch"], InputConfig.sizes_from(data.spec), **arch_settings))
+    summary = train_model(net, data, dataclasses.replace(budget, progress=False, target=settings.get("target", "label")))
+    return predict(net, data, data.rows["test"]), summary["seconds"], summary["rows_per_second"]
 
 
 def _interval(diffs: np.ndarray) -> list[float]:

@@ -276,7 +276,8 @@ def train(
     """Train GRec, a baseline network or the per-task LightGBM incumbents, early-stopping on the
     validation week; log the run to MLflow and register the model as the challenger."""
     from grec import distributed
-    from grec.lifecycle.tracking import configure, train_and_log, ui_command
+    from grec.lifecycle.store import configure, ui_command
+    from grec.lifecycle.tracking import train_and_log
     from grec.model.checkpoint import ARCHS, model_config
     from grec.model.inputs import InputConfig
     from grec.train import TrainConfig
@@ -488,7 +489,7 @@ def registry_promote(
     """Gate a version against the champion on the held-out week; promote it if the gate passes."""
     from grec.lifecycle.gate import GatePolicy
     from grec.lifecycle.registry import Registry
-    from grec.lifecycle.tracking import ui_command
+    from grec.lifecycle.store import ui_command
 
     with console.status("Scoring the held-out week with the challenger and the champion"):
         result = Registry(name, tracking_uri).promote(version, held_out, GatePolicy.load(policy), decided_by)
@@ -563,7 +564,7 @@ def ui(
     import subprocess
     import sys
 
-    from grec.lifecycle.tracking import configure, experiment_id, experiment_url
+    from grec.lifecycle.store import configure, experiment_id, experiment_url
 
     uri = configure(tracking_uri)
     experiment = experiment_id()
@@ -572,8 +573,10 @@ def ui(
         return
     console.print(f"MLflow UI: {experiment_url(experiment, f'http://127.0.0.1:{port}')}  (Ctrl-C stops it)", soft_wrap=True)
     mlflow = Path(sys.executable).with_name("mlflow")
+    # one worker: a UI on loopback serves one person, and MLflow's default of 4 worker processes
+    # takes four times the memory and, on a small machine, several times as long to start
     raise typer.Exit(subprocess.call([str(mlflow), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-                                      "--port", str(port)]))
+                                      "--port", str(port), "--workers", "1"]))
 
 
 pipeline_app = typer.Typer(help="Kubeflow pipelines (training, monitoring): run locally, compile, submit, schedule.",

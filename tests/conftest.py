@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,14 @@ import pytest
 import torch
 
 from grec.data.dataset import Batch, Features
+
+# `make test` runs the suite on pytest-xdist workers, one per core. Each worker, and every process
+# it starts (pipeline steps, torchrun ranks, servers), gets its share of the cores: torch's default
+# of one thread per core in every worker would oversubscribe the machine and slow every test.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
 
 SIZES = dict(
     context_cardinalities=[12, 6, 3, 6, 24, 3, 6],

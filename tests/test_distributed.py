@@ -70,7 +70,7 @@ def test_two_processes_train_a_model_within_the_noise_of_one(training_set, fresh
 def test_a_killed_worker_fails_the_job_by_name_registers_nothing_and_the_job_resumes(training_set, fresh_state):
     import mlflow
 
-    from grec.lifecycle.tracking import configure
+    from grec.lifecycle.store import configure
 
     tag = uuid.uuid4().hex
     out = fresh_state / "killed"

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from grec.data.schema import SchemaError
 from grec.io import write_json, write_text
@@ -223,6 +222,8 @@ class GateReport:
 
 
 def _auc(label: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score  # here: promoting and rolling back never need scikit-learn
+
     return float(roc_auc_score(label, score)) if 0 < label.sum() < len(label) else math.nan
 
 

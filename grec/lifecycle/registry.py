@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from grec import settings
 from grec.errors import UserError
 from grec.lifecycle.gate import GatePolicy, GateReport, judge, score_held_out
-from grec.lifecycle.tracking import MODEL_NAME, configure
+from grec.lifecycle.store import MODEL_NAME, configure
 
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous-champion"
 TAG = "grec."  # prefix of the tags this module writes on versions

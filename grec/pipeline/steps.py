@@ -325,7 +325,7 @@ def tag_run(run_id: str, tags: dict[str, str]) -> None:
     """Add tags to an MLflow run (a later step's outputs, so the run leads to all of them)."""
     from mlflow import MlflowClient
 
-    from grec.lifecycle.tracking import configure
+    from grec.lifecycle.store import configure
 
     uri = configure()
     client = MlflowClient(uri)

@@ -58,13 +58,14 @@ def test_contract_round_trips_and_feeds_the_feature_spec(tmp_path):
 
 
 def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
-    write_dataset(shop_tables(), tmp_path / "shop", shop())
+    parent = tmp_path / "datasets"  # a folder of its own: tmp_path also holds the test's state folder
+    write_dataset(shop_tables(), parent / "shop", shop())
     broken = shop_tables()
     broken["impressions"] = broken["impressions"].drop(columns="slot")
     with pytest.raises(SchemaError, match="impressions.parquet: missing columns \\['slot'\\]"):
-        write_dataset(broken, tmp_path / "shop", shop())
-    assert len(load_tables(tmp_path / "shop")["impressions"]) == 40  # the old folder, intact
-    assert [p.name for p in tmp_path.iterdir()] == ["shop"]  # no half-written folder left beside it
+        write_dataset(broken, parent / "shop", shop())
+    assert len(load_tables(parent / "shop")["impressions"]) == 40  # the old folder, intact
+    assert [p.name for p in parent.iterdir()] == ["shop"]  # no half-written folder left beside it
 
 
 def test_tables_are_checked_against_the_contract(tmp_path):

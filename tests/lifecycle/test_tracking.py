@@ -1,4 +1,4 @@
-from grec.lifecycle.tracking import configure, tracking_uri
+from grec.lifecycle.store import configure, tracking_uri
 
 
 def test_the_tracking_uri_follows_the_state_folder_unless_the_user_sets_one(tmp_path, monkeypatch):

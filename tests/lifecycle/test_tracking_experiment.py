@@ -6,7 +6,7 @@ training view."""
 import mlflow
 import pytest
 
-from grec.lifecycle.tracking import EXPERIMENT, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, configure, experiment_id, experiment_url
+from grec.lifecycle.store import EXPERIMENT, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, configure, experiment_id, experiment_url
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from kubeflow.trainer import KubernetesBackendConfig
 from kubernetes.client import Configuration
 
 from grec import settings
-from grec.lifecycle.tracking import configure, tracking_uri
+from grec.lifecycle.store import configure, tracking_uri
 from grec.pipeline import steps
 from grec.pipeline.launch import Launch, LaunchError
 from tests.conftest import simulated_training_set
