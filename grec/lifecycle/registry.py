@@ -7,10 +7,10 @@
 Every promotion and rollback leaves tags on the versions it touched (who or what decided, when, the
 gate's decision and report), so the registry itself is the audit log.
 
-Promotions and rollbacks hold an exclusive file lock in the state folder from reading the aliases
-to writing them: two processes promoting at once are serialized, the second judged against the
-champion the first left. (The lock is per machine: pipelines share a registry one run at a time,
-which the KFP schedule enforces with max_concurrency=1.)
+Registrations, promotions and rollbacks hold an exclusive lock from reading the aliases to writing
+them (grec.lifecycle.registry_lock: kept in the registry itself, so it holds across machines
+sharing one tracking server): two processes promoting at once are serialized, the second judged
+against the champion the first left.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import mlflow
-from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from grec import settings
 from grec.errors import UserError
 from grec.lifecycle.gate import GatePolicy, GateReport, judge, score_held_out
+from grec.lifecycle.registry_lock import RegistryLock
 from grec.lifecycle.store import MODEL_NAME, configure
 
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous-champion"
@@ -108,10 +108,9 @@ class Registry:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def lock(self) -> FileLock:
-        path = settings.mlflow_dir() / "locks" / f"{self.name}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return FileLock(path)
+    def lock(self, actor: str | None = None) -> RegistryLock:
+        """The model's alias lock (across machines: it lives in the registry)."""
+        return RegistryLock(self.client, self.name, actor or default_actor())
 
     def _tag(self, version: str, **tags: str) -> None:
         for key, value in tags.items():
