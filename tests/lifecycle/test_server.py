@@ -46,14 +46,21 @@ def bucket_keys(backends) -> list[str]:
     return [o["Key"] for o in s3.list_objects_v2(Bucket=services.BUCKET).get("Contents", [])]
 
 
-def test_tracking_and_promotion_work_unchanged_against_a_server(shared_backends, small_data, texts, tmp_path, monkeypatch):
-    mlflow_server = shared_backends["mlflow"].url
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+def tiny_registered(small_data, texts, folder: Path, name: str, seed: int):
+    """A small GRec trained one epoch on the small storefront, logged and registered as `name`
+    wherever MLFLOW_TRACKING_URI points; (its data source, its TrainedRun)."""
     source = open_source(small_data)
     data = source.dataset(texts=texts)
     config = GRecConfig(**InputConfig.sizes_from(data.spec), d_model=8, expert_hidden=16, tower_hidden=16)
-    run = train_and_log(config, source, data, TrainConfig(epochs=1, seed=0, progress=False), tmp_path / "model",
-                        "grec-server", register_as="grec")
+    run = train_and_log(config, source, data, TrainConfig(epochs=1, seed=seed, progress=False), folder,
+                        f"{name}-server", register_as=name)
+    return source, run
+
+
+def test_tracking_and_promotion_work_unchanged_against_a_server(shared_backends, small_data, texts, tmp_path, monkeypatch):
+    mlflow_server = shared_backends["mlflow"].url
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    source, run = tiny_registered(small_data, texts, tmp_path / "model", "grec", seed=0)
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\nfloors: {default: 0.0}\nbootstrap: {samples: 50}\n")
     registry = Registry("grec")
@@ -95,11 +102,7 @@ def test_processes_on_different_machines_promoting_at_once_leave_one_champion(sh
 
     url = shared_backends["mlflow"].url
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    source = open_source(small_data)
-    data = source.dataset(texts=texts)
-    config = GRecConfig(**InputConfig.sizes_from(data.spec), d_model=8, expert_hidden=16, tower_hidden=16)
-    run = train_and_log(config, source, data, TrainConfig(epochs=1, seed=1, progress=False), tmp_path / "model",
-                        "grec-race", register_as="grec-race")
+    _, run = tiny_registered(small_data, texts, tmp_path / "model", "grec-race", seed=1)
     versions = [mlflow.register_model(run.model_uri, "grec-race").version for _ in range(PROMOTERS)]
     registry = Registry("grec-race")
     registry.client.set_registered_model_alias("grec-race", CHAMPION, run.version)
