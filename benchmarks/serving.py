@@ -8,8 +8,11 @@
     (target: within 1.2x), and its throughput at batch 1024 against token-level GRec's (target:
     at least 1.8x, the Task-MoE paper's 1.9x).
 (c) Over HTTP: `/rank` with 50 candidates at concurrency 1, 8 and 32 against `grec serve` (the
-    registry champion, the Feast SQLite online store) in the state folder given by --state:
-    throughput and p50/p99 latency. The load generator runs on the same machine as the server.
+    registry champion) in the state folder given by --state, once per Feast online store: the
+    state's SQLite store, and Redis (started on loopback by deploy/local/services.py, the state's
+    repository applied and materialized into it): throughput and p50/p99 latency, and the
+    in-process read of one request's features (1 customer + 50 items). The load generator runs on
+    the same machine as the server.
 
     make run && python benchmarks/serving.py --state .grec     # the committed run (about 10 minutes)
     python benchmarks/serving.py --skip-http                    # (a) and (b) only
@@ -153,6 +156,7 @@ def expert_scaling() -> dict:
 
 
 def http_rank(state: Path, concurrencies=(1, 8, 32), seconds: float = 20.0, candidates: int = 50) -> dict:
+    """{concurrency: figures} of `grec serve` over the online store the environment selects."""
     import httpx
     import pandas as pd
 
@@ -199,6 +203,58 @@ def http_rank(state: Path, concurrencies=(1, 8, 32), seconds: float = 20.0, cand
         return results
 
 
+def feature_reads(state: Path, n: int = 300, candidates: int = 50) -> dict:
+    """In-process OnlineReader.read of one request (a customer and `candidates` items): p50/p99 ms."""
+    import pandas as pd
+
+    from grec.features.store import OnlineReader
+
+    customers = pd.read_parquet(state / "data" / "default" / "customers.parquet", columns=["customer_id"])["customer_id"].unique()
+    n_items = len(pd.read_parquet(state / "data" / "default" / "items.parquet", columns=["item_id"]))
+    reader, rng, times = OnlineReader(), np.random.default_rng(1), []
+    for i in range(n + 20):
+        ids = rng.choice(n_items, candidates, replace=False).tolist()
+        t = time.perf_counter()
+        reader.read(int(rng.choice(customers)), ids)
+        if i >= 20:  # the first reads open connections and warm caches
+            times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1e3
+    return {"reads": n, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def online_stores(state: Path, stores: list[str], seconds: float) -> dict:
+    """(c) once per online store; Redis gets the state's repository applied and materialized first."""
+    import pandas as pd
+
+    from grec.features.store import feature_store, materialize, online_store_description, repo_objects
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from deploy.local import services
+
+    out, root, saved = {}, state / "services", dict(os.environ)
+    try:
+        for store in stores:
+            os.environ.clear()
+            os.environ.update(saved)
+            if store == "redis":
+                os.environ.update(services.redis_settings(services.start(["redis"], root)["redis"]))
+                start = time.perf_counter()
+                feature_store().apply(repo_objects())
+                materialize(pd.Timestamp.now(tz="UTC"))  # every view's latest values
+                typer.echo(f"  redis: applied and materialized in {time.perf_counter() - start:.0f} s")
+            elif store != "sqlite":
+                raise typer.BadParameter(f"--online-stores: {store!r}; known: sqlite, redis")
+            where = online_store_description(feature_store())
+            typer.echo(f"  {where}")
+            out[store] = {"online_store": where, "reads": feature_reads(state), "levels": http_rank(state, seconds=seconds)}
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if "redis" in stores:
+            services.stop(root, ["redis"], remove=True)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -210,8 +266,16 @@ def markdown(payload: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
         f"GPU: {m['gpu'] or 'none'}. Command: `{payload['command']}`.",
         "",
-        "## (a) In-process, one task per call (untrained weights, make run's widths)",
     ]
+    if "in_process" in payload:
+        lines += in_process_markdown(payload)
+    if payload.get("http"):
+        lines += http_markdown(payload["http"])
+    return "\n".join(lines) + "\n"
+
+
+def in_process_markdown(payload: dict) -> list[str]:
+    lines = ["## (a) In-process, one task per call (untrained weights, make run's widths)"]
     for mode, what in MODES.items():
         lines += ["", f"**{mode}**: {what}", "",
                   "| model | B=1 latency | B=64 latency | B=1024 latency | B=1 rows/s | B=64 rows/s | B=1024 rows/s |",
@@ -238,14 +302,28 @@ def markdown(payload: dict) -> str:
                 *(spread([v["latency_vs_8"][b] for v in r], x) for b in (1, 64)),
                 spread([v["sub_rows_per_s"] for v in r], n), spread([v["token_rows_per_s"] for v in r], n),
                 spread([v["sub_over_token"] for v in r], x)]) + " |")
-    if payload.get("http"):
-        h = payload["http"]
-        lines += ["", f"## (c) HTTP `/rank`, {h['candidates']} candidates, {h['seconds']:.0f} s per level",
-                  "", f"State: `{h['state']}` (champion {h['model']}). Server and load generator share the machine.", "",
-                  "| concurrency | requests | requests/s | p50 | p99 |", "|---:|---:|---:|---:|---:|"]
-        for c, r in h["levels"].items():
-            lines.append(f"| {c} | {r['requests']:,} | {r['requests_per_s']:.1f} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def http_markdown(h: dict) -> list[str]:
+    stores = h.get("stores") or {"sqlite": {"online_store": "sqlite", "levels": h["levels"]}}  # older runs: SQLite only
+    names = list(stores)
+    lines = ["", f"## (c) HTTP `/rank`, {h['candidates']} candidates, {h['seconds']:.0f} s per level, per online store",
+              "", f"State: `{h['state']}` (champion {h['model']}). Server, online store and load generator share the "
+              "machine. Stores: " + "; ".join(f"{n}: `{stores[n]['online_store']}`" for n in names) + ".", "",
+              "| concurrency | " + " | ".join(f"{n} requests/s | {n} p50 | {n} p99" for n in names) + " |",
+              "|---:|" + "---:|---:|---:|" * len(names)]
+    for c in stores[names[0]]["levels"]:
+        cells = [(stores[n]["levels"][c]) for n in names]
+        lines.append(f"| {c} | " + " | ".join(f"{r['requests_per_s']:.1f} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms"
+                                             for r in cells) + " |")
+    if all("reads" in stores[n] for n in names):
+        lines += ["", "In-process feature read of one request (1 customer + 50 items, `OnlineReader.read`):", "",
+                  "| store | reads | p50 | p99 |", "|---|---:|---:|---:|"]
+        for n in names:
+            r = stores[n]["reads"]
+            lines.append(f"| {n} | {r['reads']} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms |")
+    return lines
 
 
 def main(
@@ -253,18 +331,21 @@ def main(
     skip_http: Annotated[bool, typer.Option(help="Only the in-process parts")] = False,
     seconds: Annotated[float, typer.Option(help="Seconds per HTTP concurrency level")] = 20.0,
     repeats: Annotated[int, typer.Option(help="Repeats of (b), reported as median and range")] = 3,
+    stores: Annotated[str, typer.Option("--online-stores", help="Online stores (c) runs against, comma-separated")] = "sqlite,redis",
+    skip_in_process: Annotated[bool, typer.Option(help="Only (c), the HTTP part")] = False,
 ):
     payload = {"machine": machine(), "command": " ".join(["python", "benchmarks/serving.py", *sys.argv[1:]])}
-    typer.echo("(a) in-process")
-    nets = models(8)
-    for e in (4, 8):
-        torch.manual_seed(0)
-        nets[f"MMoE {e} experts"] = build_model(BaselineConfig(**SIZES, arch="mmoe", n_experts=e)).eval()
-    payload["in_process"] = in_process(nets)
-    payload["experts"] = []  # one {experts: results} per repeat: this machine's timings drift by 10-30%
-    for repeat in range(repeats):
-        typer.echo(f"(b) experts scaled at top-4, repeat {repeat + 1}/{repeats}")
-        payload["experts"].append(expert_scaling())
+    if not skip_in_process:
+        typer.echo("(a) in-process")
+        nets = models(8)
+        for e in (4, 8):
+            torch.manual_seed(0)
+            nets[f"MMoE {e} experts"] = build_model(BaselineConfig(**SIZES, arch="mmoe", n_experts=e)).eval()
+        payload["in_process"] = in_process(nets)
+        payload["experts"] = []  # one {experts: results} per repeat: this machine's timings drift by 10-30%
+        for repeat in range(repeats):
+            typer.echo(f"(b) experts scaled at top-4, repeat {repeat + 1}/{repeats}")
+            payload["experts"].append(expert_scaling())
     if state is not None and not skip_http:
         typer.echo("(c) HTTP /rank")
         state = state.resolve()
@@ -273,8 +354,8 @@ def main(
         os.environ["GREC_HOME"] = str(state)
         champion = Registry("grec").aliases().get("champion")
         payload["http"] = {"state": str(state), "model": f"grec v{champion}", "candidates": 50, "seconds": seconds,
-                           "levels": http_rank(state, seconds=seconds)}
-    json_path, md_path = write_results("serving", payload, markdown(payload))
+                           "stores": online_stores(state, stores.split(","), seconds)}
+    json_path, md_path = write_results("serving_http" if skip_in_process else "serving", payload, markdown(payload))
     typer.echo(f"Wrote {json_path} and {md_path}")
 
 

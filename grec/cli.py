@@ -539,19 +539,19 @@ def serve(
     alias: Annotated[str, typer.Option(help="Registry alias to serve")] = "champion",
     tracking_uri: TrackingOpt = None,
 ):
-    """Serve the ranking service locally (BentoML) with the registry's champion and the Feast online store."""
+    """Serve the ranking service locally (BentoML) with the registry's champion and the Feast online
+    store; SIGTERM or Ctrl-C stops the server too (its prediction log flushed), then this command."""
     import os
-    import subprocess
     import sys
 
-    from grec.serving.bento import REPO, import_champion
+    from grec.serving.bento import REPO, import_champion, run_server
 
     model = import_champion(name, alias, tracking_uri)
     env = os.environ | {"GREC_BENTO_MODEL": str(model.tag), "GREC_HOME": str(settings.state_dir())}
     console.print(f"Serving {model.tag} ({name}@{alias}) on http://{host}:{port}", highlight=False)
     bentoml = Path(sys.executable).with_name("bentoml")
-    raise typer.Exit(subprocess.call([str(bentoml), "serve", "grec.serving.service:GRecRanker", "--host", host,
-                                      "--port", str(port), "--working-dir", str(REPO)], env=env))
+    raise typer.Exit(run_server([str(bentoml), "serve", "grec.serving.service:GRecRanker", "--host", host,
+                                 "--port", str(port), "--working-dir", str(REPO)], env))
 
 
 @app.command()

@@ -42,6 +42,8 @@ def fresh_state(tmp_path, monkeypatch):
     encodes each text of the session's data once, not once per test)."""
     state = tmp_path / "state"
     monkeypatch.setenv("GREC_HOME", str(state))
+    for name in ("FEAST_FS_YAML_FILE_PATH", "GREC_REDIS"):  # the embedded feature store, whatever the shell says
+        monkeypatch.delenv(name, raising=False)
     for cache in _TEXT_CACHES:
         (state / "features").mkdir(parents=True, exist_ok=True)
         shutil.copy(cache, state / "features" / cache.name)
@@ -118,3 +120,25 @@ def simulated_training_set(folder: Path, **config) -> Path:
     write_training_set(folder / "set", source.frame, split_masks(source.frame, source.contract, source.split),
                        source.split, source.contract, RAW_JOIN, folder / "data" / "impressions.parquet")
     return folder / "set"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A Redis on loopback (deploy/local/services.py, as a user starts one) for this test session
+    (one per xdist worker), stopped and its data removed after."""
+    from deploy.local import services
+
+    root = tmp_path_factory.mktemp("redis-service")
+    try:
+        yield services.start(["redis"], root)["redis"]
+    finally:
+        services.stop(root, remove=True)
+
+
+def redis_settings(server, db: int) -> dict[str, str]:
+    """The environment that points Feast at `server`'s database `db` (one per test module: Feast's
+    keys are per project and entity, so two state folders must not share a database)."""
+    from deploy.local import services
+
+    settings = services.redis_settings(server)
+    return settings | {"GREC_REDIS": f"{settings['GREC_REDIS']},db={db}"}

@@ -1,15 +1,16 @@
 """The shared backends a team runs, started on this machine on loopback only: PostgreSQL (MLflow's
-runs and registry), an S3-compatible store (moto's server: MLflow's artifacts) and an MLflow server
-over both. What the tests run against, and what a user tries a switch with before pointing the
-platform at the team's own servers.
+runs and registry), an S3-compatible store (moto's server: MLflow's artifacts), an MLflow server
+over both, and Redis (Feast's online store). What the tests run against, and what a user tries a
+switch with before pointing the platform at the team's own servers.
 
     python deploy/local/services.py start mlflow      # PostgreSQL + S3 + the MLflow server over them
+    python deploy/local/services.py start redis       # Redis, for Feast's online store
     python deploy/local/services.py status
     python deploy/local/services.py stop              # everything started from this state folder
 
 Each service keeps its data, log and process id under `$GREC_HOME/services/<name>/` (or
 `--root`); `services.json` there says what runs and where. `start` prints the settings that point
-the platform at it (MLFLOW_TRACKING_URI). Nothing listens beyond
+the platform at it (MLFLOW_TRACKING_URI; FEAST_FS_YAML_FILE_PATH and GREC_REDIS). Nothing listens beyond
 127.0.0.1; servers missing from the machine are installed from Debian's packages or are already in
 the venv (moto, mlflow).
 """
@@ -33,6 +34,8 @@ import typer
 
 BIN = Path(sys.executable).parent
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")  # Debian's postgresql-15
+REDIS_SERVER = Path("/usr/bin/redis-server")  # Debian's redis-server
+REPO = Path(__file__).resolve().parents[2]
 BUCKET = "grec-artifacts"
 # moto accepts any key; these name it as a local store in the server's log
 S3_ENV = {"AWS_ACCESS_KEY_ID": "grec-local", "AWS_SECRET_ACCESS_KEY": "grec-local", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -224,9 +227,33 @@ def start_mlflow(root: Path, postgres: Service, s3: Service) -> Service:
     return Service("mlflow", port, proc.pid, url, str(folder))
 
 
+# -- Redis (Feast's online store) ----------------------------------------------------------------
+
+def start_redis(root: Path) -> Service:
+    if not REDIS_SERVER.exists():
+        _apt_install("redis-server")
+    folder = root / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    log, port = folder / "redis.log", _free_port()
+    # loopback only; snapshots (the default save policy) in its own folder, so a restart keeps the
+    # materialized features; no config file, so nothing of the machine's /etc/redis applies
+    proc = _spawn([str(REDIS_SERVER), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder),
+                   "--protected-mode", "yes", "--daemonize", "no", "--logfile", ""], log)
+    import redis
+
+    def answers() -> bool:
+        try:
+            return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1).ping()
+        except redis.exceptions.RedisError:
+            return False
+
+    _wait(answers, "Redis", log, proc)
+    return Service("redis", port, proc.pid, f"127.0.0.1:{port}", str(folder))
+
+
 # -- all of them --------------------------------------------------------------------------------
 
-NEEDS = {"postgres": [], "s3": [], "mlflow": ["postgres", "s3"]}
+NEEDS = {"postgres": [], "s3": [], "mlflow": ["postgres", "s3"], "redis": []}
 
 
 def start(names: list[str], root: Path) -> dict[str, Service]:
@@ -243,7 +270,7 @@ def start(names: list[str], root: Path) -> dict[str, Service]:
         if name == "mlflow":
             services[name] = start_mlflow(root, services["postgres"], services["s3"])
         else:
-            services[name] = {"postgres": start_postgres, "s3": start_s3}[name](root)
+            services[name] = {"postgres": start_postgres, "s3": start_s3, "redis": start_redis}[name](root)
         _save(root, services)
     return services
 
@@ -277,7 +304,14 @@ def settings_lines(services: dict[str, Service]) -> list[str]:
     lines = []
     if "mlflow" in services:
         lines.append(f"export MLFLOW_TRACKING_URI={services['mlflow'].url}")
+    if "redis" in services:
+        lines += [f"export {k}={v}" for k, v in redis_settings(services["redis"]).items()]
     return lines
+
+
+def redis_settings(redis: Service) -> dict[str, str]:
+    """The environment that points Feast (and grec's feature store) at this Redis."""
+    return {"FEAST_FS_YAML_FILE_PATH": str(REPO / "feature_repo" / "feature_store.redis.yaml"), "GREC_REDIS": redis.url}
 
 
 app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True)
@@ -312,5 +346,5 @@ def status_command(root: RootOpt = None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's grec, run as a script
+    sys.path.insert(0, str(REPO))  # the checkout's grec, run as a script
     app()

@@ -220,15 +220,16 @@ def _list_max(values: pd.Series) -> int:
     return max((int(v.max()) for v in values.to_numpy() if len(v)), default=-1)
 
 
-def _pad_right_aligned(values: np.ndarray, length: int, shift: int, unknown: int) -> np.ndarray:
-    """Ragged id lists -> (N, length): keep the last `length`, right-align, id+shift (unknown above)."""
+def _pad_right_aligned(values: np.ndarray, length: int, shift: int, vocabulary: int) -> np.ndarray:
+    """Ragged id lists -> (N, length): keep the last `length`, right-align, id+shift; an id outside
+    [0, vocabulary) becomes 1 (unknown), 0 is padding."""
     lens = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
     if lens.sum() == 0:
         return np.zeros((len(values), length), dtype=np.int64)
-    return _pad_flat(np.concatenate([np.asarray(v, dtype=np.int64) for v in values]), lens, length, shift, unknown)
+    return _pad_flat(np.concatenate([np.asarray(v, dtype=np.int64) for v in values]), lens, length, shift, vocabulary)
 
 
-def _pad_flat(flat: np.ndarray, lens: np.ndarray, length: int, shift: int, unknown: int) -> np.ndarray:
+def _pad_flat(flat: np.ndarray, lens: np.ndarray, length: int, shift: int, vocabulary: int) -> np.ndarray:
     """The same from the lists' values end to end and each list's length."""
     out = np.zeros((len(lens), length), dtype=np.int64)
     if len(flat) == 0:
@@ -239,7 +240,9 @@ def _pad_flat(flat: np.ndarray, lens: np.ndarray, length: int, shift: int, unkno
         source = end[:, None] - length + np.arange(length)[None, :]  # the value each slot takes
         filled = source >= (end - n)[:, None]  # right-aligned: the slots before a short list stay 0
         ids = flat[np.where(filled, source, 0)]
-        out[lo:lo + 8192] = np.where(filled, np.where((ids < 0) | (ids + shift > unknown), unknown, ids + shift), 0)
+        # compared before the shift (an id near int64's top would wrap round to negative); an id
+        # the vocabulary does not hold is the unknown index, never aliased to a real item
+        out[lo:lo + 8192] = np.where(filled, np.where((ids < 0) | (ids >= vocabulary), 1, ids + shift), 0)
     return out
 
 
@@ -331,8 +334,8 @@ class FeatureSpec:
             item_numerical=_signed_log1p(frame[self.item_numerical].to_numpy(np.float64)),
             item_image=_vectors(frame, "image_embedding", self.image_dim),
             item_text=texts.lookup(frame["description"].to_numpy()),
-            seq_items=_pad_right_aligned(frame["viewed_item_ids"].to_numpy(), self.seq_len, 2, self.n_items + 1),
-            seq_pages=_pad_right_aligned(frame["visited_page_ids"].to_numpy(), self.seq_len, 2, self.n_pages + 1),
+            seq_items=_pad_right_aligned(frame["viewed_item_ids"].to_numpy(), self.seq_len, 2, self.n_items),
+            seq_pages=_pad_right_aligned(frame["visited_page_ids"].to_numpy(), self.seq_len, 2, self.n_pages),
             flow=self.flow_codes(frame),
         )
         return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})

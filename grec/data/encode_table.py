@@ -106,8 +106,8 @@ def encode_table(spec: FeatureSpec, table: pa.Table, texts: TextEmbeddingStore) 
         item_categorical=_codes(table, spec.item_categorical, spec.item_cardinalities),
         item_numerical=_signed_log1p(_numbers(table, spec.item_numerical)),
         item_image=image.astype(np.float32, copy=False).reshape(n, spec.image_dim),
-        seq_items=_pad_flat(seq_items.astype(np.int64, copy=False), seq_items_len, spec.seq_len, 2, spec.n_items + 1),
-        seq_pages=_pad_flat(seq_pages.astype(np.int64, copy=False), seq_pages_len, spec.seq_len, 2, spec.n_pages + 1),
+        seq_items=_pad_flat(seq_items.astype(np.int64, copy=False), seq_items_len, spec.seq_len, 2, spec.n_items),
+        seq_pages=_pad_flat(seq_pages.astype(np.int64, copy=False), seq_pages_len, spec.seq_len, 2, spec.n_pages),
         flow=flows.to_numpy().astype(np.int64),
     )
     return EncodedRows(arrays, search_index, text_index + len(queries), vectors)

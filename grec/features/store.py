@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import os
 import pickle
+import re
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ SERVING_SERVICE = "grec_serving_v1"
 # The file store's first incremental materialization starts at now - TTL, which would silently
 # skip older values of backfilled data; a fixed early start loads the latest value of every entity.
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+FEAST_YAML_ENV = "FEAST_FS_YAML_FILE_PATH"  # feast.constants.FEAST_FS_YAML_FILE_PATH_ENV_NAME
 
 
 def _object_array_token(x) -> tuple:
@@ -76,16 +78,39 @@ def _hash_object_arrays_once() -> None:
     normalize_token._grec_object_arrays = True
 
 
+def config_file(repo: Path = FEATURE_REPO) -> Path:
+    """The feature_store.yaml in use: `$FEAST_FS_YAML_FILE_PATH` (Feast's own variable, which its CLI
+    reads too: feature_repo/feature_store.redis.yaml for Redis online), else the repository's."""
+    chosen = os.environ.get(FEAST_YAML_ENV, "").strip()
+    path = Path(chosen).expanduser() if chosen else Path(repo) / "feature_store.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{FEAST_YAML_ENV}={chosen}: no such file" if chosen else f"{path}: no such file")
+    # Feast expands $VARS with os.path.expandvars, which leaves an unset one as it is: say so here
+    missing = sorted({m for m in re.findall(r"\$\{(\w+)\}", path.read_text()) if m not in os.environ})
+    if missing:
+        raise ValueError(f"{path} needs {', '.join(missing)} set (the store's connection); "
+                         "`python deploy/local/services.py start redis` prints what to export for a local Redis")
+    return path
+
+
 def feature_store(repo: Path = FEATURE_REPO):
-    """The store for the current state folder ($GREC_HOME is resolved and exported for Feast)."""
+    """The store for the current state folder ($GREC_HOME is resolved and exported for Feast),
+    configured by `config_file()`."""
     from feast import FeatureStore
 
     _hash_object_arrays_once()
-
-
     os.environ[settings.STATE_ENV] = str(settings.state_dir())
     settings.features_dir().mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(repo))
+    return FeatureStore(repo_path=str(repo), fs_yaml_file=config_file(repo))
+
+
+def online_store_description(store) -> str:
+    """Where the online store is, for reports: 'sqlite <path>' or 'redis <host:port>'."""
+    config = store.config.online_store
+    where = getattr(config, "path", None) or getattr(config, "connection_string", "")
+    if config.type == "redis":  # never a password in a report
+        where = where.split(",")[0]
+    return f"{config.type} {where}".strip()
 
 
 def repo_objects(repo: Path = FEATURE_REPO) -> list:
@@ -124,8 +149,7 @@ def materialize(end, start=None) -> dict:
     store = feature_store()
     start, end = _utc(start if start is not None else EARLIEST), _utc(end)
     store.materialize(start_date=start, end_date=end)
-    return {"start": start.isoformat(), "end": end.isoformat(),
-            "online_store": str(settings.features_dir() / "online_store.db")}
+    return {"start": start.isoformat(), "end": end.isoformat(), "online_store": online_store_description(store)}
 
 
 @dataclass

@@ -32,8 +32,8 @@ import torch
 from grec.data.dataset import Batch, FeatureSpec
 from grec.data.text import SentenceEncoder, text_hash
 from grec.errors import UserError
+from grec.serving.limits import MAX_CANDIDATES, MAX_ID, MAX_TEXT_CHARS
 
-MAX_CANDIDATES = 1000
 # An impression context column the request leaves out: 0 (for a position, the slot every candidate
 # is scored at; its real slot is what ranking decides).
 REQUEST_CONTEXT_DEFAULT = 0
@@ -41,6 +41,11 @@ REQUEST_CONTEXT_DEFAULT = 0
 
 class RequestError(UserError, ValueError):
     """A request the service refuses: the message names the field and the reason."""
+
+
+def _not_an_id(value) -> bool:
+    """Not an id the stores and the model hold: a non-negative int64 (bool is not a number here)."""
+    return isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_ID
 
 
 @dataclass
@@ -60,15 +65,14 @@ class RankRequest:
             raise RequestError(f"flow: unknown flow {self.flow!r}; this model's flows: {list(tasks.flows)}")
         if self.use_case not in tasks.use_cases:
             raise RequestError(f"use_case: unknown use case {self.use_case!r}; this model's use cases: {list(tasks.use_cases)}")
-        if isinstance(self.customer_id, bool) or not isinstance(self.customer_id, (int, np.integer)) or self.customer_id < 0:
-            raise RequestError(f"customer_id: must be a non-negative integer, got {self.customer_id!r}")
+        if _not_an_id(self.customer_id):
+            raise RequestError(f"customer_id: must be a non-negative integer of at most {MAX_ID} (int64), got {self.customer_id!r}")
         unknown = sorted(set(self.context) - set(spec.impression_context))
         if unknown:
             raise RequestError(f"{unknown[0]}: not an input of this model; its request context: {spec.impression_context}")
         for name, value in self.context.items():
-            if name in spec.context_categorical and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                                                     or value < 0):
-                raise RequestError(f"{name}: must be a non-negative integer, got {value!r}")
+            if name in spec.context_categorical and _not_an_id(value):
+                raise RequestError(f"{name}: must be a non-negative integer of at most {MAX_ID} (int64), got {value!r}")
             if name in spec.context_numerical and not (isinstance(value, (int, float, np.number)) and math.isfinite(value)):
                 raise RequestError(f"{name}: must be a finite number, got {value!r}")
         if not self.item_ids:
@@ -76,10 +80,13 @@ class RankRequest:
         if len(self.item_ids) > max_candidates:
             raise RequestError(f"item_ids: {len(self.item_ids)} candidates, at most {max_candidates} per request")
         for i, item in enumerate(self.item_ids):
-            if isinstance(item, bool) or not isinstance(item, (int, np.integer)) or item < 0:
-                raise RequestError(f"item_ids[{i}]: must be a non-negative integer, got {item!r}")
+            if _not_an_id(item):
+                raise RequestError(f"item_ids[{i}]: must be a non-negative integer of at most {MAX_ID} (int64), got {item!r}")
         if not isinstance(self.search_query, str):
             raise RequestError(f"search_query: must be text, got {type(self.search_query).__name__}")
+        if len(self.search_query) > MAX_TEXT_CHARS:
+            raise RequestError(f"search_query: {len(self.search_query):,} characters, at most {MAX_TEXT_CHARS:,} "
+                               "(GREC_SERVE_MAX_TEXT_CHARS)")
         if self.search_query.strip() and not spec.has("search"):
             raise RequestError("search_query: this model's data has no search text")
 

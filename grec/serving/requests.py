@@ -3,20 +3,23 @@
 `/rank` and `/score` accept exactly the flows, use cases and feature columns of the model they
 serve (its features.json: task vocabulary, columns, which optional inputs its data has), so the
 OpenAPI document the Bento publishes shows them, and pydantic refuses anything else with a 400
-naming the field, before adaptive batching merges requests.
+naming the field, before adaptive batching merges requests. The bounds (ids, list lengths, text
+lengths, vector shapes) are those of grec.serving.limits and of the model, in the schema too.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from grec.data.dataset import FeatureSpec
-from grec.serving.ranker import MAX_CANDIDATES
+from grec.serving.limits import MAX_CANDIDATES, MAX_HISTORY, MAX_ID, MAX_TEXT_CHARS, MAX_VECTOR_VALUE
 
-NonNegative = Annotated[int, Field(ge=0)]
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]  # int64, what the stores and the model hold
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+History = Annotated[list[Id], Field(max_length=MAX_HISTORY)]
 FORBID_EXTRA = ConfigDict(extra="forbid")
 
 
@@ -39,31 +42,48 @@ def rank_input_model(spec: FeatureSpec) -> type[BaseModel]:
     """/rank's body: a customer, the task, candidates, and the impression's own context columns
     (each optional, 0 when left out; the customer's come from the feature store)."""
     fields: dict[str, Any] = {
-        "customer_id": (NonNegative, Field(description="Customer id (unknown ids are cold-start)")),
+        "customer_id": (Id, Field(description="Customer id (unknown ids are cold-start)")),
         **_task_fields(spec),
-        "item_ids": (Annotated[list[NonNegative], Field(min_length=1, max_length=MAX_CANDIDATES)],
+        "item_ids": (Annotated[list[Id], Field(min_length=1, max_length=MAX_CANDIDATES)],
                      Field(description=f"Candidate item ids, 1 to {MAX_CANDIDATES}")),
     }
     if spec.has("search"):
-        fields["search_query"] = (str, Field("", description="What the customer searched for ('' if nothing)"))
+        fields["search_query"] = (Text, Field("", description="What the customer searched for ('' if nothing)"))
     for name in spec.impression_context:
-        kind = NonNegative if name in spec.context_categorical else Finite
+        kind = Id if name in spec.context_categorical else Finite
         fields[name] = (kind, Field(0, description="Impression context; every candidate is scored with this value"))
     return create_model("RankRequest", __config__=FORBID_EXTRA, **fields)
 
 
+class _AlignedHistories(BaseModel):
+    """A row's viewed items and visited pages are one sequence of visits: as long as each other."""
+
+    model_config = FORBID_EXTRA
+
+    @model_validator(mode="after")
+    def _aligned(self):
+        viewed, visited = getattr(self, "viewed_item_ids", None), getattr(self, "visited_page_ids", None)
+        if viewed is not None and visited is not None and len(viewed) != len(visited):
+            raise ValueError(f"viewed_item_ids ({len(viewed)}) and visited_page_ids ({len(visited)}) "
+                             "must be as long as each other: one page per viewed item")
+        return self
+
+
 def score_row_model(spec: FeatureSpec) -> type[BaseModel]:
     """One /score row: the model's input columns in the pyfunc's layout, plus the task."""
-    fields: dict[str, Any] = {name: (NonNegative, ...) for name in spec.context_categorical + spec.item_categorical}
+    fields: dict[str, Any] = {name: (Id, ...) for name in spec.context_categorical + spec.item_categorical}
     fields |= {name: (Finite, ...) for name in spec.context_numerical + spec.item_numerical}
-    fields["item_id"] = (NonNegative, ...)
+    fields["item_id"] = (Id, ...)
     if spec.has("search"):
-        fields["search_query"] = (str, "")
+        fields["search_query"] = (Text, "")
     if spec.has("item_vectors"):
-        fields |= {"description": (str, ""), "image_embedding": (list[Finite], ...)}
+        value = Annotated[float, Field(ge=-MAX_VECTOR_VALUE, le=MAX_VECTOR_VALUE)]
+        vector = Annotated[list[value], Field(min_length=spec.image_dim, max_length=spec.image_dim,
+                                              description=f"The item's image vector, {spec.image_dim} numbers")]
+        fields |= {"description": (Text, ""), "image_embedding": (vector, ...)}
     if spec.has("histories"):
-        fields |= {"viewed_item_ids": (list[NonNegative], []), "visited_page_ids": (list[NonNegative], [])}
-    return create_model("ScoreRow", __config__=FORBID_EXTRA, **fields, **_task_fields(spec))
+        fields |= {"viewed_item_ids": (History, []), "visited_page_ids": (History, [])}
+    return create_model("ScoreRow", __base__=_AlignedHistories, **fields, **_task_fields(spec))
 
 
 def rank_context(spec: FeatureSpec, body: dict) -> dict:

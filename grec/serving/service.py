@@ -7,8 +7,10 @@ and `/readyz` (ready once the model and the feature store are loaded, via `__is_
 The model is the BentoML model named by `GREC_BENTO_MODEL` (default `grec:latest`), imported from
 the MLflow registry's champion by `grec package` / `grec serve` (grec.serving.bento), and packaged
 inside the Bento. Features come from the Feast online store in `$GREC_HOME`. Bad requests get a
-400 naming the field (pydantic validation, or grec.serving.ranker.RequestError); every request's
-features and scores go to the prediction log, off the request path.
+4xx naming the field (pydantic validation, or grec.serving.ranker.RequestError; the limits of
+grec.serving.limits; a body over its size a 413, grec.serving.middleware), with the error body
+the OpenAPI document declares; every request's features and scores go to the prediction log, off
+the request path.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, create_model
 
 from grec import settings
 
@@ -26,8 +30,9 @@ settings.use_bentoml_home()
 import bentoml  # noqa: E402
 
 from grec.data.dataset import FeatureSpec  # noqa: E402
-from grec.serving.ranker import MAX_CANDIDATES  # noqa: E402
-from grec.serving.requests import rank_context, rank_input_model, score_row_model  # noqa: E402
+from grec.serving import limits  # noqa: E402
+from grec.serving.middleware import RequestLimits  # noqa: E402
+from grec.serving.requests import FORBID_EXTRA, rank_context, rank_input_model, score_row_model  # noqa: E402
 
 MODEL_TAG = os.environ.get("GREC_BENTO_MODEL", "grec:latest")
 # One worker process per core: a request is mostly Python (feature read, encoding, small matrix
@@ -50,6 +55,12 @@ RankBody = rank_input_model(SPEC)
 # Validated per request, before adaptive batching merges requests: a bad row fails its own
 # request with a 400, never its neighbours.
 ScoreRow = score_row_model(SPEC)
+ScoreRows = Annotated[list[ScoreRow], Field(min_length=1, max_length=limits.MAX_SCORE_ROWS)]
+# /score's body: {"rows": [...]} and nothing else (an unknown field is refused, not ignored)
+ScoreBody = create_model("ScoreBody", __config__=FORBID_EXTRA, rows=(ScoreRows, ...))
+LIMITS = {"max_candidates": limits.MAX_CANDIDATES, "max_score_rows": limits.MAX_SCORE_ROWS,
+          "max_text_chars": limits.MAX_TEXT_CHARS, "max_history": limits.MAX_HISTORY,
+          "max_body_bytes": limits.MAX_BODY_BYTES, "max_id": limits.MAX_ID}
 
 
 @bentoml.service(name="grec-ranker", workers=WORKERS, traffic={"timeout": 30})
@@ -60,18 +71,20 @@ class GRecRanker:
         import bentoml.mlflow
         import torch
 
-        from grec.features.store import SERVING_SERVICE, OnlineReader
+        from grec.features.store import SERVING_SERVICE, OnlineReader, online_store_description
         from grec.serving.prediction_log import PredictionLog
         from grec.serving.ranker import Ranker
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
         wrapper = bentoml.mlflow.load_model(self.bento_model).unwrap_python_model()
-        self.ranker = Ranker(wrapper.model, wrapper.spec, OnlineReader())
+        reader = OnlineReader()
+        self.ranker = Ranker(wrapper.model, wrapper.spec, reader)
         self.log = PredictionLog(settings.predictions_dir())
         info, tasks = self.bento_model.info, wrapper.spec.tasks
         self.meta = {"model": str(info.tag), **info.labels, "feature_service": SERVING_SERVICE,
+                     "online_store": online_store_description(reader.store),
                      "routing": getattr(wrapper.model.config, "routing", None),
-                     "sub_networks": len(self.ranker.subnetworks), "max_candidates": MAX_CANDIDATES,
+                     "sub_networks": len(self.ranker.subnetworks), **LIMITS,
                      "tasks": [tasks.task_name(t) for t in range(tasks.n_tasks)], "flows": list(tasks.flows),
                      "use_cases": list(tasks.use_cases), "request_context": wrapper.spec.impression_context,
                      "inputs": wrapper.spec.inputs}
@@ -105,8 +118,9 @@ class GRecRanker:
                           for i, s in zip(result.item_ids, result.scores)],
                 "cold_start_customer": result.cold_start_customer}
 
-    @bentoml.api(route="/score", batchable=True, max_batch_size=4096, max_latency_ms=20)
-    def score(self, rows: list[ScoreRow]) -> list[float]:
+    @bentoml.api(route="/score", input_spec=ScoreBody, batchable=True, max_batch_size=limits.MAX_SCORE_ROWS,
+                 max_latency_ms=20)
+    def score(self, rows: ScoreRows) -> list[float]:
         """Feature rows in the pyfunc's layout (input columns + use_case) -> one score each."""
         import pandas as pd
 
@@ -129,3 +143,6 @@ class GRecRanker:
     def close(self) -> None:
         self.log.close()
 
+
+# Outside BentoML's app: bodies bounded before they are parsed, error bodies as the spec declares.
+GRecRanker.add_asgi_middleware(RequestLimits)

@@ -1,4 +1,5 @@
-"""The Feast repository on a fresh state folder: apply, materialize, online reads, training sets."""
+"""The Feast repository on a fresh state folder: apply, materialize, online reads (the SQLite
+store and Redis), training sets."""
 
 import shutil
 
@@ -11,9 +12,10 @@ from grec.data.contract import to_arrow, write_tables
 from grec.data.simulate import SimulationConfig, simulate_to
 from grec.data.schema import CUSTOMERS
 from grec.features import sources
-from grec.features.store import FEATURE_REPO, OnlineReader, apply, materialize
+from grec.features.store import FEATURE_REPO, OnlineReader, apply, feature_store, materialize
 from grec.features.training_set import TrainingSetError, build_training_set, load_training_set
 from grec.io import write_parquet
+from tests.conftest import redis_settings
 
 PLANTED_PLAN = 99  # a plan code no real snapshot has
 
@@ -54,6 +56,36 @@ def in_store(store_home, monkeypatch):
     return store_home
 
 
+@pytest.fixture(scope="module")
+def redis_home(world, store_home, redis_server, tmp_path_factory):
+    """The same repository applied and materialized with the Redis configuration, in a state
+    folder of its own (the module store's text vectors copied, to save encoding them again)."""
+    home = tmp_path_factory.mktemp("feature-state-redis")
+    (home / "features").mkdir()
+    for cache in (store_home[0] / "features").glob("text_embeddings-*.parquet"):
+        shutil.copy(cache, home / "features" / cache.name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GREC_HOME", str(home))
+        for name, value in redis_settings(redis_server, db=1).items():
+            mp.setenv(name, value)
+        applied = apply(world[0])
+        materialized = materialize(store_home[2])
+    return home, applied, store_home[2], materialized
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def online(request, monkeypatch):
+    """Each online-store test once per backend: (backend, state folder, materialized up to)."""
+    if request.param == "sqlite":
+        home, end = request.getfixturevalue("store_home")[0], request.getfixturevalue("store_home")[2]
+    else:
+        home, _, end, _ = request.getfixturevalue("redis_home")
+        for name, value in redis_settings(request.getfixturevalue("redis_server"), db=1).items():
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GREC_HOME", str(home))
+    return request.param, home, end
+
+
 def test_apply_registers_every_object_under_the_state_folder(in_store):
     home, applied, _, _ = in_store
     assert {"customer", "item", "customer_profile", "customer_activity", "item_catalog", "item_embeddings",
@@ -63,7 +95,29 @@ def test_apply_registers_every_object_under_the_state_folder(in_store):
         assert sources.source_path(name).is_relative_to(home)
     # Nothing written into the source tree.
     assert sorted(p.name for p in FEATURE_REPO.iterdir() if p.name != "__pycache__") == [
-        ".feastignore", "definitions.py", "feature_store.yaml"]
+        ".feastignore", "definitions.py", "feature_store.redis.yaml", "feature_store.yaml"]
+
+
+def test_the_redis_configuration_keeps_the_online_values_in_redis(redis_home, redis_server, monkeypatch):
+    import redis
+
+    home, applied, _, materialized = redis_home
+    monkeypatch.setenv("GREC_HOME", str(home))
+    assert materialized["online_store"] == f"redis {redis_server.url}"
+    assert (home / "features" / "registry.db").exists() and not (home / "features" / "online_store.db").exists()
+    keys = redis.Redis(host="127.0.0.1", port=redis_server.port, db=1).dbsize()
+    customers, items = (pd.read_parquet(sources.source_path(n)) for n in ("customer_profile", "item_catalog"))
+    # one hash per entity key (customers, items; the query view's keys besides)
+    assert keys >= customers["customer_id"].nunique() + items["item_id"].nunique()
+
+
+def test_a_configuration_whose_connection_is_not_set_is_refused_by_name(monkeypatch):
+    monkeypatch.setenv("FEAST_FS_YAML_FILE_PATH", str(FEATURE_REPO / "feature_store.redis.yaml"))
+    with pytest.raises(ValueError, match="feature_store.redis.yaml needs GREC_REDIS set"):
+        feature_store()
+    monkeypatch.setenv("FEAST_FS_YAML_FILE_PATH", "/nowhere/feature_store.yaml")
+    with pytest.raises(FileNotFoundError, match="FEAST_FS_YAML_FILE_PATH=/nowhere/feature_store.yaml: no such file"):
+        feature_store()
 
 
 def _latest(frame, key, stamp, value, at):
@@ -71,8 +125,8 @@ def _latest(frame, key, stamp, value, at):
     return rows.sort_values(stamp).iloc[-1]
 
 
-def test_online_features_equal_the_latest_offline_values(in_store, world):
-    _, _, end, _ = in_store
+def test_online_features_equal_the_latest_offline_values(online, world):
+    _, _, end = online
     customer, planted_at = world[1], world[2]
     profile = pd.read_parquet(sources.source_path("customer_profile"))
     activity = pd.read_parquet(sources.source_path("customer_activity"))
@@ -158,3 +212,18 @@ def test_rows_dropped_by_a_ttl_are_detected_and_explained(store_home, world, fre
     with pytest.raises(TrainingSetError, match=r"customer_profile: \d+ rows have no value within its TTL of 180 days"):
         build_training_set(data, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_the_cluster_manifests_select_the_tested_redis_configuration():
+    """deploy/k8s/ranker.yaml points the ranking service at the Service of deploy/k8s/redis.yaml
+    through the configuration tested above (the Bento carries feature_repo/*.yaml)."""
+    import yaml
+
+    root = FEATURE_REPO.parent / "deploy"
+    redis_objects = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all((root / "k8s" / "redis.yaml").read_text())}
+    ranker = next(o for o in yaml.safe_load_all((root / "k8s" / "ranker.yaml").read_text()) if o["kind"] == "Deployment")
+    env = {e["name"]: e["value"] for e in ranker["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FEAST_FS_YAML_FILE_PATH"].endswith("/feature_repo/feature_store.redis.yaml")
+    port = redis_objects[("Service", "grec-redis")]["spec"]["ports"][0]["port"]
+    assert env["GREC_REDIS"] == f"grec-redis:{port}"
+    assert "feature_repo/*.yaml" in yaml.safe_load((root / "bentofile.yaml").read_text())["include"]

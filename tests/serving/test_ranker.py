@@ -1,18 +1,17 @@
-"""Ranking requests in-process against a real (SQLite) Feast online store and the registered GRec
-(the `served` fixture in conftest.py)."""
+"""Ranking requests in-process against a real Feast online store (SQLite, and Redis) and the
+registered GRec (the `served` fixture in conftest.py)."""
 
 import numpy as np
 import pytest
 
-from grec.features.store import OnlineReader
+from grec.features.store import OnlineReader, online_store_description
 from grec.features.training_set import open_source
 from grec.lifecycle.pyfunc import request_frame, score_frame
 from grec.serving.ranker import RankRequest, Ranker, RequestError
 
 
 @pytest.fixture
-def ranker(served, monkeypatch):
-    monkeypatch.setenv("GREC_HOME", str(served["home"]))
+def ranker(served, online_backend):
     return Ranker(served["model"], served["spec"], OnlineReader())
 
 
@@ -31,7 +30,8 @@ def test_rank_sorts_the_candidates_and_scores_them_like_the_registry_model(ranke
     np.testing.assert_allclose(result.scores, [expected[i] for i in result.item_ids], rtol=0, atol=1e-5)
 
 
-def test_features_come_from_the_online_store(ranker, served):
+def test_features_come_from_the_online_store(ranker, served, online_backend):
+    assert online_store_description(ranker.reader.store).split()[0] == online_backend
     customer = busy_customer(served)
     frame, cold_customer, cold_items = ranker.request_frame(RankRequest(customer, "AAL", "CTR", [3, 8]))
     profile = served["tables"]["customers"].set_index("customer_id").loc[customer]

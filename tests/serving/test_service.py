@@ -1,5 +1,6 @@
-"""The BentoML service started with `grec serve` on loopback: the same scores as the registry model
-in-process, a 4xx naming the problem for every bad request, and a prediction log of what was served."""
+"""The BentoML service started with `grec serve` on loopback, once over each online store (SQLite,
+Redis): the same scores as the registry model in-process (read from SQLite), a 4xx naming the
+problem for every bad request, and a prediction log of what was served."""
 
 import os
 import subprocess
@@ -20,10 +21,14 @@ from grec.serving.prediction_log import read_log
 from grec.serving.ranker import RankRequest, Ranker
 
 
-@pytest.fixture(scope="module")
-def service(served):
-    with local_service(served["home"]) as url, httpx.Client(base_url=url, timeout=30) as client:
-        yield {"client": client}
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def service(served, request):
+    env = request.getfixturevalue("served_redis") if request.param == "redis" else {}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():  # what `grec serve` inherits
+            mp.setenv(name, value)
+        with local_service(served["home"]) as url, httpx.Client(base_url=url, timeout=30) as client:
+            yield {"client": client, "backend": request.param}
 
 
 def busy_customer(served) -> int:
@@ -36,6 +41,7 @@ def test_health_and_metadata(service, served):
     meta = client.post("/metadata").json()
     assert meta["registered_model"] == "grec" and meta["version"] == served["version"] and meta["alias"] == "champion"
     assert meta["sub_networks"] == 12 and "NSE+CTCVR" in meta["tasks"] and meta["feature_service"] == "grec_serving_v1"
+    assert meta["online_store"].split()[0] == service["backend"]  # the store `grec serve` was pointed at
 
 
 def test_rank_answers_with_the_registry_models_scores(service, served, monkeypatch):
