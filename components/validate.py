@@ -21,3 +21,5 @@ def validate_data(data: str, start: str, end: str, min_task_positives: int, tabl
         tables.metadata[f"rows.{name}"] = table["rows"]
         checks.log_metric(f"{name}.expectations", table["expectations"])
     tables.metadata.update({"source": data or str(settings.data_dir()), "start": start, "end": end})
+    for what, left in result.left_out.items():  # said, not dropped: also in the report above
+        tables.metadata[f"left_out.{what}"] = left["rows"]

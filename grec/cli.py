@@ -374,6 +374,7 @@ def validate(
     n_pages: Annotated[int, typer.Option(help="Page ids are 0..N-1")] = 24,
     min_task_positives: Annotated[int, typer.Option(help="Positives each task needs to be trainable")] = 3,
     out: Annotated[Optional[Path], typer.Option(help="Report folder [default: $GREC_HOME/validation/<data name>]")] = None,
+    strict_columns: Annotated[bool, typer.Option(help="A column the contract does not name fails (default: a warning)")] = False,
 ):
     """Check the raw tables with Great Expectations; exit 1 if any expectation fails."""
     import pandas as pd
@@ -383,9 +384,11 @@ def validate(
 
     policy = ValidationPolicy(start=pd.Timestamp(start, tz="UTC") if start else None,
                               end=pd.Timestamp(end, tz="UTC") if end else None, n_pages=n_pages,
-                              min_positives_per_task=min_task_positives)
+                              min_positives_per_task=min_task_positives, strict_columns=strict_columns)
     with console.status("Validating tables"):
         report = run_validation(data or settings.data_dir(), policy, out)
+    for line in report.warnings:
+        console.print(f"[yellow]warning[/yellow] {line}", highlight=False)
     for name, t in report.tables.items():
         mark = "[green]ok[/green]" if t["success"] else "[red]FAILED[/red]"
         console.print(f"{name:12s} {t['rows']:>10,} rows  {t['expectations']:>3} expectations  {mark}")

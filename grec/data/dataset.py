@@ -59,12 +59,47 @@ def check_arrow_schema(arrow_schema: pa.Schema, table: Table, source: str) -> No
         raise SchemaError(f"{source}: does not match the '{table.name}' schema: " + "; ".join(problems))
 
 
+def read_parquet(path: Path, columns: list[str] | None = None, schema_only: bool = False):
+    """A user's parquet file (its arrow table, or its schema), or one SchemaError naming the file
+    and what is wrong with it (truncated, not parquet, unreadable) instead of Arrow's traceback."""
+    try:
+        return pq.read_schema(path) if schema_only else pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SchemaError(f"{path}: not a readable parquet file ({reason})") from None
+
+
+def check_missing_values(arrow: pa.Table, table: Table, source: str) -> None:
+    """Refuse missing values (null, or NaN in a float column) in any column of the contract,
+    naming the column, the count and example rows: no column of the contract is nullable, and a
+    NaN that reached the model would surface after training, as a NaN score."""
+    import pyarrow.compute as pc
+
+    problems = []
+    for col in table.columns:
+        if col.name not in arrow.column_names:
+            continue
+        values = arrow.column(col.name)
+        missing = values.is_null()
+        if pa.types.is_floating(values.type):
+            missing = pc.or_(missing, pc.fill_null(pc.is_nan(values), False))  # is_nan(null) is null
+        count = pc.sum(missing).as_py() or 0
+        if count:
+            rows = np.flatnonzero(missing.to_numpy(zero_copy_only=False))[:5].tolist()
+            problems.append(f"column '{col.name}' has {count:,} missing values (NaN or null; rows {rows})")
+    if problems:
+        raise SchemaError(f"{source}: " + "; ".join(problems) + ". No column of the contract may be missing: "
+                          "fill or drop those rows before loading")
+
+
 def load_table(path: Path, table: Table) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise SchemaError(f"{path}: file not found (expected the '{table.name}' table)")
-    check_arrow_schema(pq.read_schema(path), table, str(path))
-    return pq.read_table(path, columns=table.names()).to_pandas()
+    check_arrow_schema(read_parquet(path, schema_only=True), table, str(path))
+    arrow = read_parquet(path, columns=table.names())
+    check_missing_values(arrow, table, str(path))
+    return arrow.to_pandas()
 
 
 def load_tables(data_dir: Path, contract: Contract | None = None) -> dict[str, pd.DataFrame]:

@@ -31,6 +31,7 @@ from torch import nn
 
 from grec.data.dataset import Dataset
 from grec.features.training_set import DataSource
+from grec.lifecycle.abandoned import end_abandoned_runs, run_tags
 from grec.lifecycle.pyfunc import request_frame, score_frame
 from grec.lifecycle.store import MODEL_NAME, configure, experiment_id
 from grec.model.checkpoint import build_model, save_model
@@ -154,8 +155,11 @@ def train_and_log(
         train_model(net, data, train_config, checkpoint_dir=checkpoint_dir)  # rank 0 logs, saves and registers
         return None
     configure()
-    with mlflow.start_run(experiment_id=experiment_id(), run_name=run_name) as run:
-        mlflow.set_tags({"grec.model": run_name, **(tags or {})})
+    experiment = experiment_id()
+    for ended in end_abandoned_runs(experiment):  # a training killed earlier on this machine
+        warnings.warn(f"MLflow run {ended} was left RUNNING by a process that is gone; marked KILLED", stacklevel=2)
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
+        mlflow.set_tags({"grec.model": run_name, **run_tags(), **(tags or {})})
         mlflow.log_params(_params(net.config, train_config, source))
         mlflow.log_metrics({f"rows/{k}": len(v) for k, v in data.rows.items()})
 

@@ -42,6 +42,9 @@ def run_local(name: str, params: dict | None = None, pipeline_root: Path | None 
 
     root = Path(pipeline_root or settings.state_dir() / "pipelines")
     root.mkdir(parents=True, exist_ok=True)
+    for folder in sweep_killed_runs(root):
+        warnings.warn(f"removed {folder}: the partial outputs of a pipeline run whose process was killed", stacklevel=2)
+    claim = _claim(root)
     before = set(root.iterdir())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     fn = pipeline(name)
@@ -55,9 +58,69 @@ def run_local(name: str, params: dict | None = None, pipeline_root: Path | None 
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
             fn(**(params or {}))
     except RuntimeError as e:  # kfp reports a failed task as RuntimeError("Task '...' finished with status FAILURE")
+        _finish(root, before, claim, "failed")
         raise PipelineError(f"pipeline {name} failed: {e}") from None
-    new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
-    return new[-1] if new else root
+    return _finish(root, before, claim, "succeeded") or root
+
+
+# A run killed part way (SIGKILL, a lost machine) leaves a run folder kfp half filled. Every run
+# claims the pipeline root while it runs (.active/<pid>.json) and marks its folder when it ends
+# (RUN_MARKER, succeeded or failed, kept for inspection); the next run removes the unmarked folders
+# a dead claimant left, unless another run is live (an unmarked folder may then be its own).
+RUN_MARKER = ".grec-run.json"
+
+
+def _claim(root: Path) -> Path:
+    import os
+    import time
+
+    from grec.io import write_json
+
+    return write_json(root / ".active" / f"{os.getpid()}.json", {"pid": os.getpid(), "started": time.time()})
+
+
+def _finish(root: Path, before: set, claim: Path, status: str) -> Path | None:
+    import time
+
+    from grec.io import write_json
+
+    new = sorted((p for p in set(root.iterdir()) - before if p.is_dir() and not p.name.startswith(".")),
+                 key=lambda p: p.stat().st_mtime)
+    for folder in new:
+        write_json(folder / RUN_MARKER, {"status": status, "ended": time.time()})
+    claim.unlink(missing_ok=True)
+    return new[-1] if new else None
+
+
+def sweep_killed_runs(root: Path) -> list[Path]:
+    """Remove the run folders left unmarked by runs whose process is gone; returns them."""
+    import json
+    import shutil
+
+    import psutil
+
+    claims = []
+    for path in sorted((root / ".active").glob("*.json")):
+        claim = json.loads(path.read_text())
+        try:
+            alive = psutil.Process(claim["pid"]).create_time() <= claim["started"] + 1
+        except psutil.Error:
+            alive = False
+        claims.append((path, claim, alive))
+    if any(alive for *_, alive in claims):
+        return []
+    removed = []
+    if claims:
+        since = min(claim["started"] for _, claim, _ in claims) - 1
+        for folder in root.iterdir():
+            if folder.is_dir() and not folder.name.startswith(".") and not (folder / RUN_MARKER).exists() \
+                    and folder.stat().st_mtime >= since:
+                shutil.rmtree(folder)
+                removed.append(folder)
+    for path, *_ in claims:
+        path.unlink(missing_ok=True)
+    return removed
+
 
 
 def compile_pipeline(name: str, out: Path) -> Path:

@@ -31,41 +31,67 @@ def _utc(ts: str) -> pd.Timestamp | None:
 # validate
 
 
-def snapshot_window(data_dir: Path, start: str, end: str, out_dir: Path) -> dict[str, int]:
+def snapshot_window(data_dir: Path, start: str, end: str, out_dir: Path, now: pd.Timestamp | None = None) -> dict:
     """Copy the raw tables as of `end` into out_dir (with the folder's contract): impressions stamped
     in [start, end), customer and item snapshots made before `end` ('' for either: no bound; a
     source that brings its own split, or has no time, is taken whole). Later steps read this
-    snapshot, never the live folder, so what was validated is what is trained on. Returns rows per
-    table."""
+    snapshot, never the live folder, so what was validated is what is trained on.
+
+    Returns {"rows": rows per table, "left_out": {what: {"rows", "first", "last"}}}: every row the
+    window leaves out, said, not dropped in silence. Rows stamped after `now` (default: the clock)
+    are among them only to be refused by validate_window (a clock error or a shifted export)."""
     from grec.data.contract import read_contract, write_tables
     from grec.data.dataset import load_tables
 
     lo, hi = _utc(start), _utc(end)
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
     contract = read_contract(data_dir)
     tables = load_tables(Path(data_dir), contract)
+    left_out: dict[str, dict] = {}
+
+    def leave_out(what: str, stamps: pd.Series, mask: pd.Series) -> None:
+        if mask.any():
+            left_out[what] = {"rows": int(mask.sum()), "first": str(stamps[mask].min()), "last": str(stamps[mask].max())}
+
     imp = tables["impressions"]
+    stamps = imp["event_timestamp"]
+    leave_out("impressions stamped in the future", stamps, stamps > now)
     keep = pd.Series(True, index=imp.index)
     if lo is not None:
-        keep &= imp["event_timestamp"] >= lo
+        leave_out("impressions before the window", stamps, stamps < lo)
+        keep &= stamps >= lo
     if hi is not None:
-        keep &= imp["event_timestamp"] < hi
+        leave_out("impressions from the window's end on", stamps, (stamps >= hi) & (stamps <= now))
+        keep &= stamps < hi
         for name in ("customers", "items"):
-            tables[name] = tables[name][tables[name]["updated_at"] < hi].reset_index(drop=True)
+            updated = tables[name]["updated_at"]
+            leave_out(f"{name} snapshots from the window's end on", updated, updated >= hi)
+            tables[name] = tables[name][updated < hi].reset_index(drop=True)
     tables["impressions"] = imp[keep].reset_index(drop=True)
     write_tables(tables, out_dir, contract)
-    return {name: len(frame) for name, frame in tables.items()}
+    return {"rows": {name: len(frame) for name, frame in tables.items()}, "left_out": left_out}
+
+
+def left_out_lines(left_out: dict) -> list[str]:
+    return [f"{what}: {v['rows']:,} rows ({v['first']} to {v['last']})" for what, v in left_out.items()]
 
 
 def validate_window(data_dir: Path, start: str, end: str, tables_dir: Path, report_dir: Path, min_task_positives: int = 3):
     """Snapshot the window into tables_dir and check it with Great Expectations (report and Data
     Docs in report_dir). Raises ValidationFailed, naming every failed expectation, if it breaks the
-    contract; returns the ValidationReport otherwise."""
+    contract or the live folder holds rows stamped in the future; returns the ValidationReport
+    otherwise, with what the window left out in `left_out`."""
     from grec.validation.run import validate
     from grec.validation.suites import ValidationPolicy
 
-    snapshot_window(data_dir, start, end, tables_dir)
+    snapshot = snapshot_window(data_dir, start, end, tables_dir)
+    future = snapshot["left_out"].get("impressions stamped in the future")
+    if future:
+        raise ValidationFailed(f"{data_dir}: {future['rows']:,} impressions are stamped in the future ({future['first']} "
+                               f"to {future['last']}): a clock error or a shifted export; stopping before training")
     policy = ValidationPolicy(start=_utc(start), end=_utc(end), min_positives_per_task=min_task_positives)
     report = validate(tables_dir, policy, report_dir)
+    report.left_out = snapshot["left_out"]
     if not report.success:
         lines = "\n".join(f"- {f.line()}" for f in report.failures)
         raise ValidationFailed(f"{data_dir}: the window {start} to {end} fails validation; stopping before training:\n"
@@ -387,6 +413,11 @@ def validation_markdown(report) -> str:
               for name, t in report.tables.items()]
     if report.failures:
         lines += ["", *(f"- {f.line()}" for f in report.failures)]
+    if getattr(report, "left_out", None):
+        lines += ["", "Left out of the window (not validated, not trained on):", "",
+                  *(f"- {line}" for line in left_out_lines(report.left_out))]
+    if report.warnings:
+        lines += ["", *(f"- warning: {w}" for w in report.warnings)]
     return "\n".join(lines) + "\n"
 
 

@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from grec import settings
 from grec.data.contract import read_contract
+from grec.data.dataset import read_parquet
 from grec.data.schema import SchemaError, Table
 from grec.io import write_json
 from grec.validation.suites import ValidationPolicy, table_expectations, task_counts, task_expectations, validation_frame
@@ -41,6 +41,8 @@ class ValidationReport:
     failures: list[Failure]
     html: str
     json: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. columns the contract does not name
+    left_out: dict = field(default_factory=dict)  # rows a window snapshot left out, by what (grec.pipeline.steps)
 
 
 def _context(root: Path):
@@ -97,11 +99,22 @@ def _read(data_dir: Path, table: Table) -> pd.DataFrame:
     if not path.exists():
         raise SchemaError(f"{path}: file not found (expected the '{name}' table)")
     # Types are the suites' business; a file without the contract's columns cannot be checked at all.
-    arrow = pq.read_table(path)
+    arrow = read_parquet(path)
     missing = [c for c in table.names() if c not in arrow.schema.names]
     if missing:
         raise SchemaError(f"{path}: missing columns {missing} of the '{name}' table")
     return arrow.to_pandas()
+
+
+def unknown_columns(data_dir: Path, contract) -> list[str]:
+    """One line per table with columns its contract does not name (read by nothing downstream)."""
+    lines = []
+    for table in contract.tables.values():
+        path = Path(data_dir) / table.file
+        extra = [c for c in read_parquet(path, schema_only=True).names if c not in table.names()]
+        if extra:
+            lines.append(f"{path}: columns {extra} are not in the '{table.name}' table's contract; nothing reads them")
+    return lines
 
 
 def validate(data_dir: Path, policy: ValidationPolicy | None = None, out_dir: Path | None = None) -> ValidationReport:
@@ -113,6 +126,9 @@ def validate(data_dir: Path, policy: ValidationPolicy | None = None, out_dir: Pa
     tables, failures = {}, []
     contract = read_contract(data_dir)
     frames = {name: _read(data_dir, table) for name, table in contract.tables.items()}
+    warnings = unknown_columns(data_dir, contract)
+    if warnings and policy.strict_columns:
+        failures += [Failure(line.split(":")[0], "columns_in_contract", "(unknown)", None, line) for line in warnings]
     checks = [(name, validation_frame(contract.tables[name], frame)) for name, frame in frames.items()]
     for name, frame in checks:
         expectations = table_expectations(contract.tables[name], frame, policy, contract)
@@ -128,7 +144,7 @@ def validate(data_dir: Path, policy: ValidationPolicy | None = None, out_dir: Pa
         failures.append(failure)
     context.build_data_docs()  # once for all four validations
     html = context.get_docs_sites_urls()[0]["site_url"]
-    report = ValidationReport(not failures, str(data_dir), tables, failures, html)
+    report = ValidationReport(not failures, str(data_dir), tables, failures, html, warnings=warnings)
     report.json = str(write_json(out_dir / "report.json", asdict(report), default=str))
     return report
 

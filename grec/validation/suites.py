@@ -39,6 +39,8 @@ class ValidationPolicy:
 
     start: pd.Timestamp | None = None  # impressions must be stamped in [start, end)
     end: pd.Timestamp | None = None
+    now: pd.Timestamp | None = None  # nothing may be stamped after this (None: the clock when validating)
+    strict_columns: bool = False  # a column the contract does not name is an error, not a warning
     max_staleness: pd.Timedelta = pd.Timedelta(days=2)  # newest impression no older than end - this
     n_pages: int = 24  # page ids are 0..n_pages-1
     image_dim: int | None = None  # None: the length most rows have
@@ -87,8 +89,9 @@ def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPoli
               # A customer or an item may have several snapshots; one per timestamp.
               gxe.ExpectCompoundColumnsToBeUnique(column_list=[table.key, stamp]))
     for col in table.columns:
-        if col.role == Role.KEY or col.role == Role.TIMESTAMP:
-            ex.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
+        # No column of the contract is nullable (NaN counts as missing): refused here by column,
+        # count and example rows, not found after training as a NaN score.
+        ex.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
         if col.dtype in NUMERIC_DTYPES:
             ex.append(gxe.ExpectColumnValuesToBeOfType(column=col.name, type_=col.dtype))
         if col.role in (Role.KEY, Role.CONTEXT_CATEGORICAL, Role.ITEM_CATEGORICAL) and col.dtype == "int64":
@@ -127,6 +130,9 @@ def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPoli
     elif policy.end is not None:
         # Profiles and catalogue entries cannot come from after the window they describe.
         ex.append(gxe.ExpectColumnValuesToBeBetween(column=stamp, max_value=policy.end))
+    # Nothing is stamped in the future, window or not (a clock error, or a shifted export).
+    now = policy.now if policy.now is not None else pd.Timestamp.now(tz="UTC")
+    ex.append(gxe.ExpectColumnValuesToBeBetween(column=stamp, max_value=now))
     return ex
 
 

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from grec.data.simulate import SimulationConfig, simulate_to
 from grec.lifecycle.registry import Registry
-from grec.pipeline.run import PipelineError, run_local, task_outputs
+from grec.pipeline.run import RUN_MARKER, PipelineError, run_local, task_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,8 @@ def test_a_bad_table_stops_the_pipeline_at_validation(state, tmp_path):
     with pytest.raises(PipelineError, match="validate-data"):
         run_local("training", {"data": str(bad), **WINDOW, "epochs": 1, "min_task_positives": 1})
     (run_dir,) = set((state["home"] / "pipelines").iterdir()) - runs_before
-    assert sorted(p.name for p in run_dir.iterdir()) == ["validate-data"]  # nothing after it ran
+    assert sorted(p.name for p in run_dir.iterdir()) == [RUN_MARKER, "validate-data"]  # nothing after it ran
+    assert json.loads((run_dir / RUN_MARKER).read_text())["status"] == "failed"  # ended, not killed: kept
     registry = Registry("grec")
     assert registry.aliases() == {"challenger": "1", "champion": "1"} and len(registry.versions()) == 1
 

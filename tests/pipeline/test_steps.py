@@ -9,11 +9,16 @@ from grec.pipeline.steps import comparison_markdown, snapshot_window
 
 def test_snapshot_keeps_the_window_and_the_snapshots_made_before_its_end(tmp_path):
     simulate_to(tmp_path / "raw", SimulationConfig(n_impressions=5_000, train_weeks=2, monitor_weeks=1, seed=1))
-    rows = snapshot_window(tmp_path / "raw", "2026-06-08", "2026-06-22", tmp_path / "snap")
+    snapshot = snapshot_window(tmp_path / "raw", "2026-06-08", "2026-06-22", tmp_path / "snap")
+    rows, left_out = snapshot["rows"], snapshot["left_out"]
     raw, snap = load_tables(tmp_path / "raw"), load_tables(tmp_path / "snap")
     ts = raw["impressions"]["event_timestamp"]
     inside = (ts >= pd.Timestamp("2026-06-08", tz="UTC")) & (ts < pd.Timestamp("2026-06-22", tz="UTC"))
     assert rows["impressions"] == int(inside.sum()) == len(snap["impressions"]) and 0 < inside.sum() < len(ts)
+    # every impression it leaves out is counted, by why
+    assert left_out["impressions before the window"]["rows"] == int((ts < pd.Timestamp("2026-06-08", tz="UTC")).sum())
+    assert left_out["impressions from the window's end on"]["rows"] == int((ts >= pd.Timestamp("2026-06-22", tz="UTC")).sum())
+    assert sum(v["rows"] for k, v in left_out.items() if k.startswith("impressions")) + rows["impressions"] == len(ts)
     pd.testing.assert_frame_equal(snap["impressions"], raw["impressions"][inside].reset_index(drop=True))
     assert len(snap["customers"]) == len(raw["customers"])  # profiles are stamped before the window opens
 
@@ -38,3 +43,18 @@ def test_comparison_reads_each_difference_against_its_interval_and_says_what_ser
     assert "against lightgbm: ahead on 2 of 2 tasks" in text and "ahead beyond the noise" in text
     assert "| AAL+CVR | 20 | 0.6000 | 0.6500 | 0.5000 | -0.0500 [-0.200, +0.100] | +0.1000 [+0.020, +0.200] |" in text
     assert "| GRec | 1 | 2.50 MFLOPs | 4.00 ms |" in text and "| lightgbm | 12 | 1,234 node comparisons | 2.00 ms |" in text
+
+
+def test_impressions_stamped_in_the_future_stop_the_pipeline_by_count(tmp_path):
+    """A planted +365-day shift: not silently outside the window, but refused before training."""
+    import pytest
+
+    from grec.data.contract import write_tables
+    from grec.pipeline.steps import ValidationFailed, validate_window
+
+    simulate_to(tmp_path / "raw", SimulationConfig(n_impressions=5_000, train_weeks=2, seed=1))
+    tables = load_tables(tmp_path / "raw")
+    tables["impressions"].loc[:99, "event_timestamp"] = pd.Timestamp.now(tz="UTC").floor("s") + pd.Timedelta(days=365)
+    write_tables(tables, tmp_path / "shifted")
+    with pytest.raises(ValidationFailed, match="100 impressions are stamped in the future"):
+        validate_window(tmp_path / "shifted", "2026-06-01", "2026-06-15", tmp_path / "snap", tmp_path / "report")

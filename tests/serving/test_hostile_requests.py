@@ -125,7 +125,7 @@ def test_metadata_publishes_the_limits(service):
 # -- fuzzing from the service's own OpenAPI document ----------------------------------------------
 
 # per operation and mode: about 1,000 requests in all, under a minute on one core; GREC_FUZZ_EXAMPLES
-# for a longer search (the 2026-12-02 run with 2,000 found nothing more)
+# for a longer search
 EXAMPLES = int(os.environ.get("GREC_FUZZ_EXAMPLES", 150))
 
 

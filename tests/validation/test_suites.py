@@ -51,6 +51,10 @@ def _short_embedding(t):
     t["items"].at[9, "image_embedding"] = t["items"].at[9, "image_embedding"][:20]
 
 
+def _nan_feature(t):
+    t["customers"].loc[6, "monthly_bill"] = np.nan
+
+
 CORRUPTIONS = {
     # name: (corrupt, table, expectation, column)
     "null customer_id": (_null_customer, "customers", "expect_column_values_to_not_be_null", "customer_id"),
@@ -63,6 +67,7 @@ CORRUPTIONS = {
                                      "event_timestamp"),
     "embedding of the wrong length": (_short_embedding, "items", "expect_column_values_to_be_between",
                                       "image_embedding__length"),
+    "NaN in a numerical feature": (_nan_feature, "customers", "expect_column_values_to_not_be_null", "monthly_bill"),
 }
 
 
@@ -93,3 +98,54 @@ def test_each_corruption_is_caught_by_its_expectation(clean, tmp_path, name):
     assert caught[0].unexpected == (2 if both_copies else 1)
     assert len(caught[0].examples) == caught[0].unexpected  # the offending rows themselves
     assert report.tables[table]["success"] is False
+
+
+def _write(tables, folder):
+    write_tables(tables, folder)
+    return folder
+
+
+def test_a_future_timestamp_fails_without_a_window(clean, tmp_path):
+    tables = load_tables(clean)
+    tables["impressions"].loc[5:9, "event_timestamp"] += pd.Timedelta(days=365)
+    report = validate(_write(tables, tmp_path / "future"), ValidationPolicy(min_rows_per_task=50, min_positives_per_task=1),
+                      tmp_path / "report")
+    caught = [f for f in report.failures if (f.table, f.column) == ("impressions", "event_timestamp")]
+    assert not report.success and caught and caught[0].unexpected == 5, [f.line() for f in report.failures]
+
+
+def test_unknown_columns_are_a_warning_or_under_strict_a_failure(clean, tmp_path):
+    tables = load_tables(clean)
+    tables["items"]["color"] = "red"
+    data = tmp_path / "extra"
+    write_tables(tables, data)
+    tables["items"].to_parquet(data / "items.parquet")  # the contract's writer keeps only its columns
+    report = validate(data, POLICY, tmp_path / "report")
+    assert report.success and len(report.warnings) == 1 and "['color']" in report.warnings[0], report.warnings
+    strict = validate(data, ValidationPolicy(**{**POLICY.__dict__, "strict_columns": True}), tmp_path / "strict")
+    assert not strict.success and any("color" in f.line() for f in strict.failures)
+
+
+def test_an_unreadable_file_is_one_error_naming_it(clean, tmp_path):
+    import shutil
+
+    from grec.data.schema import SchemaError
+
+    data = tmp_path / "truncated"
+    shutil.copytree(clean, data)
+    whole = (data / "impressions.parquet").read_bytes()
+    (data / "impressions.parquet").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SchemaError, match=r"impressions.parquet: not a readable parquet file \("):
+        validate(data, POLICY, tmp_path / "report")
+    with pytest.raises(SchemaError, match=r"impressions.parquet: not a readable parquet file \("):
+        load_tables(data)  # what `grec train --data` reads
+
+
+def test_missing_values_stop_the_raw_load_before_training(clean, tmp_path):
+    from grec.data.schema import SchemaError
+
+    tables = load_tables(clean)
+    rows = tables["customers"].sample(frac=0.05, random_state=0).index
+    tables["customers"].loc[rows, "monthly_bill"] = np.nan
+    with pytest.raises(SchemaError, match=rf"customers.parquet: column 'monthly_bill' has {len(rows):,} missing values"):
+        load_tables(_write(tables, tmp_path / "nan"))
