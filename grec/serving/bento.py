@@ -90,8 +90,6 @@ def run_server(args: list[str], env: dict, grace_seconds: float = 60.0) -> int:
 def local_service(state: Path, port: int | None = None, timeout: float = 180.0):
     """`grec serve` for the state folder `state` on a free loopback port, in its own process group;
     yields the base URL once /readyz answers 200, stops the whole group on exit."""
-    import httpx
-
     port = port or _free_port()
     env = os.environ | {"GREC_HOME": str(state)}
     env.pop("MLFLOW_TRACKING_URI", None)  # the state folder's own registry
@@ -100,24 +98,34 @@ def local_service(state: Path, port: int | None = None, timeout: float = 180.0):
                             stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                log.seek(0)
-                raise RuntimeError(f"grec serve did not become ready: {log.read()[-3000:]}")
-            time.sleep(0.5)
+        try:
+            wait_ready(url, proc, timeout)
+        except RuntimeError as e:
+            os.killpg(proc.pid, signal.SIGKILL)
+            log.seek(0)
+            raise RuntimeError(f"{e}: {log.read()[-3000:]}") from None
         yield url
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=60)
         log.close()
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+    """Return once `url`/readyz answers 200; RuntimeError if `proc` ends or `timeout` passes first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"grec serve did not become ready at {url}")
+        time.sleep(0.5)
 
 
 def _free_port() -> int:

@@ -187,12 +187,11 @@ def test_sigterm_to_grec_serve_stops_its_server_and_flushes_the_log(served, tmp_
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     import psutil
 
-    from grec.serving.bento import _free_port
+    from grec.serving.bento import _free_port, wait_ready
     from grec.serving.prediction_log import read_log
 
     port = _free_port()
@@ -201,15 +200,13 @@ def test_sigterm_to_grec_serve_stops_its_server_and_flushes_the_log(served, tmp_
     with open(tmp_path / "serve.log", "w") as log:
         cli = subprocess.Popen([str(Path(sys.executable).with_name("grec")), "serve", "--port", str(port)], env=env,
                                stdout=log, stderr=subprocess.STDOUT)
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert cli.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
-        time.sleep(0.5)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, cli)
+    except RuntimeError:
+        cli.terminate()  # passed on to its server
+        cli.wait(timeout=90)
+        raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
     children = psutil.Process(cli.pid).children(recursive=True)
     assert children
     answer = httpx.post(f"{url}/rank", json=RANK | {"flow": "EUP"}, timeout=30).json()
