@@ -7,7 +7,11 @@ Everything runs in a fresh temporary state folder:
    text once, register the repository);
 3. the point-in-time training set for all N impressions (`grec features training-set`);
 4. materializing the online store (SQLite) up to the end of the window;
-5. online reads for one customer plus 50 candidate items: p50 / p99 over many random requests.
+5. online reads for one customer plus 50 candidate items: p50 / p99 over many random requests;
+6. the offline store side by side: the training set and the materialization again with Feast's
+   file store (dask, the default) and with DuckDB, each in a process of its own (time and peak
+   RSS), on the same registered sources: the training set twice (the first pays the process's
+   imports and the encoder's load), then the materialization; the training sets are compared.
 
     python benchmarks/features.py                          # the committed run (1M impressions)
     python benchmarks/features.py --impressions 100000     # a quick look
@@ -15,6 +19,7 @@ Everything runs in a fresh temporary state folder:
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -27,6 +32,47 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_results  # noqa: E402
+
+
+OFFLINE_STORES = ("file", "duckdb")
+# One offline store's steps in a fresh process (its peak RSS is its own): argv = state, store, data, end.
+OFFLINE_STEP = """
+import json, os, resource, sys, time
+from pathlib import Path
+home, store, data, end = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+os.environ["GREC_HOME"] = str(home)
+text = (Path(sys.argv[5]) / "feature_store.yaml").read_text().replace("offline_store:\\n  type: file", f"offline_store:\\n  type: {store}")
+(home / f"feature_store.{store}.yaml").write_text(text)
+os.environ["FEAST_FS_YAML_FILE_PATH"] = str(home / f"feature_store.{store}.yaml")
+from grec.features.store import materialize
+from grec.features.training_set import build_training_set
+t = time.perf_counter(); build_training_set(data, home / f"cold-{store}"); t_cold = time.perf_counter() - t
+t = time.perf_counter(); manifest = build_training_set(data, home / f"set-{store}"); t_set = time.perf_counter() - t
+t = time.perf_counter(); materialize(end); t_mat = time.perf_counter() - t
+print(json.dumps({"training_set_cold_s": t_cold, "training_set_s": t_set, "materialize_s": t_mat, "rows": sum(manifest.rows.values()),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def offline_stores(home: Path, data: Path, end) -> dict:
+    """{store: figures} of OFFLINE_STEP per store, and whether their training sets are equal."""
+    import subprocess
+
+    import pandas as pd
+
+    from grec.features.store import FEATURE_REPO
+
+    out = {}
+    for store in OFFLINE_STORES:
+        done = subprocess.run([sys.executable, "-c", OFFLINE_STEP, str(home), store, str(data), str(end), str(FEATURE_REPO)],
+                              capture_output=True, text=True, check=True)
+        out[store] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"  {store}: {out[store]}")
+    first, *others = OFFLINE_STORES
+    out["identical_training_sets"] = all(
+        pd.read_parquet(home / f"set-{first}" / f"{split}.parquet").equals(pd.read_parquet(home / f"set-{o}" / f"{split}.parquet"))
+        for o in others for split in ("train", "valid", "test"))
+    return out
 
 
 def _timed(fn, *args, **kwargs):
@@ -80,6 +126,7 @@ def main(
             _, seconds = _timed(reader.read, int(customer), items)
             latencies.append(seconds * 1000)
         latencies = np.array(latencies)
+        offline = offline_stores(Path(home), data, end)
 
     rows = sum(manifest.rows.values())
     results = {
@@ -100,6 +147,7 @@ def main(
         "online_p50_ms": float(np.percentile(latencies, 50)),
         "online_p99_ms": float(np.percentile(latencies, 99)),
         "online_mean_ms": float(latencies.mean()),
+        "offline_stores": offline,
     }
     env = machine()
     r = results
@@ -120,6 +168,19 @@ Stores: Feast 0.67 file offline store (dask), SQLite online store, all under a f
 | Materialize the online store (all views, whole window) | {t_mat:.1f} s |
 | Online read, 1 customer + {candidates} items, p50 | {r['online_p50_ms']:.1f} ms |
 | Online read, 1 customer + {candidates} items, p99 | {r['online_p99_ms']:.1f} ms |
+
+Offline store side by side (the same registered sources; each store's training set and
+materialization in a fresh process; peak RSS of that process):
+
+| offline store | training set, first in the process | training set, again | materialize | peak RSS |
+|---|---:|---:|---:|---:|
+""" + "\n".join(f"| {name} | {offline[name]['training_set_cold_s']:.1f} s | {offline[name]['training_set_s']:.1f} s | "
+                f"{offline[name]['materialize_s']:.1f} s | "
+                f"{offline[name]['peak_rss_mb']:,.0f} MB |" for name in OFFLINE_STORES) + f"""
+
+Training sets identical row for row: {offline['identical_training_sets']}. dask / DuckDB time, training
+set again: {offline['file']['training_set_s'] / offline['duckdb']['training_set_s']:.2f}x; materialize:
+{offline['file']['materialize_s'] / offline['duckdb']['materialize_s']:.2f}x.
 
 An online read is two `get_online_features` calls (customer views, then item views) through the
 serving feature service's references. Queries are short (a few words); descriptions are ~30 words,

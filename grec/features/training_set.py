@@ -67,7 +67,8 @@ def _sha256(path: Path) -> str:
 
 
 def _explain_dropped(entity_df: pd.DataFrame, store) -> str:
-    """Which views have no value within their TTL for the dropped rows (the file store drops them)."""
+    """Which views have no value within their TTL for the lost rows (dropped by the file store,
+    all-null from DuckDB or Spark)."""
     reasons = []
     tables = sources.source_tables(sources.active_contract())
     for view in store.get_feature_service(TRAINING_SERVICE).feature_view_projections:
@@ -107,7 +108,10 @@ def historical_features(entity_df: pd.DataFrame, store=None) -> pd.DataFrame:
             entity_df=rows, features=[f"{projection.name}:{f.name}" for f in projection.features]).to_df()
         found["event_timestamp"] = found["event_timestamp"].astype(rows["event_timestamp"].dtype)
         out = out.merge(found, on=[key, "event_timestamp"], how="left", validate="many_to_one", indicator=True)
-        lost = out["_merge"] != "both"
+        # The file (dask) store drops a row with no value within the view's TTL; DuckDB and Spark
+        # keep it with every feature null. No contract column is nullable, so either is a loss.
+        columns = [f.name for f in projection.features]
+        lost = (out["_merge"] != "both") | out[columns].isna().all(axis=1)
         if lost.any():
             missing = out.loc[lost, "impression_id"].to_numpy()
             raise TrainingSetError(

@@ -193,7 +193,29 @@ def test_a_training_set_loads_like_the_raw_tables(in_store, world):
     assert data.spec.search_dim == 384 and data.features.item_text.shape[1] == 384
 
 
-def test_rows_dropped_by_a_ttl_are_detected_and_explained(store_home, world, fresh_state, tmp_path):
+def use_offline_store(monkeypatch, folder, store: str) -> None:
+    """The repository's configuration with another offline store (`file`: dask; `duckdb`)."""
+    text = (FEATURE_REPO / "feature_store.yaml").read_text()
+    assert "offline_store:\n  type: file" in text
+    path = folder / f"feature_store.{store}.yaml"
+    path.write_text(text.replace("offline_store:\n  type: file", f"offline_store:\n  type: {store}"))
+    monkeypatch.setenv("FEAST_FS_YAML_FILE_PATH", str(path))
+
+
+def test_duckdb_builds_the_same_training_set(in_store, world, tmp_path, monkeypatch):
+    use_offline_store(monkeypatch, tmp_path, "duckdb")
+    manifest = build_training_set(world[0], tmp_path / "duckdb-set")
+    assert manifest.rows == in_store[3].rows
+    for split in ("train", "valid", "test"):
+        file_set = pd.read_parquet(in_store[0] / "training_sets" / world[0].name / f"{split}.parquet")
+        duck_set = pd.read_parquet(tmp_path / "duckdb-set" / f"{split}.parquet")
+        pd.testing.assert_frame_equal(duck_set, file_set, check_dtype=False)
+
+
+@pytest.mark.parametrize("offline", ["file", "duckdb"])
+def test_rows_dropped_by_a_ttl_are_detected_and_explained(store_home, world, fresh_state, tmp_path, monkeypatch, offline):
+    # dask drops such a row, DuckDB keeps it with nulls: the builder stops on both, naming the view.
+    use_offline_store(monkeypatch, tmp_path, offline)
     # A store of its own (fresh state folder), with the module's text vectors to save encoding.
     (fresh_state / "features").mkdir(parents=True, exist_ok=True)
     for cache in (store_home[0] / "features").glob("text_embeddings-*.parquet"):
