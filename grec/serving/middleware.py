@@ -64,6 +64,9 @@ def _field_error(error) -> str:
 
 
 class RequestLimits:
+    """The ASGI middleware: bounds the body (413) and shapes error bodies and the document as above.
+    Error responses and /docs.json are held until complete, then rewritten with their length."""
+
     def __init__(self, app, max_body_bytes: int = MAX_BODY_BYTES):
         self.app, self.max_body_bytes = app, max_body_bytes
 
