@@ -122,7 +122,6 @@ def sweep_killed_runs(root: Path) -> list[Path]:
     return removed
 
 
-
 def compile_pipeline(name: str, out: Path) -> Path:
     """The pipeline's IR YAML (what a KFP API server runs)."""
     from kfp import compiler

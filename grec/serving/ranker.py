@@ -43,9 +43,10 @@ class RequestError(UserError, ValueError):
     """A request the service refuses: the message names the field and the reason."""
 
 
-def _not_an_id(value) -> bool:
-    """Not an id the stores and the model hold: a non-negative int64 (bool is not a number here)."""
-    return isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_ID
+def _check_id(name: str, value) -> None:
+    """Refuse what is not an id the stores and the model hold: a non-negative int64 (bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_ID:
+        raise RequestError(f"{name}: must be a non-negative integer of at most {MAX_ID} (int64), got {value!r}")
 
 
 @dataclass
@@ -65,14 +66,13 @@ class RankRequest:
             raise RequestError(f"flow: unknown flow {self.flow!r}; this model's flows: {list(tasks.flows)}")
         if self.use_case not in tasks.use_cases:
             raise RequestError(f"use_case: unknown use case {self.use_case!r}; this model's use cases: {list(tasks.use_cases)}")
-        if _not_an_id(self.customer_id):
-            raise RequestError(f"customer_id: must be a non-negative integer of at most {MAX_ID} (int64), got {self.customer_id!r}")
+        _check_id("customer_id", self.customer_id)
         unknown = sorted(set(self.context) - set(spec.impression_context))
         if unknown:
             raise RequestError(f"{unknown[0]}: not an input of this model; its request context: {spec.impression_context}")
         for name, value in self.context.items():
-            if name in spec.context_categorical and _not_an_id(value):
-                raise RequestError(f"{name}: must be a non-negative integer of at most {MAX_ID} (int64), got {value!r}")
+            if name in spec.context_categorical:
+                _check_id(name, value)
             if name in spec.context_numerical and not (isinstance(value, (int, float, np.number)) and math.isfinite(value)):
                 raise RequestError(f"{name}: must be a finite number, got {value!r}")
         if not self.item_ids:
@@ -80,8 +80,7 @@ class RankRequest:
         if len(self.item_ids) > max_candidates:
             raise RequestError(f"item_ids: {len(self.item_ids)} candidates, at most {max_candidates} per request")
         for i, item in enumerate(self.item_ids):
-            if _not_an_id(item):
-                raise RequestError(f"item_ids[{i}]: must be a non-negative integer of at most {MAX_ID} (int64), got {item!r}")
+            _check_id(f"item_ids[{i}]", item)
         if not isinstance(self.search_query, str):
             raise RequestError(f"search_query: must be text, got {type(self.search_query).__name__}")
         if len(self.search_query) > MAX_TEXT_CHARS:

@@ -106,14 +106,14 @@ def _read(data_dir: Path, table: Table) -> pd.DataFrame:
     return arrow.to_pandas()
 
 
-def unknown_columns(data_dir: Path, contract) -> list[str]:
+def unknown_columns(data_dir: Path, contract, frames: dict[str, pd.DataFrame]) -> list[str]:
     """One line per table with columns its contract does not name (read by nothing downstream)."""
     lines = []
-    for table in contract.tables.values():
-        path = Path(data_dir) / table.file
-        extra = [c for c in read_parquet(path, schema_only=True).names if c not in table.names()]
+    for name, table in contract.tables.items():
+        extra = [c for c in frames[name].columns if c not in table.names()]
         if extra:
-            lines.append(f"{path}: columns {extra} are not in the '{table.name}' table's contract; nothing reads them")
+            lines.append(f"{Path(data_dir) / table.file}: columns {extra} are not in the '{name}' table's contract; "
+                         "nothing reads them")
     return lines
 
 
@@ -126,7 +126,7 @@ def validate(data_dir: Path, policy: ValidationPolicy | None = None, out_dir: Pa
     tables, failures = {}, []
     contract = read_contract(data_dir)
     frames = {name: _read(data_dir, table) for name, table in contract.tables.items()}
-    warnings = unknown_columns(data_dir, contract)
+    warnings = unknown_columns(data_dir, contract, frames)
     if warnings and policy.strict_columns:
         failures += [Failure(line.split(":")[0], "columns_in_contract", "(unknown)", None, line) for line in warnings]
     checks = [(name, validation_frame(contract.tables[name], frame)) for name, frame in frames.items()]
