@@ -13,6 +13,7 @@ seed spread (about 0.002 on mean AUC) and its bootstrap intervals (about +-0.004
     python benchmarks/network_limits.py                 # the committed run
     python benchmarks/network_limits.py --impressions 800000 --epochs 3 --variants GRec --name network_limits_800k
     python benchmarks/network_limits.py --impressions 100000 --epochs 2 --variants "GRec,MMoE"   # a quick look
+    python benchmarks/network_limits.py --variants "GRec on true probabilities,MMoE on true probabilities" --name network_limits_ceilings
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ VARIANTS = {
     "GRec up-sampled (ATC x2; CVR x4; CTCVR x4)": ({"arch": "grec"}, {"ATC": 2, "CVR": 4, "CTCVR": 4}, "label"),
     # the reachable ceiling at this size (grec.benchmark.CEILINGS): no label noise
     "GRec on true probabilities": ({"arch": "grec"}, None, "oracle"),
+    # the same for MMoE: can both architectures represent what the inputs say of the true probability?
+    "MMoE on true probabilities": ({"arch": "mmoe"}, None, "oracle"),
 }
 
 
