@@ -11,7 +11,14 @@ their values.
 Each measurement is a fresh process (`--worker`), so its peak RSS is its own: it opens the set
 (fitting the vocabularies and encoding the distinct texts where it streams; loading and encoding
 every row where it does not), then trains GRec task-sentence for `--steps` optimizer steps of 2048
-rows and reports the rows per second of those steps (validation is not part of it).
+rows (or to the end of the epoch) and reports the rows per second of those steps, the clock
+started before the first batch is asked for: the streamed path's reading and encoding of every
+buffer it trains on is inside it (the default, 1536 steps, is two full shuffle buffers of this
+storefront's rows). Validation is not part of it.
+
+The streamed path reads and encodes on background threads only where the machine has cores to
+spare (grec.data.stream.spare_cores); `--background` adds the streamed runs at those sizes with
+the background threads forced, side by side.
 
     python benchmarks/training_scale.py                       # the committed run
     python benchmarks/training_scale.py --base 100000 --sizes 100000,400000 --steps 50   # a quick look
@@ -30,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,11 +78,16 @@ def build_sets(folder: Path, base: int, sizes: list[int], log) -> dict[int, Path
     return sets
 
 
-def worker(set_dir: Path, stream: bool, steps: int) -> dict:
+def worker(set_dir: Path, stream: bool, steps: int, background: bool) -> dict:
     """Open `set_dir` one way, train `steps` steps, report seconds, rows/s and peak RSS."""
     import torch
 
+    from grec.data import stream as stream_module
     from grec.features.training_set import open_source
+
+    threads = "background" if background or stream_module.spare_cores() else "training thread"
+    if background:
+        stream_module.spare_cores = lambda: True
     from grec.model.checkpoint import build_model, model_config
     from grec.model.inputs import InputConfig
     from grec.train import TrainConfig, seed_everything, train_step
@@ -88,50 +101,81 @@ def worker(set_dir: Path, stream: bool, steps: int) -> dict:
     net = build_model(model_config("grec", InputConfig.sizes_from(data.spec)))
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     net.train()
+    cpu, start = time.process_time(), time.perf_counter()  # the first buffer's read and encode count
     batches = data.batches(data.rows["train"], config.batch_size, torch.Generator().manual_seed(0))
-    rows, warmup = 0, 5  # the first steps fill the prefetch queues and warm the allocator
-    for step, (batch, labels, _) in enumerate(batches):
-        if step == warmup:
-            rows, start = 0, time.perf_counter()
+    rows = taken = 0
+    for batch, labels, _ in batches:
         train_step(net, optimizer, batch, labels)
-        rows += len(labels)
-        if step + 1 == warmup + steps:
+        rows, taken = rows + len(labels), taken + 1
+        if taken == steps:
             break
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     batches.close()
-    return {"path": "streamed" if stream else "in memory", "train_rows": len(data.rows["train"]), "open_seconds": opened, "steps": steps, "rows": rows,
+    return {"path": "streamed" if stream else "in memory", "threads": threads if stream else "-",
+            "train_rows": len(data.rows["train"]), "open_seconds": opened, "steps": taken, "rows": rows,
+            "cores_busy": cpu / seconds,
             "seconds": seconds, "rows_per_second": rows / seconds,
             "rows_per_second_per_core": rows / seconds / torch.get_num_threads(),
             "peak_rss_bytes_after_open": rss_open,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
-def run(base: int, sizes: list[int], steps: int, memory_sizes: list[int], log=typer.echo) -> dict:
-    out = {"base": base, "sizes": sizes, "steps": steps, "runs": []}
+def run(base: int, sizes: list[int], steps: int, memory_sizes: list[int], background_sizes: list[int],
+        repeats: int, log=typer.echo) -> dict:
+    """Every measurement `repeats` times, in turns (round by round), so a drift in the shared
+    machine's speed falls on every row alike and the ratios are taken within a round."""
+    out = {"base": base, "sizes": sizes, "steps": steps, "repeats": repeats, "runs": []}
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         env = {**os.environ, "GREC_HOME": str(folder / "home")}  # one text-vector table for every run
         os.environ["GREC_HOME"] = env["GREC_HOME"]
-        sets = build_sets(folder, base, sorted(set(sizes) | set(memory_sizes)), log)
-        plan = [(size, False) for size in memory_sizes] + [(size, True) for size in sizes]
-        for size, stream in plan:
-            command = [sys.executable, __file__, "--worker", str(sets[size]), "--steps", str(steps),
-                       "--stream" if stream else "--no-stream"]
-            done = subprocess.run(command, env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-            result = {"impressions": size, **json.loads(done.stdout.strip().splitlines()[-1])}
-            out["runs"].append(result)
-            log(f"  {size:,} {result['path']}: {result['rows_per_second']:,.0f} rows/s, "
-                f"peak RSS {result['peak_rss_bytes'] / 2**30:.2f} GiB, opened in {result['open_seconds']:.0f} s")
+        sets = build_sets(folder, base, sorted(set(sizes) | set(memory_sizes) | set(background_sizes)), log)
+        plan = ([(size, False, False) for size in memory_sizes] + [(size, True, False) for size in sizes]
+                + [(size, True, True) for size in background_sizes])
+        for round_ in range(repeats):
+            for size, stream, background in plan:
+                command = [sys.executable, __file__, "--worker", str(sets[size]), "--steps", str(steps),
+                           "--stream" if stream else "--no-stream", *(["--force-background"] if background else [])]
+                done = subprocess.run(command, env=env, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+                result = {"impressions": size, "forced": background, "round": round_,
+                          **json.loads(done.stdout.strip().splitlines()[-1])}
+                out["runs"].append(result)
+                log(f"  round {round_ + 1}: {size:,} {result['path']} ({result['threads']}): "
+                    f"{result['rows_per_second']:,.0f} rows/s, peak RSS {result['peak_rss_bytes'] / 2**30:.2f} GiB, "
+                    f"opened in {result['open_seconds']:.0f} s")
     return out
+
+
+def _rows(runs: list[dict]) -> list[list[dict]]:
+    """The runs grouped by what they measure (size, path, forced threads), in plan order."""
+    groups: dict[tuple, list[dict]] = {}
+    for x in runs:
+        groups.setdefault((x["impressions"], x["path"], x.get("forced", False)), []).append(x)
+    return list(groups.values())
+
+
+def _median_range(values: list[float], fmt: str) -> str:
+    cell = format(float(np.median(values)), fmt)
+    return cell if len(values) == 1 else f"{cell} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+
+def _ratio(a: list[dict], b: list[dict], key: str) -> str:
+    """a / b of `key`, round by round: the median and the range over rounds."""
+    by_round = {x.get("round", 0): x[key] for x in b}
+    ratios = [x[key] / by_round[x.get("round", 0)] for x in a if x.get("round", 0) in by_round]
+    return "x" + _median_range(ratios, ".2f")
 
 
 def markdown(payload: dict) -> str:
     r, m = payload["result"], payload["machine"]
-    runs = r["runs"]
-    streamed = sorted((x for x in runs if x["path"] == "streamed"), key=lambda x: x["impressions"])
-    memory = [x for x in runs if x["path"] == "in memory"]
+    groups = _rows(r["runs"])
+    memory = [g for g in groups if g[0]["path"] == "in memory"]
+    streamed = sorted((g for g in groups if g[0]["path"] == "streamed" and not g[0].get("forced")),
+                      key=lambda g: g[0]["impressions"])
+    forced = [g for g in groups if g[0].get("forced")]
+    repeats = r.get("repeats", 1)
     lines = [
         "# Training at the size of real logs: peak memory and throughput, streamed and in memory", "",
         f"Reproduce: `{payload['command']}`", "",
@@ -139,24 +183,42 @@ def markdown(payload: dict) -> str:
         f"{m['gpu'] or 'none'}. Simulated storefront of {r['base']:,} impressions (seed 101, 5 training weeks "
         "and a test week) as a training set; larger sizes repeat its training shards. GRec task-sentence "
         f"(d_model 32, 8 experts top-4), batches of 2048 (example, task) rows, {r['steps']} timed steps "
-        "after 5 warm-up steps, one fresh process per row (its own peak RSS).", "",
-        "| size (impressions; the training weeks repeated) | path | training rows | open (s) | rows/s | rows/s per core | peak RSS after open (GiB) | peak RSS (GiB) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "(or the whole epoch where it is shorter) from the first batch asked for, so the streamed path's "
+        "reading and encoding of each buffer is inside the time; one fresh process per measurement (its own "
+        f"peak RSS), every row measured {repeats} time(s) in turns: the median, and (min-max). Threads: where "
+        "the streamed path reads and encodes (background threads only where the machine has cores beyond "
+        "torch's threads, grec.data.stream.spare_cores, unless forced); cores busy: CPU seconds over wall "
+        "seconds of the timed steps.", "",
+        "| size (impressions; the training weeks repeated) | path | threads | training rows | open (s) | steps | rows/s | rows/s per core | cores busy | peak RSS after open (GiB) | peak RSS (GiB) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for x in [*memory, *streamed]:
-        lines.append(f"| {x['impressions']:,} | {x['path']} | {x['train_rows']:,} | {x['open_seconds']:.0f} | "
-                     f"{x['rows_per_second']:,.0f} | {x['rows_per_second_per_core']:,.0f} | "
-                     f"{x['peak_rss_bytes_after_open'] / 2**30:.2f} | {x['peak_rss_bytes'] / 2**30:.2f} |")
+    for g in [*memory, *streamed, *forced]:
+        x = g[0]
+        lines.append(
+            f"| {x['impressions']:,} | {x['path']} | {x['threads']} | {x['train_rows']:,} | "
+            f"{np.median([y['open_seconds'] for y in g]):.0f} | {x['steps']} | "
+            f"{_median_range([y['rows_per_second'] for y in g], ',.0f')} | "
+            f"{np.median([y['rows_per_second_per_core'] for y in g]):,.0f} | "
+            f"{np.median([y['cores_busy'] for y in g]):.2f} | "
+            f"{np.median([y['peak_rss_bytes_after_open'] for y in g]) / 2**30:.2f} | "
+            f"{_median_range([y['peak_rss_bytes'] / 2**30 for y in g], '.2f')} |")
+    lines.append("")
     if len(streamed) >= 2:
         small, large = streamed[0], streamed[-1]
-        lines += ["", f"Streamed, {large['impressions']:,} against {small['impressions']:,} impressions: peak RSS "
-                  f"x{large['peak_rss_bytes'] / small['peak_rss_bytes']:.2f} (target under x1.5), rows/s "
-                  f"x{large['rows_per_second'] / small['rows_per_second']:.2f}."]
+        lines.append(f"Streamed, {large[0]['impressions']:,} against {small[0]['impressions']:,} impressions (per round): "
+                     f"peak RSS {_ratio(large, small, 'peak_rss_bytes')} (target under x1.5), rows/s "
+                     f"{_ratio(large, small, 'rows_per_second')}.")
         if memory:
-            ref = min(memory, key=lambda x: x["impressions"])
-            lines.append(f"Streamed at {large['impressions']:,} against in memory at {ref['impressions']:,}: rows/s "
-                         f"x{large['rows_per_second'] / ref['rows_per_second']:.2f} (target at least x0.9), peak RSS "
-                         f"x{large['peak_rss_bytes'] / ref['peak_rss_bytes']:.2f}.")
+            ref = min(memory, key=lambda g: g[0]["impressions"])
+            lines.append(f"Streamed at {large[0]['impressions']:,} against in memory at {ref[0]['impressions']:,} (per round): "
+                         f"rows/s {_ratio(large, ref, 'rows_per_second')} (target at least x0.9), peak RSS "
+                         f"{_ratio(large, ref, 'peak_rss_bytes')}.")
+    for g in forced:
+        same = next((h for h in streamed if h[0]["impressions"] == g[0]["impressions"]), None)
+        if same is not None:
+            lines.append(f"At {g[0]['impressions']:,}, streamed with {same[0]['threads']} against background threads "
+                         f"forced (per round): rows/s {_ratio(same, g, 'rows_per_second')}, cores busy "
+                         f"{np.median([y['cores_busy'] for y in same]):.2f} against {np.median([y['cores_busy'] for y in g]):.2f}.")
     return "\n".join(lines) + "\n"
 
 
@@ -164,20 +226,24 @@ def main(
     base: Annotated[int, typer.Option(help="Simulated impressions (the 1x set)")] = 1_000_000,
     sizes: Annotated[str, typer.Option(help="Comma-separated set sizes to stream")] = "1000000,4000000,16000000",
     memory: Annotated[str, typer.Option(help="Comma-separated set sizes to train in memory")] = "1000000",
-    steps: Annotated[int, typer.Option(help="Timed optimizer steps per run")] = 300,
+    steps: Annotated[int, typer.Option(help="Timed optimizer steps per run")] = 1536,
+    background: Annotated[str, typer.Option(help="Comma-separated sizes also streamed with background threads forced")] = "4000000",
     worker_set: Annotated[Path | None, typer.Option("--worker", help="(internal) measure one set in this process")] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="(with --worker) the path to measure")] = True,
+    force_background: Annotated[bool, typer.Option(help="(with --worker) read and encode on background threads")] = False,
+    repeats: Annotated[int, typer.Option(help="Times every row is measured, in turns")] = 3,
     render: Annotated[bool, typer.Option(help="Only rewrite the markdown from the committed JSON")] = False,
 ):
     if worker_set is not None:
-        print(json.dumps(worker(worker_set, stream, steps)))
+        print(json.dumps(worker(worker_set, stream, steps, force_background)))
         return
     if render:
         payload = json.loads((RESULTS / f"{NAME}.json").read_text())
     else:
         payload = {"machine": machine(), "command": " ".join(["python", "benchmarks/training_scale.py", *sys.argv[1:]]),
                    "result": run(base, [int(s) for s in sizes.split(",")], steps,
-                                 [int(s) for s in memory.split(",") if s])}
+                                 [int(s) for s in memory.split(",") if s], [int(s) for s in background.split(",") if s],
+                                 repeats)}
     json_path, md_path = write_results(NAME, payload, markdown(payload))
     typer.echo(f"Wrote {json_path} and {md_path}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -289,9 +290,11 @@ def train(
     configure(tracking_uri)
     if not distributed.world().is_main:  # under torchrun: rank 0 speaks for the job
         console.quiet = True
+    opened = time.perf_counter()
     with console.status("Loading the data and encoding texts"):
         source = open_data(data, training_set)
         dataset = source.dataset(upsample=upsample_factors)
+    opened = time.perf_counter() - opened
     config = model_config(model, InputConfig.sizes_from(dataset.spec), d_model, experts, top_k, capacity, routing)
     run_name = model if model != "grec" else f"grec-{routing}"
     out = out or settings.models_dir() / run_name
@@ -307,12 +310,14 @@ def train(
     if record is None:  # a rank of a torchrun job other than 0: rank 0 reports
         return
     summary = record.summary
+    summary["phases"] = {"open and encode": opened, **summary["phases"]}
     split = {"column": source.contract.split} if source.contract.split else dataset.split.__dict__
     write_json(out / "train.json", {"data": str(source.path), "run_id": record.run_id, "model_uri": record.model_uri,
                                     "split": split, **summary}, default=str)
     write_json(out / "eval-test.json", record.report, default=str)
     print_metrics(record.report, f"{run_name} on the test split ({source.path})")
     console.print(f"Saved {out} ({summary['seconds']:.0f}s, {summary['rows_per_second']:,.0f} rows/s)")
+    console.print("Wall time by phase: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary["phases"].items()), soft_wrap=True)
     if record.version:
         console.print(f"Registered {name} version {record.version} (alias challenger): models:/{name}/{record.version}")
     console.print(f"MLflow run {record.run_id}; browse it with: {ui_command(tracking_uri)}", soft_wrap=True)

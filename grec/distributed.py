@@ -5,9 +5,10 @@ torch plugin sets the PET_* variables torchrun reads) starts N copies of the com
 WORLD_SIZE and LOCAL_RANK set. `world()` joins them into one process group (gloo on CPU, nccl on
 GPU); without those variables it is the one-process world and nothing is initialized.
 
-How the training loop uses it (grec.train.fit): every rank draws the same epoch order and takes
-every size-th batch of it, DistributedDataParallel averages the gradients, `together` stops every
-rank at the same step, and rank 0 scores the validation split and broadcasts what it decided.
+How the training loop uses it (grec.train.fit): every rank draws the same epoch order and makes
+only every size-th batch of it (`batches(..., shard=(rank, size))`: streamed, a rank encodes only
+the impressions its batches hold), DistributedDataParallel averages the gradients, `together` stops
+every rank at the same step, and rank 0 scores the validation split and broadcasts what it decided.
 """
 
 from __future__ import annotations
@@ -61,13 +62,6 @@ def device(world: World, requested: torch.device) -> torch.device:
     if world.distributed and requested.type == "cuda":
         return torch.device("cuda", world.local_rank)
     return requested
-
-
-def shard(items: Iterable, world: World) -> Iterator:
-    """Every `world.size`-th item, from this rank's offset: a rank's share of an epoch."""
-    for i, item in enumerate(items):
-        if i % world.size == world.rank:
-            yield item
 
 
 def together(items: Iterable, world: World, device: torch.device) -> Iterator:

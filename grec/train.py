@@ -160,9 +160,10 @@ def fit(
         # a step averages the gradients of the rows one process would have taken in one batch
         per_rank = -(-config.batch_size // world.size)
         n_batches = -(-len(train_rows) // per_rank) // world.size
-        batches = data.batches(train_rows, per_rank, generator, config.target, config.shuffle_buffer)
+        batches = data.batches(train_rows, per_rank, generator, config.target, config.shuffle_buffer,
+                               shard=(world.rank, world.size))
         bar = tqdm(
-            distributed.together(distributed.shard(batches, world), world, device),
+            distributed.together(batches, world, device),
             total=n_batches,
             desc=f"{desc} epoch {epoch}",
             disable=not config.progress or not world.is_main,

@@ -34,6 +34,12 @@ def test_simulate_validate_features_train_evaluate(fresh_state, monkeypatch):
     assert "browse it with: grec ui" in result.output
     model = fresh_state / "models" / "grec-task"
     assert {p.name for p in model.iterdir()} >= {"config.json", "features.json", "weights.pt", "train.json"}
+    # where the command's time went, said and kept (the training steps are one phase of several)
+    phases = json.loads((model / "train.json").read_text())["phases"]
+    assert list(phases) == ["open and encode", "train", "score the test split", "figures", "drift reference",
+                            "log the model", "alias challenger"]
+    assert all(seconds > 0 for seconds in phases.values())
+    assert "Wall time by phase: open and encode" in result.output
     result = invoke("evaluate", "--model", model, "--training-set", training_set)
     assert "AAL+CTR" in result.output and "FLOPs per example" in result.output
     report = json.loads((model / "eval-test.json").read_text())

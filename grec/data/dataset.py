@@ -24,7 +24,7 @@ import torch
 
 from grec.data import schema
 from grec.data.contract import ALL_INPUTS, OPTIONAL_INPUTS, TELECOM, Contract, fill_absent_inputs, read_contract
-from grec.data.order import BLOCK_ROWS, BUFFER_BLOCKS, block_sizes, epoch_order, visit_rank
+from grec.data.order import BLOCK_ROWS, BUFFER_BLOCKS, block_sizes, epoch_order, rank_batches, visit_rank
 from grec.data.schema import TELECOM_TASKS, USE_CASES, SchemaError, Table, TaskVocabulary
 from grec.data.text import ENCODER_NAME, EMBEDDING_DIM, TextEmbeddingStore
 
@@ -59,20 +59,24 @@ def check_arrow_schema(arrow_schema: pa.Schema, table: Table, source: str) -> No
         raise SchemaError(f"{source}: does not match the '{table.name}' schema: " + "; ".join(problems))
 
 
-def read_parquet(path: Path, columns: list[str] | None = None, schema_only: bool = False):
-    """A user's parquet file (its arrow table, or its schema), or one SchemaError naming the file
-    and what is wrong with it (truncated, not parquet, unreadable) instead of Arrow's traceback."""
+def read_parquet(path: Path, columns: list[str] | None = None, schema_only: bool = False, metadata_only: bool = False):
+    """A user's parquet file (its arrow table, its schema, or its footer's metadata), or one
+    SchemaError naming the file and what is wrong with it (truncated, not parquet, unreadable)
+    instead of Arrow's traceback."""
     try:
+        if metadata_only:
+            return pq.read_metadata(path)
         return pq.read_schema(path) if schema_only else pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SchemaError(f"{path}: not a readable parquet file ({reason})") from None
 
 
-def check_missing_values(arrow: pa.Table, table: Table, source: str) -> None:
+def check_missing_values(arrow: pa.Table, table: Table, source: str, first_row: int = 0) -> None:
     """Refuse missing values (null, or NaN in a float column) in any column of the contract,
-    naming the column, the count and example rows: no column of the contract is nullable, and a
-    NaN that reached the model would surface after training, as a NaN score."""
+    naming the column, the count and example rows (numbered from `first_row`: where `arrow` is a
+    part of the file): no column of the contract is nullable, and a NaN that reached the model
+    would surface after training, as a NaN score."""
     import pyarrow.compute as pc
 
     problems = []
@@ -85,7 +89,7 @@ def check_missing_values(arrow: pa.Table, table: Table, source: str) -> None:
             missing = pc.or_(missing, pc.fill_null(pc.is_nan(values), False))  # is_nan(null) is null
         count = pc.sum(missing).as_py() or 0
         if count:
-            rows = np.flatnonzero(missing.to_numpy(zero_copy_only=False))[:5].tolist()
+            rows = (np.flatnonzero(missing.to_numpy(zero_copy_only=False))[:5] + first_row).tolist()
             problems.append(f"column '{col.name}' has {count:,} missing values (NaN or null; rows {rows})")
     if problems:
         raise SchemaError(f"{source}: " + "; ".join(problems) + ". No column of the contract may be missing: "
@@ -109,8 +113,9 @@ def load_tables(data_dir: Path, contract: Contract | None = None) -> dict[str, p
     return {name: contract.fill_absent(name, load_table(Path(data_dir) / t.file, t)) for name, t in contract.tables.items()}
 
 
-def join_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One flat row per impression with its customer's and item's features joined on."""
+def join_tables(tables: dict[str, pd.DataFrame], first_row: int | None = None) -> pd.DataFrame:
+    """One flat row per impression with its customer's and item's features joined on. Where the
+    impressions are a part of their file, starting at row `first_row`, errors say so."""
     imp = tables["impressions"]
     frame = imp
     for name, key in (("customers", "customer_id"), ("items", "item_id")):
@@ -122,9 +127,10 @@ def join_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         missing = ~imp[key].isin(other[key])
         if missing.any():
             row = int(np.flatnonzero(missing.to_numpy())[0])
+            among = "" if first_row is None else f" of rows {first_row:,}-{first_row + len(imp) - 1:,}"
             raise SchemaError(
-                f"impressions: {int(missing.sum())} rows reference a {key} absent from {name} "
-                f"(first: row {row}, {key}={int(imp[key].iloc[row])})"
+                f"impressions: {int(missing.sum())} rows{among} reference a {key} absent from {name} "
+                f"(first: row {row + (first_row or 0)}, {key}={int(imp[key].iloc[row])})"
             )
         frame = frame.merge(other, on=key, how="left", validate="many_to_one")
     return frame
@@ -523,13 +529,15 @@ class Dataset:
         return Batch(self.features.take(unique), example, rows.use_case)
 
     def batches(self, rows: TaskRows, batch_size: int, generator: torch.Generator | None = None,
-                target: str = "label", buffer_blocks: int = BUFFER_BLOCKS) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
+                target: str = "label", buffer_blocks: int = BUFFER_BLOCKS,
+                shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
         """Yield (Batch, targets, positions in `rows`), a batch holding each impression once.
 
         Without a generator the rows come grouped by impression in impression order (evaluation);
         with one, in the epoch order of grec.data.order over the rows' impressions in blocks of
         BLOCK_ROWS (training): the order a StreamingDataset reads the same rows from parquet in.
-        An impression's rows stay in their order in `rows` (use case by use case)."""
+        An impression's rows stay in their order in `rows` (use case by use case). With shard =
+        (rank, ranks), only every ranks-th training batch from the rank-th is made (data parallel)."""
         if generator is None:
             for chunk in torch.argsort(rows.impression, stable=True).split(batch_size):
                 part = rows.take(chunk)
@@ -541,6 +549,7 @@ class Dataset:
         sizes = block_sizes(len(impressions))
         by_block = torch.argsort(block, stable=True)
         ends = torch.cumsum(torch.bincount(block, minlength=len(sizes)), 0).tolist()
+        first = 0  # the epoch's batches before this buffer
         for ids, perm in epoch_order(sizes, buffer_blocks, generator):
             picked, position, offset = [], [], 0  # the buffer's rows, and their impression's place in it
             for b in ids:
@@ -550,9 +559,10 @@ class Dataset:
                 offset += sizes[b]
             picked, position = torch.cat(picked), torch.cat(position)
             order = picked[torch.argsort(visit_rank(perm)[position], stable=True)]
-            for chunk in order.split(batch_size):
+            for _, chunk in rank_batches(order, batch_size, first, shard):
                 part = rows.take(chunk)
                 yield self.batch(part), part.targets(target), chunk
+            first += -(-len(order) // batch_size)
 
 
 def dataset_from_frame(

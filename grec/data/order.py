@@ -35,6 +35,14 @@ def epoch_order(sizes: Sequence[int], buffer_blocks: int, generator: torch.Gener
         yield ids, torch.randperm(sum(sizes[b] for b in ids), generator=generator)
 
 
+def rank_batches(order: torch.Tensor, batch_size: int, first: int, shard: tuple[int, int]) -> list[tuple[int, torch.Tensor]]:
+    """(epoch batch number, rows) of the batches of `order` (rows in visiting order, cut every
+    `batch_size`) that are shard = (rank, ranks)'s: every ranks-th batch of the epoch, counting
+    from `first`, the number of the epoch's batches before these."""
+    rank, ranks = shard
+    return [(first + i, chunk) for i, chunk in enumerate(order.split(batch_size)) if (first + i) % ranks == rank]
+
+
 def visit_rank(perm: torch.Tensor) -> torch.Tensor:
     """(n,) the position at which each buffer row is visited: the inverse of `perm`."""
     rank = torch.empty_like(perm)

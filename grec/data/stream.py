@@ -1,11 +1,12 @@
 """Training sets larger than memory: each split read from parquet one buffer of row groups at a
-time, and encoded to tensors per batch on background threads.
+time, and encoded to tensors per batch (on background threads where the machine has cores to spare:
+`spare_cores`).
 
 A StreamingDataset answers what grec.train.fit and grec.evaluate.predict ask of a Dataset (`spec`,
 `split`, `rows`, `batches`) without holding the features. It holds one shuffle buffer
 (`BUFFER_BLOCKS` row groups, encoded from Arrow by grec.data.encode_table with text vectors by
-reference) and the next, the batches being prepared, the vectors of the distinct texts, and the
-validation and test rows (the label, use case and flow of each (example, task) row: AUC needs
+reference; where it prefetches, also the next one and the batches being prepared), the vectors of
+the distinct texts, and the validation and test rows (the label, use case and flow of each (example, task) row: AUC needs
 every score). Training rows are built per buffer.
 
 Under one seed it visits the training rows in the order the in-memory Dataset does for the same
@@ -18,6 +19,7 @@ Dimension letters: R (example, task) rows, N impressions.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ import torch
 from grec.data.contract import read_contract
 from grec.data.dataset import Batch, FeatureSpec, Labels, TaskRows, build_task_rows, check_arrow_schema
 from grec.data.encode_table import encode_table
-from grec.data.order import BUFFER_BLOCKS, epoch_order, visit_rank
+from grec.data.order import BUFFER_BLOCKS, epoch_order, rank_batches, visit_rank
 from grec.data.schema import ORACLE_COLUMNS, SchemaError
 from grec.data.text import TextEmbeddingStore
 
@@ -149,57 +151,80 @@ class StreamingDataset:
         raise SchemaError("a streamed dataset scores whole splits: pass one of its `rows` (train, valid, test)")
 
     def batches(self, rows, batch_size: int, generator: torch.Generator | None = None, target: str = "label",
-                buffer_blocks: int = BUFFER_BLOCKS) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
+                buffer_blocks: int = BUFFER_BLOCKS,
+                shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[Batch, torch.Tensor, torch.Tensor]]:
         """Yield (Batch, targets, positions in `rows`) as Dataset.batches does: with a generator
         in the epoch order of grec.data.order (training; positions are then within the buffer),
-        without one block by block, each block's rows grouped by impression."""
+        without one block by block, each block's rows grouped by impression. With shard = (rank,
+        ranks), a training buffer's rows are encoded and batched only where the rank's batches
+        (every ranks-th of the epoch) take them."""
         name = self._split_of(rows)
         if generator is None:
-            buffers = self._blocks_in_order(name)
+            buffers = self._blocks_in_order(name, batch_size)
         else:
-            buffers = self._shuffled_buffers(name, generator, buffer_blocks)
-        parts = prefetch(self._parts(_prefetch_tables(buffers), batch_size, target), depth=8)
-        yield from parts
+            buffers = self._shuffled_buffers(name, generator, buffer_blocks, batch_size, shard)
+        if not spare_cores():  # on the training thread: between steps, no thread competing with torch's
+            yield from self._parts((load() for load in buffers), target)
+            return
+        yield from prefetch(self._parts(_prefetch_tables(buffers), target), depth=8)
 
-    def _blocks_in_order(self, name: str):
-        """A loader per block, in file order (evaluation): (encoded rows, task rows, their order,
-        the position in rows[name] of the block's first row)."""
+    def _blocks_in_order(self, name: str, batch_size: int):
+        """A loader per block, in file order (evaluation): (encoded rows, task rows, their
+        batches, the position in rows[name] of the block's first row)."""
         split, held = self.splits[name], self.rows[name]
         for b in range(len(split.sizes)):
             start, end = self._block_rows[name][b], self._block_rows[name][b + 1]
-            yield lambda b=b, start=start, end=end: self._block_part(name, b, start, end, held)
+            yield lambda b=b, start=start, end=end: self._block_part(name, b, start, end, held, batch_size)
 
-    def _block_part(self, name, b, start, end, held):
+    def _block_part(self, name, b, start, end, held, batch_size):
         split = self.splits[name]
         table = split.read([b], self._columns)
         if isinstance(held, StreamedRows):  # the training split, scored in order: build its rows
             part = self._task_rows(table, self.upsample)
         else:
             part = _shift(held.take(torch.arange(start, end)), -split.starts[b])
-        order = torch.argsort(part.impression, stable=True)
-        return encode_table(self.spec, table, self.texts), part, order, start
+        chunks = torch.argsort(part.impression, stable=True).split(batch_size)
+        return encode_table(self.spec, table, self.texts), part, chunks, start
 
-    def _shuffled_buffers(self, name: str, generator: torch.Generator, buffer_blocks: int):
+    def _shuffled_buffers(self, name: str, generator: torch.Generator, buffer_blocks: int, batch_size: int,
+                          shard: tuple[int, int]):
         """A loader per shuffle buffer, in the epoch order of grec.data.order: (encoded rows, task
-        rows, their visiting order, 0)."""
+        rows, the rank's batches of them in visiting order, 0)."""
         split = self.splits[name]
         upsample = self.upsample if name == "train" else None
+        block_rows = np.diff(self._block_rows[name])
+        first = 0  # the epoch's batches before this buffer (from the rows counted when opened)
         for ids, perm in epoch_order(split.sizes, buffer_blocks, generator):
-            def load(ids=ids, perm=perm):
+            def load(ids=ids, perm=perm, first=first):
                 table = split.read(ids, self._columns)
                 part = self._task_rows(table, upsample)
                 order = torch.argsort(visit_rank(perm)[part.impression], stable=True)
-                return encode_table(self.spec, table, self.texts), part, order, 0
+                chunks = [chunk for _, chunk in rank_batches(order, batch_size, first, shard)]
+                if shard[1] > 1:  # encode only the impressions this rank's batches hold
+                    table, part = _only_impressions_of(table, part, chunks)
+                return encode_table(self.spec, table, self.texts), part, chunks, 0
             yield load
+            first += -(-int(block_rows[ids].sum()) // batch_size)
 
-    def _parts(self, buffers, batch_size: int, target: str):
-        """Batches of each encoded buffer's rows in `order`, a batch's impressions in buffer
-        order (as Dataset.batches has them)."""
-        for encoded, part, order, first in buffers:
-            for chunk in order.split(batch_size):
+    def _parts(self, buffers, target: str):
+        """Each loaded buffer's batches, a batch's impressions in buffer order (as
+        Dataset.batches has them)."""
+        for encoded, part, chunks, first in buffers:
+            for chunk in chunks:
                 rows = part.take(chunk)
                 unique, example = torch.unique(rows.impression, return_inverse=True)
                 yield Batch(encoded.take(unique), example, rows.use_case), rows.targets(target), chunk + first
+
+
+def _only_impressions_of(table: pa.Table, part: TaskRows, chunks: list[torch.Tensor]) -> tuple[pa.Table, TaskRows]:
+    """The buffer cut to the impressions `chunks` (positions in `part`) hold, and `part` with
+    those impressions renumbered into the cut (the rows of other impressions are not taken)."""
+    mine = torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long)
+    impressions = torch.unique(part.impression[mine])  # (n,) sorted
+    renumber = torch.full((len(table),), -1, dtype=torch.long)
+    renumber[impressions] = torch.arange(len(impressions))
+    renumbered = TaskRows(renumber[part.impression], part.use_case, part.label, part.oracle, part.flow)
+    return table.take(impressions.numpy()), renumbered
 
 
 def _shift(rows: TaskRows, offset: int) -> TaskRows:
@@ -210,6 +235,21 @@ def _concat(parts: list[TaskRows]) -> TaskRows:
     oracle = None if parts[0].oracle is None else torch.cat([p.oracle for p in parts])
     return TaskRows(*(torch.cat([getattr(p, f) for p in parts]) for f in ("impression", "use_case", "label")),
                     oracle, torch.cat([p.flow for p in parts]))
+
+
+def spare_cores() -> bool:
+    """Whether reading and encoding on background threads would overlap the training step rather
+    than compete with it: on a GPU (the CPU threads otherwise wait on it), or where this process has
+    more cores than torch's intra-op threads (per local rank under torchrun).
+
+    Where torch's threads take every core, a background thread takes cores from them: on 2 cores,
+    streaming with reading, encoding and batching on background threads trained 17.8k rows/s
+    using 1.3 cores; the same work done between steps on the training thread, 26.2k rows/s on
+    1.96 cores (benchmarks/training_scale.py)."""
+    if torch.cuda.is_available():
+        return True
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return len(os.sched_getaffinity(0)) // local_ranks > torch.get_num_threads()
 
 
 def _prefetch_tables(loaders):

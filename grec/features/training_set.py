@@ -28,6 +28,7 @@ from grec.data.stream import StreamingDataset
 from grec.data.text import EMBEDDING_DIM, TextEmbeddingStore
 from grec.data.schema import SchemaError
 from grec.features import sources
+from grec.features.raw_set import joined_bytes, latest_timestamp, write_raw_training_set
 from grec.features.store import TRAINING_SERVICE, feature_store
 from grec.io import atomic_folder, write_json, write_parquet
 
@@ -53,6 +54,7 @@ class TrainingSetManifest:
     columns: list[str]
     contract: str = TELECOM.name  # the data's contract (contract.json beside the splits unless the storefront's)
     split_column: str | None = None  # the contract's split column, where rows are not split by time
+    raw_fingerprint: str | None = None  # a set written from raw tables (grec.features.raw_set): their files and split
 
     def time_split(self) -> TimeSplit:
         return TimeSplit(**{k: pd.Timestamp(v) for k, v in self.split.items()})
@@ -264,7 +266,7 @@ class DataSource:
                          for f in pads.dataset(str(self.path / f"{name}.parquet"), format="parquet").get_fragments()]
             rows = sum(f.metadata.num_rows for f in fragments)
             raw = sum(f.metadata.row_group(i).total_byte_size for f in fragments for i in range(f.metadata.num_row_groups))
-        return 2 * raw + rows * 2 * EMBEDDING_DIM * 4
+        return encoded_bytes(rows, raw)
 
     def dataset(self, upsample=None, spec: FeatureSpec | None = None, texts: TextEmbeddingStore | None = None,
                 stream: bool | None = None) -> Dataset | StreamingDataset:
@@ -308,6 +310,13 @@ class DataSource:
         return pd.concat(parts, ignore_index=True)
 
 
+def encoded_bytes(rows: int, raw: int) -> int:
+    """What a Dataset in memory holds for `rows` impressions whose joined columns take `raw` bytes:
+    the frame (about twice its parquet columns uncompressed) and the encoded tensors (the two text
+    vectors of each row dominate)."""
+    return 2 * raw + rows * 2 * EMBEDDING_DIM * 4
+
+
 def _fingerprint(paths: list[Path]) -> str:
     """SHA-256 over the files (a folder of parquet shards: each of its files, by name)."""
     digest = hashlib.sha256()
@@ -320,7 +329,9 @@ def _fingerprint(paths: list[Path]) -> str:
 
 def open_source(path: Path, splits: tuple[str, ...] = SPLITS, test_days: int = 7, valid_days: int = 7) -> DataSource:
     """A training set (a folder with manifest.json) or a folder of raw tables, reduced to `splits`.
-    Raw tables are split by `test_days`/`valid_days`; a training set keeps the split it was built with."""
+    Raw tables are split by `test_days`/`valid_days`; a training set keeps the split it was built with.
+    Raw tables whose join would not fit the memory budget are joined batch by batch into a training
+    set first (grec.features.raw_set), which then streams."""
     path = Path(path)
     if (path / MANIFEST).exists():
         manifest = read_manifest(path)
@@ -328,11 +339,25 @@ def open_source(path: Path, splits: tuple[str, ...] = SPLITS, test_days: int = 7
         return DataSource(path, manifest.time_split(), manifest.feature_service, _fingerprint(files),
                           read_contract(path), splits)
     contract = read_contract(path)
+    files = [path / t.file for t in contract.tables.values()]
+    if contract is not TELECOM:
+        files.append(path / CONTRACT_FILE)
+    if encoded_bytes(*joined_bytes(path, contract)) > settings.memory_budget():
+        return _raw_as_training_set(path, contract, _fingerprint(files), splits, test_days, valid_days)
     frame = join_tables(load_tables(path, contract))
     split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
     masks = split_masks(frame, contract, split)
     keep = np.logical_or.reduce([masks[name] for name in splits])
-    files = [path / t.file for t in contract.tables.values()]
-    if contract is not TELECOM:
-        files.append(path / CONTRACT_FILE)
     return DataSource(path, split, RAW_JOIN, _fingerprint(files), contract, splits, frame[keep].reset_index(drop=True))
+
+
+def _raw_as_training_set(path: Path, contract: Contract, fingerprint: str, splits: tuple[str, ...], test_days: int,
+                         valid_days: int) -> DataSource:
+    """Raw tables over the memory budget: joined batch by batch into a training set under the
+    state folder (grec.features.raw_set), kept while the files and split settings are the same."""
+    out = settings.training_sets_dir() / f"{path.name}-raw"
+    key = f"{fingerprint}:test_days={test_days}:valid_days={valid_days}"
+    if not (out / MANIFEST).exists() or read_manifest(out).raw_fingerprint != key:
+        split = TimeSplit.from_timestamps(latest_timestamp(path / contract.tables["impressions"].file), test_days, valid_days)
+        write_raw_training_set(path, out, contract, split, key, RAW_JOIN)
+    return DataSource(out, read_manifest(out).time_split(), RAW_JOIN, fingerprint, read_contract(out), splits)

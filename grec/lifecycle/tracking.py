@@ -14,9 +14,11 @@ registered under one name with the `challenger` alias.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,26 +170,50 @@ def train_and_log(
             mlflow.log_metrics({prefix + k: float(v) for k, v in entry.items()
                                 if k not in ("epoch", "task") and not math.isnan(v)}, step=entry["epoch"])
 
-        summary = train_model(net, data, train_config, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch)
-        net.cpu()
-        save_model(net, data.spec, out)
-        prob = predict(net, data, data.rows["test"])
-        report = evaluate_predictions(data, data.rows["test"], prob)
-        report["flops_per_example"] = flops_per_example(net, data, "test")
-        mlflow.log_metrics(metrics_to_log(report) | {
-            "flops_per_example": report["flops_per_example"]["total"],
-            "flops_per_example/mixing": report["flops_per_example"]["mixing"],
-            **({"comparisons_per_row": report["flops_per_example"]["comparisons"]} if "comparisons" in report["flops_per_example"] else {}),
-            "train/seconds": summary["seconds"], "train/rows_per_second": summary["rows_per_second"]})
-        mlflow.log_dict(report, "evaluation/test.json")
-        _log_figures(net, data, prob, summary)
-        with tempfile.TemporaryDirectory() as tmp:  # what monitoring compares new windows against
+        clock = Phases()
+        with clock("train"):
+            summary = train_model(net, data, train_config, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch)
+        with clock("score the test split"):
+            net.cpu()
+            save_model(net, data.spec, out)
+            prob = predict(net, data, data.rows["test"])
+            report = evaluate_predictions(data, data.rows["test"], prob)
+            report["flops_per_example"] = flops_per_example(net, data, "test")
+            mlflow.log_metrics(metrics_to_log(report) | {
+                "flops_per_example": report["flops_per_example"]["total"],
+                "flops_per_example/mixing": report["flops_per_example"]["mixing"],
+                **({"comparisons_per_row": report["flops_per_example"]["comparisons"]} if "comparisons" in report["flops_per_example"] else {}),
+                "train/seconds": summary["seconds"], "train/rows_per_second": summary["rows_per_second"]})
+            mlflow.log_dict(report, "evaluation/test.json")
+        with clock("figures"):
+            _log_figures(net, data, prob, summary)
+        with clock("drift reference"), tempfile.TemporaryDirectory() as tmp:  # what monitoring compares new windows against
             mlflow.log_artifact(str(save_reference(net, data.spec, source, Path(tmp))), "monitoring")
-        info = _log_pyfunc(net, out, source, data.spec, register_as)
+        with clock("log the model"):
+            info = _log_pyfunc(net, out, source, data.spec, register_as)
+        mlflow.log_metrics({f"time/{name.replace(' ', '_')}": seconds for name, seconds in clock.seconds.items()})
     version = None
     if register_as:
         version = str(info.registered_model_version)
         from grec.lifecycle.registry import Registry
 
-        Registry(register_as).mark_challenger(version)
+        with clock("alias challenger"):
+            Registry(register_as).mark_challenger(version)
+    summary["phases"] = clock.seconds
     return TrainedRun(run.info.run_id, out, report, summary, info.model_uri, version)
+
+
+class Phases:
+    """Wall seconds of a command's phases, in order: `with clock("train"): ...`. Where the time of
+    a training goes besides the steps (reading, scoring, logging) is what these show."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start

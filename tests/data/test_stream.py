@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from grec.data.dataset import split_masks
-from grec.data.order import BLOCK_ROWS, epoch_order
+from grec.data import stream as stream_module
+from grec.data.order import BLOCK_ROWS, epoch_order, rank_batches
 from grec.data.schema import SchemaError
 from grec.data.stream import StreamingDataset, prefetch
 from grec.evaluate import predict
@@ -54,18 +55,41 @@ def test_held_rows_are_the_in_memory_rows(both):
     assert len(stream.rows["train"]) == len(memory.rows["train"])
 
 
-def test_an_epoch_streams_the_batches_the_in_memory_path_makes(both):
+def assert_same_batches(a, b):
+    (a, ta, pa_), (b, tb, pb) = a, b
+    assert torch.equal(a.example, b.example) and torch.equal(a.use_case, b.use_case) and torch.equal(ta, tb)
+    for field in a.features.__dataclass_fields__:
+        assert torch.equal(getattr(a.features, field), getattr(b.features, field)), field
+
+
+@pytest.mark.parametrize("background", [True, False], ids=["background-threads", "training-thread"])
+def test_an_epoch_streams_the_batches_the_in_memory_path_makes(both, background, monkeypatch):
+    monkeypatch.setattr(stream_module, "spare_cores", lambda: background)
     memory, stream = both
     pairs = zip(memory.batches(memory.rows["train"], 1000, torch.Generator().manual_seed(3), buffer_blocks=2),
                 stream.batches(stream.rows["train"], 1000, torch.Generator().manual_seed(3), buffer_blocks=2),
                 strict=True)
     n = 0
-    for (a, ta, _), (b, tb, _) in pairs:
-        assert torch.equal(a.example, b.example) and torch.equal(a.use_case, b.use_case) and torch.equal(ta, tb)
-        for field in a.features.__dataclass_fields__:
-            assert torch.equal(getattr(a.features, field), getattr(b.features, field)), field
-        n += len(ta)
+    for a, b in pairs:
+        assert_same_batches(a, b)
+        n += len(a[1])
     assert n == len(memory.rows["train"])
+
+
+def test_a_rank_gets_every_ranks_th_batch_of_the_epoch_on_both_paths(both):
+    """Data parallel: rank r of 3 makes batches r, r+3, ... of the one-process epoch; streamed, it
+    encodes only the impressions of those batches, and they are the same tensors."""
+    memory, stream = both
+    epoch = list(memory.batches(memory.rows["train"], 700, torch.Generator().manual_seed(5), buffer_blocks=2))
+    assert len(epoch) > 6
+    for rank in range(3):
+        for data in (memory, stream):
+            mine = list(data.batches(data.rows["train"], 700, torch.Generator().manual_seed(5), buffer_blocks=2,
+                                     shard=(rank, 3)))
+            assert len(mine) == len(epoch[rank::3])
+            for a, b in zip(epoch[rank::3], mine):
+                assert_same_batches(a, b)
+    assert [(i, c.tolist()) for i, c in rank_batches(torch.arange(10), 3, 5, (1, 2))] == [(5, [0, 1, 2]), (7, [6, 7, 8])]
 
 
 def test_buffers_visit_every_block_once_in_a_seeded_order():
