@@ -96,10 +96,16 @@ def check_missing_values(arrow: pa.Table, table: Table, source: str, first_row: 
                           "fill or drop those rows before loading")
 
 
-def load_table(path: Path, table: Table) -> pd.DataFrame:
+def require_file(path: Path, table: Table) -> Path:
+    """`path`, or a SchemaError saying which table is missing."""
     path = Path(path)
     if not path.exists():
         raise SchemaError(f"{path}: file not found (expected the '{table.name}' table)")
+    return path
+
+
+def load_table(path: Path, table: Table) -> pd.DataFrame:
+    path = require_file(path, table)
     check_arrow_schema(read_parquet(path, schema_only=True), table, str(path))
     arrow = read_parquet(path, columns=table.names())
     check_missing_values(arrow, table, str(path))

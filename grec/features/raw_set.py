@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from grec.data.contract import CONTRACT_FILE, TELECOM, Contract
 from grec.data.dataset import (TimeSplit, check_arrow_schema, check_missing_values, join_tables, load_table,
-                               read_parquet, split_masks)
+                               read_parquet, require_file, split_masks)
 from grec.data.order import BLOCK_ROWS
 from grec.data.schema import SchemaError
 from grec.io import atomic_folder, write_json
@@ -37,7 +37,7 @@ def joined_bytes(data_dir: Path, contract: Contract) -> tuple[int, int]:
     impression carries its customer's and item's columns, at those tables' mean row size."""
     sizes = {}
     for name, table in contract.tables.items():
-        meta = read_parquet(Path(data_dir) / table.file, metadata_only=True)
+        meta = read_parquet(require_file(Path(data_dir) / table.file, table), metadata_only=True)
         raw = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         sizes[name] = (meta.num_rows, raw)
     rows, raw = sizes["impressions"]
