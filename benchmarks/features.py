@@ -37,11 +37,11 @@ from common import machine, write_results  # noqa: E402
 OFFLINE_STORES = ("file", "duckdb")
 # One offline store's steps in a fresh process (its peak RSS is its own): argv = state, store, data, end.
 OFFLINE_STEP = """
-import json, os, resource, sys, time
+import json, os, re, resource, sys, time
 from pathlib import Path
 home, store, data, end = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 os.environ["GREC_HOME"] = str(home)
-text = (Path(sys.argv[5]) / "feature_store.yaml").read_text().replace("offline_store:\\n  type: file", f"offline_store:\\n  type: {store}")
+text = re.sub(r"offline_store:\\n  type: \\w+", f"offline_store:\\n  type: {store}", (Path(sys.argv[5]) / "feature_store.yaml").read_text())
 (home / f"feature_store.{store}.yaml").write_text(text)
 os.environ["FEAST_FS_YAML_FILE_PATH"] = str(home / f"feature_store.{store}.yaml")
 from grec.features.store import materialize

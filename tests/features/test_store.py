@@ -1,6 +1,7 @@
 """The Feast repository on a fresh state folder: apply, materialize, online reads (the SQLite
 store and Redis), training sets."""
 
+import re
 import shutil
 
 import numpy as np
@@ -194,22 +195,22 @@ def test_a_training_set_loads_like_the_raw_tables(in_store, world):
 
 
 def use_offline_store(monkeypatch, folder, store: str) -> None:
-    """The repository's configuration with another offline store (`file`: dask; `duckdb`)."""
+    """The repository's configuration with another offline store (`duckdb`, the default; `file`: dask)."""
     text = (FEATURE_REPO / "feature_store.yaml").read_text()
-    assert "offline_store:\n  type: file" in text
+    assert re.search(r"offline_store:\n  type: duckdb\b", text)
     path = folder / f"feature_store.{store}.yaml"
-    path.write_text(text.replace("offline_store:\n  type: file", f"offline_store:\n  type: {store}"))
+    path.write_text(re.sub(r"offline_store:\n  type: \w+", f"offline_store:\n  type: {store}", text))
     monkeypatch.setenv("FEAST_FS_YAML_FILE_PATH", str(path))
 
 
-def test_duckdb_builds_the_same_training_set(in_store, world, tmp_path, monkeypatch):
-    use_offline_store(monkeypatch, tmp_path, "duckdb")
-    manifest = build_training_set(world[0], tmp_path / "duckdb-set")
+def test_the_file_store_builds_the_training_set_duckdb_builds(in_store, world, tmp_path, monkeypatch):
+    use_offline_store(monkeypatch, tmp_path, "file")
+    manifest = build_training_set(world[0], tmp_path / "file-set")
     assert manifest.rows == in_store[3].rows
     for split in ("train", "valid", "test"):
-        file_set = pd.read_parquet(in_store[0] / "training_sets" / world[0].name / f"{split}.parquet")
-        duck_set = pd.read_parquet(tmp_path / "duckdb-set" / f"{split}.parquet")
-        pd.testing.assert_frame_equal(duck_set, file_set, check_dtype=False)
+        duck_set = pd.read_parquet(in_store[0] / "training_sets" / world[0].name / f"{split}.parquet")
+        file_set = pd.read_parquet(tmp_path / "file-set" / f"{split}.parquet")
+        pd.testing.assert_frame_equal(file_set, duck_set, check_dtype=False)
 
 
 @pytest.mark.parametrize("offline", ["file", "duckdb"])
