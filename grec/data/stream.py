@@ -6,8 +6,8 @@ A StreamingDataset answers what grec.train.fit and grec.evaluate.predict ask of 
 `split`, `rows`, `batches`) without holding the features. It holds one shuffle buffer
 (`BUFFER_BLOCKS` row groups, encoded from Arrow by grec.data.encode_table with text vectors by
 reference; where it prefetches, also the next one and the batches being prepared), the vectors of
-the distinct texts, and the validation and test rows (the label, use case and flow of each (example, task) row: AUC needs
-every score). Training rows are built per buffer.
+the distinct texts, and the validation and test rows (the label, use case and flow of each
+(example, task) row: AUC needs every score). Training rows are built per buffer.
 
 Under one seed it visits the training rows in the order the in-memory Dataset does for the same
 blocks (grec.data.order), and encodes them to the same tensors, so the two train the same model
@@ -243,9 +243,9 @@ def spare_cores() -> bool:
     more cores than torch's intra-op threads (per local rank under torchrun).
 
     Where torch's threads take every core, a background thread takes cores from them: on 2 cores,
-    streaming with reading, encoding and batching on background threads trained 17.8k rows/s
-    using 1.3 cores; the same work done between steps on the training thread, 26.2k rows/s on
-    1.96 cores (benchmarks/training_scale.py)."""
+    streaming 4M impressions with reading, encoding and batching on background threads trained
+    19.3k rows/s with 1.30 cores busy; the same work done between steps on the training thread,
+    27.4k rows/s with 1.94 (benchmarks/results/training_scale.md)."""
     if torch.cuda.is_available():
         return True
     local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
