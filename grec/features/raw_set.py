@@ -50,8 +50,11 @@ def latest_timestamp(path: Path) -> pd.Series:
     batch at a time, as a one-row series of the column's own type."""
     latest = None
     for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=["event_timestamp"]):
-        top = pc.max(batch.column(0))
-        latest = top if latest is None or (top.is_valid and top.as_py() > latest.as_py()) else latest
+        top = pc.max(batch.column(0))  # nulls skipped (refused later, by row)
+        if top.is_valid and (latest is None or top.as_py() > latest.as_py()):
+            latest = top
+    if latest is None:
+        raise SchemaError(f"{path}: no impressions with an event_timestamp (the table is empty)")
     return pa.array([latest.as_py()], latest.type).to_pandas()
 
 
@@ -80,17 +83,19 @@ class _BlockWriter:
         self.writer.close()
 
 
-def write_raw_training_set(data_dir: Path, out_dir: Path, contract: Contract, split: TimeSplit,
+def write_raw_training_set(data_dir: Path, out_dir: Path, contract: Contract, test_days: int, valid_days: int,
                            fingerprint: str, feature_service: str) -> dict[str, int]:
     """Join `data_dir`'s tables batch by batch into a training-set folder `out_dir` (written whole
-    or not at all); returns the rows per split. Errors name the file, column and row as loading
-    the tables whole does."""
+    or not at all), split as the in-memory join splits them (the last `test_days`, `valid_days`
+    before, or the contract's split column); returns the rows per split. Errors name the file,
+    column and row as loading the tables whole does."""
     from grec.features.training_set import MANIFEST, SPLITS, TrainingSetManifest, _sha256
 
     data_dir = Path(data_dir)
     impressions = contract.tables["impressions"]
     path = data_dir / impressions.file
     check_arrow_schema(read_parquet(path, schema_only=True), impressions, str(path))
+    split = TimeSplit.from_timestamps(latest_timestamp(path), test_days, valid_days)
     dims = {name: contract.fill_absent(name, load_table(data_dir / contract.tables[name].file, contract.tables[name]))
             for name in ("customers", "items")}
     writers: dict[str, _BlockWriter] = {}

@@ -28,7 +28,7 @@ from grec.data.stream import StreamingDataset
 from grec.data.text import EMBEDDING_DIM, TextEmbeddingStore
 from grec.data.schema import SchemaError
 from grec.features import sources
-from grec.features.raw_set import joined_bytes, latest_timestamp, write_raw_training_set
+from grec.features.raw_set import joined_bytes, write_raw_training_set
 from grec.features.store import TRAINING_SERVICE, feature_store
 from grec.io import atomic_folder, write_json, write_parquet
 
@@ -358,6 +358,5 @@ def _raw_as_training_set(path: Path, contract: Contract, fingerprint: str, split
     out = settings.training_sets_dir() / f"{path.name}-raw"
     key = f"{fingerprint}:test_days={test_days}:valid_days={valid_days}"
     if not (out / MANIFEST).exists() or read_manifest(out).raw_fingerprint != key:
-        split = TimeSplit.from_timestamps(latest_timestamp(path / contract.tables["impressions"].file), test_days, valid_days)
-        write_raw_training_set(path, out, contract, split, key, RAW_JOIN)
+        write_raw_training_set(path, out, contract, test_days, valid_days, key, RAW_JOIN)
     return DataSource(out, read_manifest(out).time_split(), RAW_JOIN, fingerprint, read_contract(out), splits)

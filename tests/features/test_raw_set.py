@@ -82,4 +82,8 @@ def test_a_bad_row_in_a_later_batch_is_named_by_its_row_in_the_file(small_data, 
     with pytest.raises(SchemaError, match=r"impressions.parquet: column 'search_query' has 1 missing values "
                                           r"\(NaN or null; rows \[23456\]\)"):
         open_source(data)
+    impressions.drop(columns=["event_timestamp"]).to_parquet(data / "impressions.parquet")
+    with pytest.raises(SchemaError, match=r"impressions.parquet: does not match the 'impressions' schema: missing "
+                                          r"column 'event_timestamp'"):
+        open_source(data)
     assert not (fresh_state / "training_sets" / "small-raw").exists()  # nothing half-written
