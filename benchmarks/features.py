@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -151,12 +152,18 @@ def main(
     }
     env = machine()
     r = results
+    from importlib.metadata import version
+
+    from grec.features.store import FEATURE_REPO
+
+    feast_version = version("feast")
+    offline_default = re.search(r"offline_store:\n  type: (\w+)", (FEATURE_REPO / "feature_store.yaml").read_text()).group(1)
     md = f"""# Data plane costs
 
 Command: `python benchmarks/features.py --impressions {impressions} --requests {requests}`.
 Machine: {env['cpu']}, {env['cores']} cores, torch threads {env['torch_threads']}, GPU: {env['gpu'] or 'none'}.
 Sizes: {impressions:,} impressions, {r['distinct_queries']:,} distinct search queries, {n_items} items.
-Stores: Feast 0.67 file offline store (dask), SQLite online store, all under a fresh state folder.
+Stores: Feast {feast_version} with the repository's configuration ({offline_default} offline store, SQLite online store), all under a fresh state folder.
 
 | Step | Figure |
 |---|---|

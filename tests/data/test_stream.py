@@ -56,7 +56,7 @@ def test_held_rows_are_the_in_memory_rows(both):
 
 
 def assert_same_batches(a, b):
-    (a, ta, pa_), (b, tb, pb) = a, b
+    (a, ta, _), (b, tb, _) = a, b
     assert torch.equal(a.example, b.example) and torch.equal(a.use_case, b.use_case) and torch.equal(ta, tb)
     for field in a.features.__dataclass_fields__:
         assert torch.equal(getattr(a.features, field), getattr(b.features, field)), field
