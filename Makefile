@@ -57,7 +57,7 @@ test: $(STAMP)
 # install (and BentoML's and the Dockerfile's), checked against it by tests/test_lock.py.
 lock:
 	uv lock
-	uv export --frozen --extra dev --no-emit-project --no-hashes -o requirements.lock
+	uv export --frozen --extra dev --extra spark --no-emit-project --no-hashes -o requirements.lock
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/features.py

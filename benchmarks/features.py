@@ -9,9 +9,10 @@ Everything runs in a fresh temporary state folder:
 4. materializing the online store (SQLite) up to the end of the window;
 5. online reads for one customer plus 50 candidate items: p50 / p99 over many random requests;
 6. the offline store side by side: the training set and the materialization again with Feast's
-   file store (dask, the default) and with DuckDB, each in a process of its own (time and peak
-   RSS), on the same registered sources: the training set twice (the first pays the process's
-   imports and the encoder's load), then the materialization; the training sets are compared.
+   file store (dask), DuckDB (the default) and Spark (local mode on this machine's cores), each in
+   a process of its own (time and peak RSS, Spark's JVM included), on the same source files: the
+   training set twice (the first pays the process's imports, the encoder's load and for Spark the
+   JVM's start), then the materialization; the training sets are compared.
 
     python benchmarks/features.py                          # the committed run (1M impressions)
     python benchmarks/features.py --impressions 100000     # a quick look
@@ -35,23 +36,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_results  # noqa: E402
 
 
-OFFLINE_STORES = ("file", "duckdb")
-# One offline store's steps in a fresh process (its peak RSS is its own): argv = state, store, data, end.
+OFFLINE_STORES = ("file", "duckdb", "spark")
+# One offline store's steps in a fresh process (its peak RSS is its own): argv = state, store, data,
+# end, feature repo. Spark: the repository's feature_store.spark.yaml (local mode, all cores), its
+# registry applied in a state folder of its own over the same source files (SparkSources), and the
+# JVM's peak RSS added (a child process: counted once it has exited).
 OFFLINE_STEP = """
 import json, os, re, resource, sys, time
 from pathlib import Path
-home, store, data, end = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+home, store, data, end, repo = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4], Path(sys.argv[5])
 os.environ["GREC_HOME"] = str(home)
-text = re.sub(r"offline_store:\\n  type: \\w+", f"offline_store:\\n  type: {store}", (Path(sys.argv[5]) / "feature_store.yaml").read_text())
-(home / f"feature_store.{store}.yaml").write_text(text)
-os.environ["FEAST_FS_YAML_FILE_PATH"] = str(home / f"feature_store.{store}.yaml")
+if store == "spark":
+    os.environ["GREC_HOME"] = str(home / "spark-state")
+    (home / "spark-state" / "features").mkdir(parents=True)
+    (home / "spark-state" / "features" / "sources").symlink_to(home / "features" / "sources")
+    os.environ["FEAST_FS_YAML_FILE_PATH"] = str(repo / "feature_store.spark.yaml")
+    from grec.features.store import feature_store, repo_objects
+    feature_store().apply(repo_objects())
+else:
+    text = re.sub(r"offline_store:\\n  type: \\w+", f"offline_store:\\n  type: {store}", (repo / "feature_store.yaml").read_text())
+    (home / f"feature_store.{store}.yaml").write_text(text)
+    os.environ["FEAST_FS_YAML_FILE_PATH"] = str(home / f"feature_store.{store}.yaml")
 from grec.features.store import materialize
 from grec.features.training_set import build_training_set
 t = time.perf_counter(); build_training_set(data, home / f"cold-{store}"); t_cold = time.perf_counter() - t
 t = time.perf_counter(); manifest = build_training_set(data, home / f"set-{store}"); t_set = time.perf_counter() - t
 t = time.perf_counter(); materialize(end); t_mat = time.perf_counter() - t
+jvm_mb = 0.0
+if store == "spark":
+    from pyspark import SparkContext
+    gateway = SparkContext._gateway
+    gateway.shutdown(); gateway.proc.stdin.close(); gateway.proc.wait(60)
+    jvm_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps({"training_set_cold_s": t_cold, "training_set_s": t_set, "materialize_s": t_mat, "rows": sum(manifest.rows.values()),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + jvm_mb, "jvm_peak_rss_mb": jvm_mb}))
 """
 
 
@@ -176,8 +194,9 @@ Stores: Feast {feast_version} with the repository's configuration ({offline_defa
 | Online read, 1 customer + {candidates} items, p50 | {r['online_p50_ms']:.1f} ms |
 | Online read, 1 customer + {candidates} items, p99 | {r['online_p99_ms']:.1f} ms |
 
-Offline store side by side (the same registered sources; each store's training set and
-materialization in a fresh process; peak RSS of that process):
+Offline store side by side (the same source files; each store's training set and
+materialization in a fresh process; peak RSS of that process, plus Spark's JVM (local mode,
+`feature_repo/feature_store.spark.yaml`) for Spark):
 
 | offline store | training set, first in the process | training set, again | materialize | peak RSS |
 |---|---:|---:|---:|---:|
@@ -185,9 +204,7 @@ materialization in a fresh process; peak RSS of that process):
                 f"{offline[name]['materialize_s']:.1f} s | "
                 f"{offline[name]['peak_rss_mb']:,.0f} MB |" for name in OFFLINE_STORES) + f"""
 
-Training sets identical row for row: {offline['identical_training_sets']}. dask / DuckDB time, training
-set again: {offline['file']['training_set_s'] / offline['duckdb']['training_set_s']:.2f}x; materialize:
-{offline['file']['materialize_s'] / offline['duckdb']['materialize_s']:.2f}x.
+Training sets identical row for row: {offline['identical_training_sets']}. Against DuckDB's time, the training set again: dask {offline['file']['training_set_s'] / offline['duckdb']['training_set_s']:.2f}x, Spark {offline['spark']['training_set_s'] / offline['duckdb']['training_set_s']:.2f}x; materialize: dask {offline['file']['materialize_s'] / offline['duckdb']['materialize_s']:.2f}x, Spark {offline['spark']['materialize_s'] / offline['duckdb']['materialize_s']:.2f}x. Spark's JVM alone peaked at {offline['spark']['jvm_peak_rss_mb']:,.0f} MB.
 
 An online read is two `get_online_features` calls (customer views, then item views) through the
 serving feature service's references. Queries are short (a few words); descriptions are ~30 words,

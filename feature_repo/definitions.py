@@ -10,10 +10,11 @@ $GREC_HOME/features/sources/; `GREC_HOME=... feast -c feature_repo apply` sees t
 
 from datetime import timedelta
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, ValueType
 from feast.types import Array, Float32, Int64, String
 
 from grec.features import sources
+from grec.features.store import batch_source
 
 contract = sources.active_contract()
 tables = sources.source_tables(contract)
@@ -40,8 +41,7 @@ def _view(name: str, entity: Entity, ttl: timedelta, **tags: str) -> FeatureView
         ttl=ttl,
         schema=[Field(name=c.name, dtype=FEAST_TYPES[c.dtype], description=c.description)
                 for c in sources.feature_columns(table)],
-        source=FileSource(name=f"{table.name}_source", path=str(sources.source_path(table.name)),
-                          timestamp_field=sources.timestamp_column(table)),
+        source=batch_source(f"{table.name}_source", sources.source_path(table.name), sources.timestamp_column(table)),
         tags={"owner": "grec", **tags},
     )
 

@@ -441,16 +441,22 @@ def features_training_set(
     out: Annotated[Optional[Path], typer.Option(help="Folder [default: $GREC_HOME/training_sets/<data name>]")] = None,
     test_days: Annotated[int, typer.Option(help="Held-out days at the end")] = 7,
     valid_days: Annotated[int, typer.Option(help="Validation days before them")] = 7,
+    max_lost_share: Annotated[float, typer.Option(
+        help="Impressions with no feature value within a view's TTL: left out (and named) up to this share, refused past it",
+        min=0.0, max=1.0)] = 0.001,
 ):
     """Point-in-time train/valid/test parquet files for the impressions in --data."""
-    from grec.features.training_set import build_training_set
+    from grec.features.training_set import build_training_set, left_out_lines
 
     data_dir = data or settings.data_dir()
     out = out or settings.training_sets_dir() / data_dir.name
     with console.status("Joining point-in-time features onto every impression"):
-        manifest = build_training_set(data_dir, out, test_days=test_days, valid_days=valid_days)
+        manifest = build_training_set(data_dir, out, test_days=test_days, valid_days=valid_days,
+                                      max_lost_share=max_lost_share)
     rows = ", ".join(f"{k} {v:,}" for k, v in manifest.rows.items())
     console.print(f"Training set {out} ({manifest.feature_service}): {rows} rows")
+    for line in left_out_lines(manifest.left_out):
+        console.print(f"[yellow]Left out[/yellow] {line}", highlight=False)
 
 
 registry_app = typer.Typer(help="The model registry: aliases challenger, champion, previous-champion.", no_args_is_help=True)
@@ -623,6 +629,11 @@ def print_training_summary(outputs: dict) -> None:
 
     console.rule("Data checks")
     console.print(_read(outputs, "validate-data", "report"), highlight=False)
+    features = outputs["build-features"]["artifacts"]["training_set"]["metadata"]
+    lost = {k.removeprefix("left_out."): v for k, v in features.items() if k.startswith("left_out.")}
+    console.print("Training set: " + ", ".join(f"{k} {features[f'rows.{k}']:,}" for k in ("train", "valid", "test"))
+                  + " rows" + ("; left out for want of a feature value: " + "; ".join(f"{k}: {v:,} rows" for k, v in lost.items())
+                               if lost else ""), highlight=False)
     console.rule("GRec against the baseline and the incumbents (held-out rows)")
     console.print(_read(outputs, "evaluate-and-gate", "comparison"), highlight=False)
     console.rule("Gate")

@@ -24,17 +24,20 @@ from pipelines.cluster import on_cluster
               description="Validate, build features, train GRec, MMoE and per-task LightGBM, gate, register, promote, package.")
 def training(data: str = "", start: str = "", end: str = "", epochs: int = 8, seed: int = 0,
              baseline: str = "mmoe", incumbents: str = "lightgbm", model_name: str = "grec", gate_policy: str = "",
-             min_task_positives: int = 3, train_on: str = "trainjob", train_nodes: int = 1, train_procs_per_node: int = 1,
+             min_task_positives: int = 3, max_lost_share: float = 0.001, train_on: str = "trainjob", train_nodes: int = 1,
+             train_procs_per_node: int = 1,
              train_cpu: str = "4", train_memory: str = "16Gi", train_gpus: int = 0, train_image: str = BASE_IMAGE):
     """data: folder of raw tables with their contract ("" = the state folder's default data);
     [start, end): the window trained on ("": unbounded), its last week held out for the gate, or
     the rows the contract's split column says are test. train_on: trainjob (a Kubeflow Trainer
     TrainJob of train_nodes pods of train_image, each with train_cpu, train_memory and train_gpus),
     torchrun (train_procs_per_node processes in the step's pod) or process (in the step; what
-    `grec pipeline run --local` uses unless told otherwise)."""
+    `grec pipeline run --local` uses unless told otherwise). max_lost_share: impressions with no
+    feature value within a view's TTL are left out of the training set (and named) up to this share;
+    past it the features step fails (grec.features.training_set.MAX_LOST_SHARE)."""
     job, run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER, dsl.PIPELINE_JOB_ID_PLACEHOLDER
     validate = on_cluster(validate_data(data=data, start=start, end=end, min_task_positives=min_task_positives))
-    features = on_cluster(build_features(tables=validate.outputs["tables"], end=end))
+    features = on_cluster(build_features(tables=validate.outputs["tables"], end=end, max_lost_share=max_lost_share))
     training_set = features.outputs["training_set"]
 
     def train(arch, display_name: str):

@@ -14,3 +14,16 @@ def test_requirements_lock_is_the_export_of_uv_lock():
     pinned = set(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+?)(?:\s|$)", (ROOT / "requirements.lock").read_text(), re.M))
     assert pinned == locked, f"run `make lock`: only in uv.lock {sorted(locked - pinned)[:5]}, only in requirements.lock {sorted(pinned - locked)[:5]}"
     assert len(locked) > 200 and ("torch", "2.13.0+cpu") in pinned
+
+
+def test_great_expectations_imports_in_a_process_started_with_python_c():
+    """With pyspark in the environment (the Spark offline store), Great Expectations imports
+    pyspark.sql.connect, which without its grpc dependencies calls sys.exit(0) in a process whose
+    main module is `-c` (pytest-xdist's workers): validation would end "successfully" having done
+    nothing. The lock carries pyspark[connect] for that."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import great_expectations; print('imported')"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr[-2000:]

@@ -5,6 +5,7 @@ switch with before pointing the platform at the team's own servers.
 
     python deploy/local/services.py start mlflow      # PostgreSQL + S3 + the MLflow server over them
     python deploy/local/services.py start redis       # Redis, for Feast's online store
+    python deploy/local/services.py install java      # the JVM for Feast's Spark offline store (no server)
     python deploy/local/services.py status
     python deploy/local/services.py stop              # everything started from this state folder
 
@@ -251,6 +252,22 @@ def start_redis(root: Path) -> Service:
     return Service("redis", port, proc.pid, f"127.0.0.1:{port}", str(folder))
 
 
+# -- Java (Spark's driver, for Feast's Spark offline store) -------------------------------------
+
+JAVA_PACKAGE = "default-jre-headless"  # Debian's default JRE: 17 on bookworm (tested here), 21 on trixie; Spark 4 runs on both
+
+
+def ensure_java() -> str:
+    """The `java` Spark will start (installed from Debian's packages if there is none); not a
+    server: Spark in local mode runs inside the process that opens the feature store."""
+    java_home = os.environ.get("JAVA_HOME", "")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    if shutil.which("java") is None:
+        _apt_install(JAVA_PACKAGE)
+    return shutil.which("java") or ""
+
+
 # -- all of them --------------------------------------------------------------------------------
 
 NEEDS = {"postgres": [], "s3": [], "mlflow": ["postgres", "s3"], "redis": []}
@@ -330,6 +347,20 @@ def start_command(names: Annotated[list[str], typer.Argument(help=f"Any of: {', 
         typer.echo(f"{s.name}: {s.url} (pid {s.pid}, {s.folder})")
     for line in settings_lines(services):
         typer.echo(line)
+
+
+@app.command("install")
+def install_command(what: Annotated[str, typer.Argument(help="java: the runtime Feast's Spark offline store needs")]):
+    """Install what a configuration needs that is not a server (Debian's packages, as root)."""
+    if what != "java":
+        typer.echo(f"error: cannot install {what!r}; known: java", err=True)
+        raise typer.Exit(1)
+    try:
+        typer.echo(f"java: {ensure_java()}")
+    except ServiceError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"export FEAST_FS_YAML_FILE_PATH={REPO / 'feature_repo' / 'feature_store.spark.yaml'}")
 
 
 @app.command("stop")

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import pickle
 import re
+import shutil
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -93,6 +94,38 @@ def config_file(repo: Path = FEATURE_REPO) -> Path:
     return path
 
 
+def offline_store_type(repo: Path = FEATURE_REPO) -> str:
+    """The configured offline store's type ('duckdb', 'file', 'spark', ...; Feast's default 'file'
+    where the file names none)."""
+    import yaml
+
+    chosen = os.environ.get(FEAST_YAML_ENV, "").strip()
+    path = Path(chosen).expanduser() if chosen else Path(repo) / "feature_store.yaml"
+    offline = (yaml.safe_load(path.read_text()) or {}).get("offline_store", "file") if path.is_file() else "file"
+    return offline.get("type", "file") if isinstance(offline, dict) else str(offline)
+
+
+def batch_source(name: str, path: Path, timestamp_field: str):
+    """A view's source: a parquet file, as the configured offline store reads one. Feast's Spark
+    store accepts only SparkSources and the file and DuckDB stores only FileSources, so this is the
+    one place where the configuration decides a definition."""
+    if offline_store_type() == "spark":
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+        return SparkSource(name=name, path=str(path), file_format="parquet", timestamp_field=timestamp_field)
+    from feast import FileSource
+
+    return FileSource(name=name, path=str(path), timestamp_field=timestamp_field)
+
+
+def _require_java() -> None:
+    """Spark's driver is a JVM: say what to install rather than let py4j fail on a missing binary."""
+    java_home = os.environ.get("JAVA_HOME", "")
+    if not (shutil.which("java") or (java_home and (Path(java_home) / "bin" / "java").exists())):
+        raise RuntimeError("the Spark offline store needs a Java 17 or 21 runtime and none is on PATH or in JAVA_HOME: "
+                           "install Debian's default-jre-headless (`python deploy/local/services.py install java`)")
+
+
 def feature_store(repo: Path = FEATURE_REPO):
     """The store for the current state folder ($GREC_HOME is resolved and exported for Feast),
     configured by `config_file()`."""
@@ -101,6 +134,8 @@ def feature_store(repo: Path = FEATURE_REPO):
     _hash_object_arrays_once()
     os.environ[settings.STATE_ENV] = str(settings.state_dir())
     settings.features_dir().mkdir(parents=True, exist_ok=True)
+    if offline_store_type(repo) == "spark":
+        _require_java()
     return FeatureStore(repo_path=str(repo), fs_yaml_file=config_file(repo))
 
 

@@ -38,6 +38,12 @@ MANIFEST = "manifest.json"
 # (labels, page, search text, and the behaviour sequences as the service saw them when it ranked)
 # is joined back by impression id: sending it through the store's join would only slow it down.
 ENTITY_COLUMNS = ["impression_id", "event_timestamp", "customer_id", "item_id"]
+# The policy for impressions the store has no value for within a view's TTL (a profile snapshot
+# older than the TTL, a customer with none): up to this share of the impressions they are left out
+# of the training set and named in its manifest; past it the build fails, naming the views. A few
+# stale profiles in a million impressions should not stop a weekly run; a profile export that lost
+# a fifth of the customers should.
+MAX_LOST_SHARE = 0.001
 
 
 class TrainingSetError(SchemaError):
@@ -55,6 +61,8 @@ class TrainingSetManifest:
     contract: str = TELECOM.name  # the data's contract (contract.json beside the splits unless the storefront's)
     split_column: str | None = None  # the contract's split column, where rows are not split by time
     raw_fingerprint: str | None = None  # a set written from raw tables (grec.features.raw_set): their files and split
+    # impressions the feature store had no value for, left out under the policy: {what: {rows, first, last, example}}
+    left_out: dict[str, dict] = field(default_factory=dict)
 
     def time_split(self) -> TimeSplit:
         return TimeSplit(**{k: pd.Timestamp(v) for k, v in self.split.items()})
@@ -68,17 +76,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _explain_dropped(entity_df: pd.DataFrame, store) -> str:
-    """Which views have no value within their TTL for the lost rows (dropped by the file store,
+def _lost_by_view(entity_df: pd.DataFrame, lost: np.ndarray, store) -> dict[str, dict]:
+    """Why the `lost` rows have no features: per view, the rows whose newest value at their time is
+    missing or older than its TTL, {what: {rows, first, last, example}} (dropped by the file store,
     all-null from DuckDB or Spark)."""
-    reasons = []
+    reasons = {}
     tables = sources.source_tables(sources.active_contract())
     for view in store.get_feature_service(TRAINING_SERVICE).feature_view_projections:
         fv = store.get_feature_view(view.name)
         key = fv.entity_columns[0].name
         stamp = sources.timestamp_column(tables[fv.name])
         source = pd.read_parquet(sources.source_path(fv.name), columns=[key, stamp]).sort_values(stamp)
-        rows = entity_df[[key, "event_timestamp"]].sort_values("event_timestamp")
+        rows = entity_df.loc[lost, [key, "event_timestamp"]].sort_values("event_timestamp")
         found = pd.merge_asof(rows, source, left_on="event_timestamp", right_on=stamp, by=key)
         ttl = fv.ttl if fv.ttl and fv.ttl.total_seconds() > 0 else None
         stale = found[stamp].isna()
@@ -86,41 +95,63 @@ def _explain_dropped(entity_df: pd.DataFrame, store) -> str:
             stale |= found["event_timestamp"] - found[stamp] > ttl
         if stale.any():
             example = found[stale].iloc[0]
-            reasons.append(f"{fv.name}: {int(stale.sum())} rows have no value"
-                           + (f" within its TTL of {ttl}" if ttl else "")
-                           + f" (e.g. {key}={example[key]} at {example['event_timestamp']})")
-    return "; ".join(reasons) or "no view explains it"
+            times = found.loc[stale, "event_timestamp"]
+            reasons[f"{fv.name}: no value" + (f" within its TTL of {ttl}" if ttl else "")] = {
+                "rows": int(stale.sum()), "first": str(times.min()), "last": str(times.max()),
+                "example": f"{key}={example[key]} at {example['event_timestamp']}"}
+    return reasons
 
 
-def historical_features(entity_df: pd.DataFrame, store=None) -> pd.DataFrame:
-    """The training service's features for each row of `entity_df`, as of its event_timestamp.
+def left_out_lines(left_out: dict[str, dict]) -> list[str]:
+    """One line per kind of row left out: what, how many, when, an example."""
+    return [f"{what}: {r['rows']:,} rows ({r['first']} to {r['last']}; e.g. {r['example']})" for what, r in left_out.items()]
+
+
+def _reasons_line(reasons: dict[str, dict]) -> str:
+    return "; ".join(left_out_lines(reasons)) or "no view explains it"
+
+
+def historical_features(entity_df: pd.DataFrame, store=None,
+                        max_lost_share: float = MAX_LOST_SHARE) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The training service's features for each row of `entity_df`, as of its event_timestamp, and
+    the rows left out: {what: {rows, first, last, example}}.
 
     Each view is keyed by one entity, so the store is asked once per view with the distinct
     (key, time) pairs, and the answers are joined back onto every row: the offline store keeps one
     row per (key, time), and a customer shown several items at once (one carousel) would otherwise
-    lose all but one of them. Raises TrainingSetError naming the impressions and the views
-    responsible if any row is lost.
+    lose all but one of them. A row some view has no value for (within its TTL) is left out while
+    such rows are at most `max_lost_share` of all; past it, TrainingSetError names the views, their
+    counts and an example of each.
     """
     store = store or feature_store()
     out = entity_df
+    lost = np.zeros(len(entity_df), dtype=bool)
     for projection in store.get_feature_service(TRAINING_SERVICE).feature_view_projections:
         key = store.get_feature_view(projection.name).entity_columns[0].name
         rows = entity_df[[key, "event_timestamp"]].drop_duplicates()
         found = store.get_historical_features(
             entity_df=rows, features=[f"{projection.name}:{f.name}" for f in projection.features]).to_df()
-        found["event_timestamp"] = found["event_timestamp"].astype(rows["event_timestamp"].dtype)
+        stamps = found["event_timestamp"]
+        if stamps.dt.tz is None:  # Spark hands back its session's wall time (UTC, as configured) without a zone
+            stamps = stamps.dt.tz_localize("UTC")
+        found["event_timestamp"] = stamps.astype(rows["event_timestamp"].dtype)
         out = out.merge(found, on=[key, "event_timestamp"], how="left", validate="many_to_one", indicator=True)
         # The file (dask) store drops a row with no value within the view's TTL; DuckDB and Spark
         # keep it with every feature null. No contract column is nullable, so either is a loss.
         columns = [f.name for f in projection.features]
-        lost = (out["_merge"] != "both") | out[columns].isna().all(axis=1)
-        if lost.any():
-            missing = out.loc[lost, "impression_id"].to_numpy()
-            raise TrainingSetError(
-                f"the feature store has no {projection.name} values for {len(missing)} of {len(entity_df)} impressions "
-                f"(first ids: {missing[:5].tolist()}). Reason: {_explain_dropped(entity_df[lost.to_numpy()], store)}")
+        lost |= ((out["_merge"] != "both") | out[columns].isna().all(axis=1)).to_numpy()
         out = out.drop(columns="_merge")
-    return out.sort_values("impression_id").reset_index(drop=True)
+    left_out = {}
+    if lost.any():
+        left_out = _lost_by_view(entity_df, lost, store)
+        if lost.sum() > max_lost_share * len(entity_df):
+            missing = entity_df.loc[lost, "impression_id"].to_numpy()
+            raise TrainingSetError(
+                f"the feature store has no values for {len(missing):,} of {len(entity_df):,} impressions "
+                f"({len(missing) / len(entity_df):.2%}; the policy leaves out at most {max_lost_share:.2%}, "
+                f"--max-lost-share) (first ids: {missing[:5].tolist()}). Reason: {_reasons_line(left_out)}")
+        out = out[~lost]
+    return out.sort_values("impression_id").reset_index(drop=True), left_out
 
 
 def item_vectors_as_of(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -151,15 +182,18 @@ def load_impressions(data_dir: Path) -> tuple[pd.DataFrame, Contract]:
     return contract.fill_absent("impressions", load_table(Path(data_dir) / table.file, table)), contract
 
 
-def point_in_time_rows(impressions: pd.DataFrame) -> pd.DataFrame:
+def point_in_time_rows(impressions: pd.DataFrame,
+                       max_lost_share: float = MAX_LOST_SHARE) -> tuple[pd.DataFrame, dict[str, dict]]:
     """Impressions with the training service's features joined as of each impression's time: the
-    rows of a training set (and of a monitored window), in the training-set layout."""
+    rows of a training set (and of a monitored window), in the training-set layout, and what was
+    left out for want of a feature value (see historical_features)."""
     contract = sources.active_contract()
-    features = historical_features(impressions[ENTITY_COLUMNS]).drop(columns=ENTITY_COLUMNS[1:])
-    frame = impressions.merge(features, on="impression_id", how="left", validate="one_to_one")
+    features, left_out = historical_features(impressions[ENTITY_COLUMNS], max_lost_share=max_lost_share)
+    frame = impressions.merge(features.drop(columns=ENTITY_COLUMNS[1:]), on="impression_id", how="inner",
+                              validate="one_to_one")
     if contract.has("item_vectors"):
         frame["image_embedding"] = item_vectors_as_of(frame, "image_embedding")
-    return contract.fill_absent("items", frame)
+    return contract.fill_absent("items", frame), left_out
 
 
 def build_training_set(
@@ -167,25 +201,28 @@ def build_training_set(
     out_dir: Path | None = None,
     test_days: int = 7,
     valid_days: int = 7,
+    max_lost_share: float = MAX_LOST_SHARE,
 ) -> TrainingSetManifest:
     """Impressions in `data_dir` -> point-in-time train/valid/test parquet files in `out_dir`, split
     by time (the last `test_days` held out, `valid_days` before) or by the contract's split column;
-    the contract travels with the set.
+    the contract travels with the set. Impressions with no feature value within a view's TTL are
+    left out up to `max_lost_share` of them (counted in the manifest's `left_out`), refused past it.
 
     The folder is written whole or not at all (built beside it, then renamed into place).
     """
     impressions, contract = load_impressions(data_dir)
     path = Path(data_dir) / contract.tables["impressions"].file
-    frame = point_in_time_rows(impressions)
+    frame, left_out = point_in_time_rows(impressions, max_lost_share)
     split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
     masks = split_masks(frame, contract, split)
 
     out_dir = Path(out_dir) if out_dir else settings.training_sets_dir() / Path(data_dir).name
-    return write_training_set(out_dir, frame, masks, split, contract, TRAINING_SERVICE, path)
+    return write_training_set(out_dir, frame, masks, split, contract, TRAINING_SERVICE, path, left_out)
 
 
 def write_training_set(out_dir: Path, frame: pd.DataFrame, masks: dict[str, np.ndarray], split: TimeSplit,
-                       contract: Contract, feature_service: str, source: Path) -> TrainingSetManifest:
+                       contract: Contract, feature_service: str, source: Path,
+                       left_out: dict[str, dict] | None = None) -> TrainingSetManifest:
     """Flat rows -> a training-set folder: a parquet file per split in row groups of BLOCK_ROWS (the
     blocks a StreamingDataset reads and shuffles), the manifest, and the contract unless it is the
     storefront's. The folder is written whole or not at all."""
@@ -202,6 +239,7 @@ def write_training_set(out_dir: Path, frame: pd.DataFrame, masks: dict[str, np.n
             columns=list(frame.columns),
             contract=contract.name,
             split_column=contract.split,
+            left_out=left_out or {},
         )
         write_json(tmp / MANIFEST, asdict(manifest))
         if contract is not TELECOM:

@@ -124,9 +124,10 @@ def reference_rows(model, spec, source, policy: DriftPolicy | None = None) -> pd
     return drift_rows(model, spec, train)
 
 
-def window_rows(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+def window_rows(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, dict]]:
     """The impressions of `data_dir` stamped in [start, end), with their features as of their
-    time from the feature store (the training set's join)."""
+    time from the feature store (the training set's join, under its policy for rows without a
+    feature value), and those left out {what: {rows, first, last, example}}."""
     from grec.features.training_set import load_impressions, point_in_time_rows
 
     impressions, contract = load_impressions(Path(data_dir))
@@ -196,6 +197,10 @@ class DriftResult:
                  f"the features or {self.policy['drifted_tasks']} task(s) drift", ""]
         if self.reasons:
             lines += ["Why:", *(f"- {x}" for x in self.reasons), ""]
+        if w.get("left_out"):
+            from grec.features.training_set import left_out_lines
+
+            lines += ["Left out of the window (no feature value within a TTL):", *(f"- {x}" for x in left_out_lines(w["left_out"])), ""]
         lines += [f"Features drifted: {sum(c.drifted for c in self.features)} of {len(self.features)} "
                   f"({self.feature_share:.0%})", "", "| feature | method | value | threshold | drifted |", "|---|---|---:|---:|---|"]
         lines += [f"| {c.column} | {c.method} | {c.value:.3f} | {c.threshold} | {'yes' if c.drifted else ''} |" for c in self.features]

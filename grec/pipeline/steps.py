@@ -103,15 +103,18 @@ def validate_window(data_dir: Path, start: str, end: str, tables_dir: Path, repo
 # features
 
 
-def build_features(tables_dir: Path, end: str, out_dir: Path):
+def build_features(tables_dir: Path, end: str, out_dir: Path, max_lost_share: float | None = None):
     """Feast: register the repository with sources built from the tables, load the online store up
-    to `end`, and write the point-in-time training set to out_dir. Returns its manifest."""
+    to `end`, and write the point-in-time training set to out_dir (impressions without a feature
+    value within a TTL left out up to `max_lost_share` of them, default the builder's policy, and
+    refused past it). Returns its manifest."""
     from grec.features.store import apply, materialize
     from grec.features.training_set import build_training_set
 
     apply(Path(tables_dir))
     materialize(_utc(end) or pd.Timestamp.now(tz="UTC"))
-    return build_training_set(Path(tables_dir), Path(out_dir))
+    policy = {} if max_lost_share is None else {"max_lost_share": max_lost_share}
+    return build_training_set(Path(tables_dir), Path(out_dir), **policy)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,10 +392,12 @@ def monitor(data_dir: Path, start: str, end: str, out_dir: Path, model_name: str
     net, spec = registry.load(version)
     apply(Path(data_dir))  # the window's customers, items and activity into the feature sources
     lo, hi = _utc(start), _utc(end)
-    current = drift_rows(net, spec, window_rows(Path(data_dir), lo, hi))
+    window, left_out = window_rows(Path(data_dir), lo, hi)
+    current = drift_rows(net, spec, window)
     served = served_scores(read_log(settings.predictions_dir()), lo, hi, spec.tasks)
     result, snapshots = compare(reference, current, feature_columns(spec), spec.tasks, drift_policy,
-                                {"start": lo.isoformat(), "end": hi.isoformat(), "served_rows": len(served)},
+                                {"start": lo.isoformat(), "end": hi.isoformat(), "served_rows": len(served),
+                                 "left_out": left_out},
                                 {"model": model_name, "version": version, "run_id": run_id}, served)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

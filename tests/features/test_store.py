@@ -1,5 +1,5 @@
 """The Feast repository on a fresh state folder: apply, materialize, online reads (the SQLite
-store and Redis), training sets."""
+store and Redis), training sets (DuckDB, the file store, Spark)."""
 
 import re
 import shutil
@@ -14,7 +14,8 @@ from grec.data.simulate import SimulationConfig, simulate_to
 from grec.data.schema import CUSTOMERS
 from grec.features import sources
 from grec.features.store import FEATURE_REPO, OnlineReader, apply, feature_store, materialize
-from grec.features.training_set import TrainingSetError, build_training_set, load_training_set
+from grec.features.training_set import (MAX_LOST_SHARE, TrainingSetError, build_training_set, load_training_set,
+                                        read_manifest)
 from grec.io import write_parquet
 from tests.conftest import redis_settings
 
@@ -74,11 +75,55 @@ def redis_home(world, store_home, redis_server, tmp_path_factory):
     return home, applied, store_home[2], materialized
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+SPARK_YAML = FEATURE_REPO / "feature_store.spark.yaml"
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """The repository's Spark configuration (local mode), with Java installed if missing; the
+    Spark JVM this module starts is stopped after it (it keeps about 400 MB otherwise)."""
+    from deploy.local import services
+
+    services.ensure_java()
+    yield SPARK_YAML
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    if (session := SparkSession.getActiveSession()) is not None:
+        session.stop()
+    if (gateway := SparkContext._gateway) is not None:  # the JVM exits when its stdin closes
+        gateway.shutdown()
+        gateway.proc.stdin.close()
+        gateway.proc.wait(timeout=60)
+        SparkContext._gateway = SparkContext._jvm = None
+
+
+@pytest.fixture(scope="module")
+def spark_home(world, store_home, spark, tmp_path_factory):
+    """The same repository with Spark as the offline store, in a state folder of its own: applied,
+    materialized into its SQLite online store and a training set built, each through Spark."""
+    home = tmp_path_factory.mktemp("feature-state-spark")
+    (home / "features").mkdir()
+    for cache in (store_home[0] / "features").glob("text_embeddings-*.parquet"):
+        shutil.copy(cache, home / "features" / cache.name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GREC_HOME", str(home))
+        mp.setenv("FEAST_FS_YAML_FILE_PATH", str(spark))
+        applied = apply(world[0])
+        materialized = materialize(store_home[2])
+        manifest = build_training_set(world[0])
+    return home, applied, materialized, manifest
+
+
+@pytest.fixture(params=["sqlite", "redis", "spark"])
 def online(request, monkeypatch):
-    """Each online-store test once per backend: (backend, state folder, materialized up to)."""
+    """Each online-store test once per backend: (backend, state folder, materialized up to);
+    'spark': the SQLite store materialized by the Spark offline store."""
     if request.param == "sqlite":
         home, end = request.getfixturevalue("store_home")[0], request.getfixturevalue("store_home")[2]
+    elif request.param == "spark":
+        home, end = request.getfixturevalue("spark_home")[0], request.getfixturevalue("store_home")[2]
+        monkeypatch.setenv("FEAST_FS_YAML_FILE_PATH", str(SPARK_YAML))
     else:
         home, _, end, _ = request.getfixturevalue("redis_home")
         for name, value in redis_settings(request.getfixturevalue("redis_server"), db=1).items():
@@ -96,7 +141,7 @@ def test_apply_registers_every_object_under_the_state_folder(in_store):
         assert sources.source_path(name).is_relative_to(home)
     # Nothing written into the source tree.
     assert sorted(p.name for p in FEATURE_REPO.iterdir() if p.name != "__pycache__") == [
-        ".feastignore", "definitions.py", "feature_store.redis.yaml", "feature_store.yaml"]
+        ".feastignore", "definitions.py", "feature_store.redis.yaml", "feature_store.spark.yaml", "feature_store.yaml"]
 
 
 def test_the_redis_configuration_keeps_the_online_values_in_redis(redis_home, redis_server, monkeypatch):
@@ -194,8 +239,43 @@ def test_a_training_set_loads_like_the_raw_tables(in_store, world):
     assert data.spec.search_dim == 384 and data.features.item_text.shape[1] == 384
 
 
+def test_the_spark_configuration_reads_spark_sources_and_keeps_its_state_in_the_state_folder(spark_home, spark, monkeypatch):
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+    home = spark_home[0]
+    monkeypatch.setenv("GREC_HOME", str(home))
+    monkeypatch.setenv("FEAST_FS_YAML_FILE_PATH", str(spark))
+    store = feature_store()
+    assert store.config.offline_store.type == "spark"
+    assert store.config.offline_store.spark_conf["spark.local.dir"] == str(home / "features" / "spark-scratch")
+    views = store.list_feature_views()
+    assert views and all(isinstance(v.batch_source, SparkSource) for v in views)
+    assert {v.batch_source.path for v in views} == {str(sources.source_path(v.name)) for v in views}
+    assert spark_home[2]["online_store"] == f"sqlite {home / 'features' / 'online_store.db'}"
+
+
+def test_spark_builds_the_training_set_duckdb_builds(in_store, spark_home, world):
+    assert spark_home[3].rows == in_store[3].rows
+    for split in ("train", "valid", "test"):
+        duck_set = pd.read_parquet(in_store[0] / "training_sets" / world[0].name / f"{split}.parquet")
+        spark_set = pd.read_parquet(spark_home[0] / "training_sets" / world[0].name / f"{split}.parquet")
+        pd.testing.assert_frame_equal(spark_set, duck_set)
+
+
+def test_without_java_the_spark_configuration_says_what_to_install(monkeypatch, spark):
+    monkeypatch.setenv("FEAST_FS_YAML_FILE_PATH", str(spark))
+    monkeypatch.setenv("PATH", "/nowhere")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(RuntimeError, match="needs a Java 17 or 21 runtime .* default-jre-headless"):
+        feature_store()
+
+
 def use_offline_store(monkeypatch, folder, store: str) -> None:
-    """The repository's configuration with another offline store (`duckdb`, the default; `file`: dask)."""
+    """The repository's configuration with another offline store (`duckdb`, the default; `file`:
+    dask; `spark`: the repository's own Spark configuration, feature_store.spark.yaml)."""
+    if store == "spark":
+        monkeypatch.setenv("FEAST_FS_YAML_FILE_PATH", str(SPARK_YAML))
+        return
     text = (FEATURE_REPO / "feature_store.yaml").read_text()
     assert re.search(r"offline_store:\n  type: duckdb\b", text)
     path = folder / f"feature_store.{store}.yaml"
@@ -213,9 +293,12 @@ def test_the_file_store_builds_the_training_set_duckdb_builds(in_store, world, t
         pd.testing.assert_frame_equal(file_set, duck_set, check_dtype=False)
 
 
-@pytest.mark.parametrize("offline", ["file", "duckdb"])
-def test_rows_dropped_by_a_ttl_are_detected_and_explained(store_home, world, fresh_state, tmp_path, monkeypatch, offline):
-    # dask drops such a row, DuckDB keeps it with nulls: the builder stops on both, naming the view.
+@pytest.mark.parametrize("offline", ["file", "duckdb", "spark"])
+def test_rows_dropped_by_a_ttl_are_detected_and_explained(store_home, world, fresh_state, tmp_path, monkeypatch, offline,
+                                                          request):
+    # dask drops such a row, DuckDB and Spark keep it with nulls: the builder stops on each, naming the view.
+    if offline == "spark":
+        request.getfixturevalue("spark")
     use_offline_store(monkeypatch, tmp_path, offline)
     # A store of its own (fresh state folder), with the module's text vectors to save encoding.
     (fresh_state / "features").mkdir(parents=True, exist_ok=True)
@@ -232,9 +315,23 @@ def test_rows_dropped_by_a_ttl_are_detected_and_explained(store_home, world, fre
     tables["customers"]["updated_at"] = pd.to_datetime(tables["customers"]["updated_at"], utc=True)
     write_tables(tables, data)
     apply(data)
-    with pytest.raises(TrainingSetError, match=r"customer_profile: \d+ rows have no value within its TTL of 180 days"):
+    impressions = tables["impressions"]
+    theirs = impressions[impressions["customer_id"] == customer]
+    share = len(theirs) / len(impressions)
+    assert share > MAX_LOST_SHARE  # the busiest customer: past the default policy
+    with pytest.raises(TrainingSetError, match=rf"no values for {len(theirs)} of {len(impressions):,} impressions "
+                       rf"\({share:.2%}; the policy leaves out at most 0.10%.*customer_profile: no value within its TTL "
+                       rf"of 180 days, 0:00:00: {len(theirs)} rows \(.*; e.g. customer_id={customer} at "):
         build_training_set(data, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
+    # Under a looser policy the rows are left out, and named in the manifest.
+    manifest = build_training_set(data, tmp_path / "out", max_lost_share=2 * share)
+    assert sum(manifest.rows.values()) == len(impressions) - len(theirs)
+    lost = manifest.left_out["customer_profile: no value within its TTL of 180 days, 0:00:00"]
+    assert lost["rows"] == len(theirs) and lost["first"] == str(theirs["event_timestamp"].min())
+    assert read_manifest(tmp_path / "out").left_out == manifest.left_out
+    kept = pd.concat([pd.read_parquet(tmp_path / "out" / f"{s}.parquet") for s in ("train", "valid", "test")])
+    assert customer not in set(kept["customer_id"]) and kept["plan_type"].notna().all()
 
 
 def test_the_cluster_manifests_select_the_tested_redis_configuration():

@@ -46,6 +46,17 @@ def test_a_shift_in_many_features_is_drift_and_names_them():
     assert "DRIFT" in result.markdown()
 
 
+def test_window_rows_left_out_for_want_of_a_feature_value_are_said_in_the_report():
+    left_out = {"customer_profile: no value within its TTL of 180 days, 0:00:00": {
+        "rows": 12, "first": "2026-09-08", "last": "2026-09-09", "example": "customer_id=7 at 2026-09-08"}}
+    result = compare(rows(20_000, 0), rows(8_000, 1), COLUMNS, TASKS, DriftPolicy.load(),
+                     {"start": "a", "end": "b", "served_rows": 0, "left_out": left_out},
+                     {"model": "grec", "version": "1", "run_id": "r"})[0]
+    assert ("- customer_profile: no value within its TTL of 180 days, 0:00:00: 12 rows (2026-09-08 to 2026-09-09; "
+            "e.g. customer_id=7 at 2026-09-08)") in result.markdown()
+    assert result.to_dict()["window"]["left_out"] == left_out
+
+
 def test_one_task_whose_scores_moved_is_drift_and_is_named():
     result = run(rows(20_000, 0), rows(8_000, 1, score_shift={"EUP+CVR": 0.05}))
     assert result.drifted and result.feature_share == 0

@@ -89,6 +89,20 @@ def test_parameters_are_typed_and_checked():
         parse_params("serving", [])
 
 
+def test_the_left_out_policy_defaults_to_the_builders_everywhere(tmp_path):
+    """The pipeline's max_lost_share and `grec features training-set --max-lost-share` default to
+    grec.features.training_set.MAX_LOST_SHARE (literals, as kfp and Typer need them)."""
+    import inspect
+
+    from grec.cli import features_training_set
+    from grec.features.training_set import MAX_LOST_SHARE
+
+    spec, _ = compiled("training", tmp_path)
+    assert spec["root"]["inputDefinitions"]["parameters"]["max_lost_share"]["defaultValue"] == MAX_LOST_SHARE
+    assert inspect.signature(features_training_set).parameters["max_lost_share"].default == MAX_LOST_SHARE
+    assert parse_params("training", ["max_lost_share=0.01"]) == {"max_lost_share": 0.01}
+
+
 def test_submit_and_schedule_name_the_problem_without_a_server():
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
