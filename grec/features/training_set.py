@@ -148,8 +148,8 @@ def historical_features(entity_df: pd.DataFrame, store=None,
             missing = entity_df.loc[lost, "impression_id"].to_numpy()
             raise TrainingSetError(
                 f"the feature store has no values for {len(missing):,} of {len(entity_df):,} impressions "
-                f"({len(missing) / len(entity_df):.2%}; the policy leaves out at most {max_lost_share:.2%}, "
-                f"--max-lost-share) (first ids: {missing[:5].tolist()}). Reason: {_reasons_line(left_out)}")
+                f"({len(missing) / len(entity_df):.2%}; the policy, max_lost_share, leaves out at most "
+                f"{max_lost_share:.2%}) (first ids: {missing[:5].tolist()}). Reason: {_reasons_line(left_out)}")
         out = out[~lost]
     return out.sort_values("impression_id").reset_index(drop=True), left_out
 

@@ -320,7 +320,7 @@ def test_rows_dropped_by_a_ttl_are_detected_and_explained(store_home, world, fre
     share = len(theirs) / len(impressions)
     assert share > MAX_LOST_SHARE  # the busiest customer: past the default policy
     with pytest.raises(TrainingSetError, match=rf"no values for {len(theirs)} of {len(impressions):,} impressions "
-                       rf"\({share:.2%}; the policy leaves out at most 0.10%.*customer_profile: no value within its TTL "
+                       rf"\({share:.2%}; the policy, max_lost_share, leaves out at most 0.10%\).*customer_profile: no value within its TTL "
                        rf"of 180 days, 0:00:00: {len(theirs)} rows \(.*; e.g. customer_id={customer} at "):
         build_training_set(data, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
