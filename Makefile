@@ -54,10 +54,12 @@ test: $(STAMP)
 
 # Re-resolve the lock from pyproject.toml (needs uv and the package index): uv.lock is the lock
 # (every platform, exact versions); requirements.lock is its export for this project's pip
-# install (and BentoML's and the Dockerfile's), checked against it by tests/test_lock.py.
+# install and the project image (with the dev and spark extras), deploy/requirements-serving.lock
+# the ranking service's Bento (no extras: no test tools, no pyspark); tests/test_lock.py checks both.
 lock:
 	uv lock
 	uv export --frozen --extra dev --extra spark --no-emit-project --no-hashes -o requirements.lock
+	uv export --frozen --no-emit-project --no-hashes -o deploy/requirements-serving.lock
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/features.py

@@ -16,6 +16,17 @@ def test_requirements_lock_is_the_export_of_uv_lock():
     assert len(locked) > 200 and ("torch", "2.13.0+cpu") in pinned
 
 
+def test_the_services_lock_is_the_export_without_extras():
+    """deploy/requirements-serving.lock (the Bento's) pins what uv.lock pins, minus the dev and
+    spark extras' packages."""
+    locked = {(p["name"], p["version"]) for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+    serving = set(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+?)(?:\s|$)", (ROOT / "deploy" / "requirements-serving.lock").read_text(), re.M))
+    assert serving <= locked, f"run `make lock`: not in uv.lock {sorted(serving - locked)[:5]}"
+    names = {name for name, _ in serving}
+    assert {"torch", "bentoml", "feast", "mlflow", "lightgbm", "redis"} <= names
+    assert not names & {"pyspark", "pytest", "moto", "schemathesis"}, "the service's image carries no test tools or pyspark"
+
+
 def test_great_expectations_imports_in_a_process_started_with_python_c():
     """With pyspark in the environment (the Spark offline store), Great Expectations imports
     pyspark.sql.connect, which without its grpc dependencies calls sys.exit(0) in a process whose

@@ -129,3 +129,5 @@ def test_package_builds_a_bento_with_the_champion(served):
     assert (bento / "src" / "grec" / "serving" / "service.py").exists() and not (bento / "src" / ".grec").exists()
     assert (bento / "env" / "docker" / "Dockerfile").exists() and (bento / "apis" / "openapi.yaml").exists()
     assert "libgomp1" in (bento / "env" / "docker" / "Dockerfile").read_text()  # LightGBM's OpenMP, for a tree champion
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()  # the service's own export of the lock
+    assert "\ntorch==2.13.0" in requirements and "\npyspark==" not in requirements and "\npytest==" not in requirements
