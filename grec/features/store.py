@@ -118,8 +118,12 @@ def batch_source(name: str, path: Path, timestamp_field: str):
     return FileSource(name=name, path=str(path), timestamp_field=timestamp_field)
 
 
-def _require_java() -> None:
-    """Spark's driver is a JVM: say what to install rather than let py4j fail on a missing binary."""
+def require_offline_engine(store) -> None:
+    """Before the offline store runs: Spark's driver is a JVM, so say what to install rather than let
+    py4j fail on a missing binary. (Only offline work needs it: the ranking service reads the online
+    store under the same configuration without Java.)"""
+    if store.config.offline_store.type != "spark":
+        return
     java_home = os.environ.get("JAVA_HOME", "")
     if not (shutil.which("java") or (java_home and (Path(java_home) / "bin" / "java").exists())):
         raise RuntimeError("the Spark offline store needs a Java 17 or 21 runtime and none is on PATH or in JAVA_HOME: "
@@ -134,8 +138,6 @@ def feature_store(repo: Path = FEATURE_REPO):
     _hash_object_arrays_once()
     os.environ[settings.STATE_ENV] = str(settings.state_dir())
     settings.features_dir().mkdir(parents=True, exist_ok=True)
-    if offline_store_type(repo) == "spark":
-        _require_java()
     return FeatureStore(repo_path=str(repo), fs_yaml_file=config_file(repo))
 
 
@@ -182,6 +184,7 @@ def _utc(ts) -> datetime:
 def materialize(end, start=None) -> dict:
     """Load every view's latest values stamped in [start, end] into the online store."""
     store = feature_store()
+    require_offline_engine(store)
     start, end = _utc(start if start is not None else EARLIEST), _utc(end)
     store.materialize(start_date=start, end_date=end)
     return {"start": start.isoformat(), "end": end.isoformat(), "online_store": online_store_description(store)}

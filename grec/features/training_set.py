@@ -29,7 +29,7 @@ from grec.data.text import EMBEDDING_DIM, TextEmbeddingStore
 from grec.data.schema import SchemaError
 from grec.features import sources
 from grec.features.raw_set import joined_bytes, write_raw_training_set
-from grec.features.store import TRAINING_SERVICE, feature_store
+from grec.features.store import TRAINING_SERVICE, feature_store, require_offline_engine
 from grec.io import atomic_folder, write_json, write_parquet
 
 SPLITS = ("train", "valid", "test")
@@ -107,10 +107,6 @@ def left_out_lines(left_out: dict[str, dict]) -> list[str]:
     return [f"{what}: {r['rows']:,} rows ({r['first']} to {r['last']}; e.g. {r['example']})" for what, r in left_out.items()]
 
 
-def _reasons_line(reasons: dict[str, dict]) -> str:
-    return "; ".join(left_out_lines(reasons)) or "no view explains it"
-
-
 def historical_features(entity_df: pd.DataFrame, store=None,
                         max_lost_share: float = MAX_LOST_SHARE) -> tuple[pd.DataFrame, dict[str, dict]]:
     """The training service's features for each row of `entity_df`, as of its event_timestamp, and
@@ -124,6 +120,7 @@ def historical_features(entity_df: pd.DataFrame, store=None,
     counts and an example of each.
     """
     store = store or feature_store()
+    require_offline_engine(store)
     out = entity_df
     lost = np.zeros(len(entity_df), dtype=bool)
     for projection in store.get_feature_service(TRAINING_SERVICE).feature_view_projections:
@@ -144,12 +141,17 @@ def historical_features(entity_df: pd.DataFrame, store=None,
     left_out = {}
     if lost.any():
         left_out = _lost_by_view(entity_df, lost, store)
+        if not left_out:  # said all the same: rows are never left out without a word
+            times, first = entity_df.loc[lost, "event_timestamp"], entity_df.loc[lost].iloc[0]
+            left_out["no feature value (no view's TTL explains it)"] = {
+                "rows": int(lost.sum()), "first": str(times.min()), "last": str(times.max()),
+                "example": f"impression_id={first['impression_id']} at {first['event_timestamp']}"}
         if lost.sum() > max_lost_share * len(entity_df):
             missing = entity_df.loc[lost, "impression_id"].to_numpy()
             raise TrainingSetError(
                 f"the feature store has no values for {len(missing):,} of {len(entity_df):,} impressions "
                 f"({len(missing) / len(entity_df):.2%}; the policy, max_lost_share, leaves out at most "
-                f"{max_lost_share:.2%}) (first ids: {missing[:5].tolist()}). Reason: {_reasons_line(left_out)}")
+                f"{max_lost_share:.2%}) (first ids: {missing[:5].tolist()}). Reason: {'; '.join(left_out_lines(left_out))}")
         out = out[~lost]
     return out.sort_values("impression_id").reset_index(drop=True), left_out
 

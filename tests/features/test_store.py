@@ -262,12 +262,16 @@ def test_spark_builds_the_training_set_duckdb_builds(in_store, spark_home, world
         pd.testing.assert_frame_equal(spark_set, duck_set)
 
 
-def test_without_java_the_spark_configuration_says_what_to_install(monkeypatch, spark):
+def test_without_java_the_spark_configuration_says_what_to_install(spark_home, spark, world, monkeypatch):
+    monkeypatch.setenv("GREC_HOME", str(spark_home[0]))
     monkeypatch.setenv("FEAST_FS_YAML_FILE_PATH", str(spark))
     monkeypatch.setenv("PATH", "/nowhere")
     monkeypatch.delenv("JAVA_HOME", raising=False)
-    with pytest.raises(RuntimeError, match="needs a Java 17 or 21 runtime .* default-jre-headless"):
-        feature_store()
+    assert OnlineReader().items([0])["item_id"].tolist() == [0]  # reading the online store needs no Java
+    for offline_work in (lambda: materialize(pd.Timestamp("2026-08-01", tz="UTC")),
+                         lambda: build_training_set(world[0], spark_home[0] / "no-java-set")):
+        with pytest.raises(RuntimeError, match="needs a Java 17 or 21 runtime .* default-jre-headless"):
+            offline_work()
 
 
 def use_offline_store(monkeypatch, folder, store: str) -> None:
