@@ -52,6 +52,13 @@ def store_home(world, tmp_path_factory):
     return home, applied, end, manifest
 
 
+def copy_text_vectors(source_home, home) -> None:
+    """A state folder of its own starts with the module store's text vectors (saves encoding them again)."""
+    (home / "features").mkdir(parents=True, exist_ok=True)
+    for cache in (source_home / "features").glob("text_embeddings-*.parquet"):
+        shutil.copy(cache, home / "features" / cache.name)
+
+
 @pytest.fixture
 def in_store(store_home, monkeypatch):
     monkeypatch.setenv("GREC_HOME", str(store_home[0]))
@@ -63,9 +70,7 @@ def redis_home(world, store_home, redis_server, tmp_path_factory):
     """The same repository applied and materialized with the Redis configuration, in a state
     folder of its own (the module store's text vectors copied, to save encoding them again)."""
     home = tmp_path_factory.mktemp("feature-state-redis")
-    (home / "features").mkdir()
-    for cache in (store_home[0] / "features").glob("text_embeddings-*.parquet"):
-        shutil.copy(cache, home / "features" / cache.name)
+    copy_text_vectors(store_home[0], home)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GREC_HOME", str(home))
         for name, value in redis_settings(redis_server, db=1).items():
@@ -103,9 +108,7 @@ def spark_home(world, store_home, spark, tmp_path_factory):
     """The same repository with Spark as the offline store, in a state folder of its own: applied,
     materialized into its SQLite online store and a training set built, each through Spark."""
     home = tmp_path_factory.mktemp("feature-state-spark")
-    (home / "features").mkdir()
-    for cache in (store_home[0] / "features").glob("text_embeddings-*.parquet"):
-        shutil.copy(cache, home / "features" / cache.name)
+    copy_text_vectors(store_home[0], home)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GREC_HOME", str(home))
         mp.setenv("FEAST_FS_YAML_FILE_PATH", str(spark))
@@ -304,10 +307,7 @@ def test_rows_dropped_by_a_ttl_are_detected_and_explained(store_home, world, fre
     if offline == "spark":
         request.getfixturevalue("spark")
     use_offline_store(monkeypatch, tmp_path, offline)
-    # A store of its own (fresh state folder), with the module's text vectors to save encoding.
-    (fresh_state / "features").mkdir(parents=True, exist_ok=True)
-    for cache in (store_home[0] / "features").glob("text_embeddings-*.parquet"):
-        shutil.copy(cache, fresh_state / "features" / cache.name)
+    copy_text_vectors(store_home[0], fresh_state)
     data = tmp_path / "stale"
     data.mkdir()
     tables = load_tables(world[0])
