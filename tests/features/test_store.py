@@ -303,7 +303,8 @@ def test_the_file_store_builds_the_training_set_duckdb_builds(in_store, world, t
 @pytest.mark.parametrize("offline", ["file", "duckdb", "spark"])
 def test_rows_dropped_by_a_ttl_are_detected_and_explained(store_home, world, fresh_state, tmp_path, monkeypatch, offline,
                                                           request):
-    # dask drops such a row, DuckDB and Spark keep it with nulls: the builder stops on each, naming the view.
+    # dask drops such a row, DuckDB and Spark keep it with nulls: on each, the builder stops past the
+    # policy's share, naming the view, and below it leaves the rows out, named in the manifest.
     if offline == "spark":
         request.getfixturevalue("spark")
     use_offline_store(monkeypatch, tmp_path, offline)
