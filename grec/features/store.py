@@ -79,7 +79,7 @@ def _hash_object_arrays_once() -> None:
     normalize_token._grec_object_arrays = True
 
 
-def config_file(repo: Path = FEATURE_REPO) -> Path:
+def config_file(repo: Path = FEATURE_REPO, check_variables: bool = True) -> Path:
     """The feature_store.yaml in use: `$FEAST_FS_YAML_FILE_PATH` (Feast's own variable, which its CLI
     reads too: feature_repo/feature_store.redis.yaml for Redis online), else the repository's."""
     chosen = os.environ.get(FEAST_YAML_ENV, "").strip()
@@ -88,7 +88,7 @@ def config_file(repo: Path = FEATURE_REPO) -> Path:
         raise FileNotFoundError(f"{FEAST_YAML_ENV}={chosen}: no such file" if chosen else f"{path}: no such file")
     # Feast expands $VARS with os.path.expandvars, which leaves an unset one as it is: say so here
     missing = sorted({m for m in re.findall(r"\$\{(\w+)\}", path.read_text()) if m not in os.environ})
-    if missing:
+    if missing and check_variables:
         raise ValueError(f"{path} needs {', '.join(missing)} set (the store's connection); "
                          "`python deploy/local/services.py start redis` prints what to export for a local Redis")
     return path
@@ -99,9 +99,7 @@ def offline_store_type(repo: Path = FEATURE_REPO) -> str:
     where the file names none)."""
     import yaml
 
-    chosen = os.environ.get(FEAST_YAML_ENV, "").strip()
-    path = Path(chosen).expanduser() if chosen else Path(repo) / "feature_store.yaml"
-    offline = (yaml.safe_load(path.read_text()) or {}).get("offline_store", "file") if path.is_file() else "file"
+    offline = (yaml.safe_load(config_file(repo, check_variables=False).read_text()) or {}).get("offline_store", "file")
     return offline.get("type", "file") if isinstance(offline, dict) else str(offline)
 
 
