@@ -64,9 +64,8 @@ t = time.perf_counter(); manifest = build_training_set(data, home / f"set-{store
 t = time.perf_counter(); materialize(end); t_mat = time.perf_counter() - t
 jvm_mb = 0.0
 if store == "spark":
-    from pyspark import SparkContext
-    gateway = SparkContext._gateway
-    gateway.shutdown(); gateway.proc.stdin.close(); gateway.proc.wait(60)
+    from grec.features.store import stop_spark
+    stop_spark()
     jvm_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps({"training_set_cold_s": t_cold, "training_set_s": t_set, "materialize_s": t_mat, "rows": sum(manifest.rows.values()),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + jvm_mb, "jvm_peak_rss_mb": jvm_mb}))

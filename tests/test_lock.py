@@ -1,5 +1,6 @@
 """The environment is pinned once: uv.lock, and requirements.lock (what `make` installs with pip)
-is its export. Both must name the same packages at the same versions, torch 2.13.0 among them."""
+is its export. Both must name the same packages at the same versions, torch 2.13.0 among them; the
+service's deploy/requirements-serving.lock is the export without the extras."""
 
 import re
 import tomllib
@@ -8,10 +9,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def uv_locked() -> set[tuple[str, str]]:
+    """(name, version) of every package uv.lock pins, the project itself aside."""
+    return {(p["name"], p["version"]) for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"] if p["name"] != "grec"}
+
+
+def pins(path: Path) -> set[tuple[str, str]]:
+    """(name, version) of every `name==version` line of an exported requirements file."""
+    return set(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+?)(?:\s|$)", path.read_text(), re.M))
+
+
 def test_requirements_lock_is_the_export_of_uv_lock():
-    locked = {(p["name"], p["version"]) for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]
-              if p["name"] != "grec"}
-    pinned = set(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+?)(?:\s|$)", (ROOT / "requirements.lock").read_text(), re.M))
+    locked, pinned = uv_locked(), pins(ROOT / "requirements.lock")
     assert pinned == locked, f"run `make lock`: only in uv.lock {sorted(locked - pinned)[:5]}, only in requirements.lock {sorted(pinned - locked)[:5]}"
     assert len(locked) > 200 and ("torch", "2.13.0+cpu") in pinned
 
@@ -19,8 +28,7 @@ def test_requirements_lock_is_the_export_of_uv_lock():
 def test_the_services_lock_is_the_export_without_extras():
     """deploy/requirements-serving.lock (the Bento's) pins what uv.lock pins, minus the dev and
     spark extras' packages."""
-    locked = {(p["name"], p["version"]) for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
-    serving = set(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+?)(?:\s|$)", (ROOT / "deploy" / "requirements-serving.lock").read_text(), re.M))
+    serving, locked = pins(ROOT / "deploy" / "requirements-serving.lock"), uv_locked()
     assert serving <= locked, f"run `make lock`: not in uv.lock {sorted(serving - locked)[:5]}"
     names = {name for name, _ in serving}
     assert {"torch", "bentoml", "feast", "mlflow", "lightgbm", "redis"} <= names

@@ -128,6 +128,21 @@ def require_offline_engine(store) -> None:
                            "install Debian's default-jre-headless (`python deploy/local/services.py install java`)")
 
 
+def stop_spark() -> None:
+    """End the Spark session and the JVM this process started, if any (local mode keeps the JVM,
+    several hundred MB, for the life of the process otherwise). The JVM exits when its stdin closes."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    if (session := SparkSession.getActiveSession()) is not None:
+        session.stop()
+    if (gateway := SparkContext._gateway) is not None:
+        gateway.shutdown()
+        gateway.proc.stdin.close()
+        gateway.proc.wait(timeout=60)
+        SparkContext._gateway = SparkContext._jvm = None
+
+
 def feature_store(repo: Path = FEATURE_REPO):
     """The store for the current state folder ($GREC_HOME is resolved and exported for Feast),
     configured by `config_file()`."""

@@ -13,7 +13,7 @@ from grec.data.contract import to_arrow, write_tables
 from grec.data.simulate import SimulationConfig, simulate_to
 from grec.data.schema import CUSTOMERS
 from grec.features import sources
-from grec.features.store import FEATURE_REPO, OnlineReader, apply, feature_store, materialize
+from grec.features.store import FEATURE_REPO, OnlineReader, apply, feature_store, materialize, stop_spark
 from grec.features.training_set import (MAX_LOST_SHARE, TrainingSetError, build_training_set, load_training_set,
                                         read_manifest)
 from grec.io import write_parquet
@@ -91,16 +91,7 @@ def spark():
 
     services.ensure_java()
     yield SPARK_YAML
-    from pyspark import SparkContext
-    from pyspark.sql import SparkSession
-
-    if (session := SparkSession.getActiveSession()) is not None:
-        session.stop()
-    if (gateway := SparkContext._gateway) is not None:  # the JVM exits when its stdin closes
-        gateway.shutdown()
-        gateway.proc.stdin.close()
-        gateway.proc.wait(timeout=60)
-        SparkContext._gateway = SparkContext._jvm = None
+    stop_spark()
 
 
 @pytest.fixture(scope="module")
