@@ -67,6 +67,8 @@ def features(n: int, seed: int = 0) -> Features:
         seq_items=seq,
         seq_pages=torch.where(seq > 0, torch.randint(2, 26, (n, 20), generator=g), 0),
         flow=torch.full((n,), TASK // 4),
+        seq_item_categorical=torch.stack([torch.randint(0, k, (n, 20), generator=g) for k in SIZES["item_cardinalities"]], 2),
+        seq_item_numerical=torch.randn(n, 20, 4, generator=g),
     )
 
 

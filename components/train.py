@@ -22,6 +22,6 @@ def train_model(training_set: Input[Dataset], arch: str, epochs: int, seed: int,
                       tags={"kfp.pipeline_job": pipeline_job, "kfp.run_id": pipeline_run_id,
                             "kfp.training_set": training_set.uri}, launch=launch)
     model.metadata.update({"arch": arch, "mlflow_run_id": run.run_id, "model_uri": run.model_uri,
-                           "best_epoch": run.summary["best_epoch"]})
+                           "best_epoch": run.summary["best_epoch"], "time_spent": steps.time_spent(run.summary)})
     for key, value in steps.headline_metrics(run.report).items():
         metrics.log_metric(key, value)

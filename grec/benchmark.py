@@ -28,7 +28,8 @@ from grec.model.checkpoint import build_model, model_config
 from grec.model.inputs import InputConfig
 from grec.train import TrainConfig, train_model
 
-MODELS = {  # name: model_config arguments ("target": what it is fitted to, see TrainConfig.target)
+MODELS = {  # name: model_config arguments ("target": what it is fitted to, see TrainConfig.target;
+           # "seeds": the model's own seeds instead of the comparison's)
     "GRec task-sentence 8/4": {"arch": "grec"},
     "GRec token 8/4": {"arch": "grec", "routing": "token"},
     "MMoE 4": {"arch": "mmoe"},
@@ -43,8 +44,14 @@ CEILINGS = {
     "Ceiling: GRec on true probabilities": {"arch": "grec", "target": "oracle"},
     "Ceiling: LightGBM on true probabilities": {"arch": "lightgbm", "target": "oracle"},
 }
-# What the match features (grec.model.match) bring: the same networks without them.
+# Which part of the gain the network learns by itself: GRec with only the learned attribute
+# interactions (grec.model.interactions), with only the engineered attribute features
+# (grec.model.match), with neither (the model before them), and the incumbents without theirs.
 ABLATIONS = {
+    "GRec, learned interactions only": {"arch": "grec", "attribute_features": False},
+    "GRec, engineered features only": {"arch": "grec", "learned_interactions": False},
+    "GRec, neither (match features only)": {"arch": "grec", "attribute_features": False, "learned_interactions": False},
+    "LightGBM per task without the attribute features": {"arch": "lightgbm", "attribute_features": False},
     "GRec task-sentence 8/4 without match features": {"arch": "grec", "match_features": False},
     "MMoE 4 without match features": {"arch": "mmoe", "match_features": False},
 }
@@ -138,7 +145,7 @@ def compare(data: Dataset, seeds: list[int], budget: TrainConfig, models: dict =
     boots, out["resumed"] = {}, 0
     for name, settings in models.items():
         probs, seconds, speed = [], [], []
-        for seed in seeds:
+        for seed in settings.get("seeds", seeds):  # a model's own seeds where it names them (a ceiling: one)
             trained = cache.get(name, settings, seed) if cache else None
             out["resumed"] += trained is not None
             if trained is None:
@@ -168,7 +175,7 @@ def _train_and_predict(data: Dataset, settings: dict, budget: TrainConfig) -> tu
     """One model of `settings` trained under `budget` (its seed included): test probabilities,
     seconds, rows/s."""
     torch.manual_seed(budget.seed)
-    arch_settings = {k: v for k, v in settings.items() if k not in ("arch", "target")}
+    arch_settings = {k: v for k, v in settings.items() if k not in ("arch", "target", "seeds")}
     net = build_model(model_config(settings["arch"], InputConfig.sizes_from(data.spec), **arch_settings))
     summary = train_model(net, data, dataclasses.replace(budget, progress=False, target=settings.get("target", "label")))
     return predict(net, data, data.rows["test"]), summary["seconds"], summary["rows_per_second"]

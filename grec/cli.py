@@ -63,31 +63,49 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
 def simulate(
     out: Annotated[Optional[Path], typer.Option(help="Output folder [default: $GREC_HOME/data/default]")] = None,
     impressions: Annotated[int, typer.Option(help="Impressions over the whole window")] = 200_000,
-    items: Annotated[int, typer.Option(help="Catalogue size")] = 300,
-    train_weeks: Annotated[int, typer.Option(help="Weeks of training data")] = 13,
+    items: Annotated[Optional[int], typer.Option(help="Catalogue size [default: 300 products; 2,400 jobs]")] = None,
+    train_weeks: Annotated[Optional[int], typer.Option(help="Weeks of training data [default: 13; jobs 5]")] = None,
     test_weeks: Annotated[int, typer.Option(help="Weeks of test data after them")] = 1,
-    start: Annotated[str, typer.Option(help="First day, UTC")] = "2026-06-01",
+    start: Annotated[Optional[str], typer.Option(help="First day, UTC [default: 2026-06-01; jobs 2026-03-02]")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     monitor_weeks: Annotated[int, typer.Option(help="Production weeks after the test week (what monitoring watches)")] = 0,
     drift: Annotated[Optional[str], typer.Option(help="Drift scenarios in the last monitor week(s), comma-separated: flow_shift")] = None,
     drift_weeks: Annotated[int, typer.Option(help="Monitor weeks, counted from the end, that carry the drift")] = 1,
+    world: Annotated[str, typer.Option(help="storefront (the telecom storefront, the platform's own contract) or "
+                                            "jobs (a job board's logs: contract drafted by `grec data init`)")] = "storefront",
 ):
-    """Simulate a telecom storefront: customers, items and impressions with true probabilities."""
+    """Simulate a world with true probabilities: the telecom storefront, or a job board written as a
+    team's own logs (then `grec data init` drafts its contract, as for any logs)."""
+    from rich.markup import escape
+
     from grec.data.simulate import SimulationConfig, simulate_to
+    from grec.data.simulate_jobs import JobsConfig, init_command, simulate_jobs_to
 
     out = out or settings.data_dir()
+    if world not in ("storefront", "jobs"):
+        raise typer.BadParameter(f"--world: {world!r} is not one of storefront, jobs")
+    if world == "jobs" and (monitor_weeks or drift):
+        raise typer.BadParameter("--monitor-weeks and --drift simulate the storefront's production weeks; the job "
+                                 "board has none (leave them out with --world jobs)")
+    given = {k: v for k, v in (("train_weeks", train_weeks), ("start", start)) if v is not None}
     try:
-        config = SimulationConfig(
-            n_impressions=impressions, n_items=items, train_weeks=train_weeks, test_weeks=test_weeks, start=start, seed=seed,
-            monitor_weeks=monitor_weeks, drift=tuple(d.strip() for d in (drift or "").split(",") if d.strip()),
-            drift_weeks=drift_weeks)
+        if world == "jobs":
+            config = JobsConfig(n_impressions=impressions, test_weeks=test_weeks, seed=seed, **given,
+                                **({"n_jobs": items} if items is not None else {}))
+        else:
+            config = SimulationConfig(
+                n_impressions=impressions, test_weeks=test_weeks, seed=seed, monitor_weeks=monitor_weeks,
+                drift=tuple(d.strip() for d in (drift or "").split(",") if d.strip()), drift_weeks=drift_weeks,
+                **given, **({"n_items": items} if items is not None else {}))
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     with console.status(f"Simulating {impressions:,} impressions"):
-        paths = simulate_to(out, config)
+        paths = (simulate_jobs_to if world == "jobs" else simulate_to)(out, config)
     summary = json.loads((Path(out) / "simulation.json").read_text())
     console.print(f"Wrote {', '.join(str(p) for p in paths.values())}")
     console.print_json(data=summary.get("summary", summary))
+    if world == "jobs":
+        console.print(escape(f"Next: {init_command(out)}"), soft_wrap=True, highlight=False)
 
 
 data_app = typer.Typer(help="Logs onto the platform's tables: a contract for your own (init); Census-Income, "
@@ -153,6 +171,9 @@ def data_init(
         help="Impressions column of train/valid/test (default: a 'split' column of those values, else by time)")] = None,
     cast: Annotated[bool, typer.Option("--cast", help="Rewrite the tables so columns a type cast fixes (int32, "
                                        "float64, bool labels, times without a zone) fit the contract")] = False,
+    oracle: Annotated[Optional[list[str]], typer.Option(
+        "--oracle", help="USE_CASE=COLUMN: where the logs are simulated, the column of that use case's true "
+                         "probability (for every use case; the benchmarks' oracle, never a feature)")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing contract.json")] = False,
 ):
     """Draft contract.json for your own tables: which columns are categorical and numerical
@@ -164,7 +185,7 @@ def data_init(
 
     refuse_existing(folder, force)
     with console.status(f"Reading {folder}"):
-        draft = draft_contract(folder, name, label, use_case, population, funnel, split, cast)
+        draft = draft_contract(folder, name, label, use_case, population, funnel, split, cast, oracle)
         path = write_draft(draft, force)
     contract = draft.contract
     table = Table(title=escape(f"Contract '{contract.name}' for {folder}"))
@@ -181,6 +202,8 @@ def data_init(
                        ("Tasks", f"{tasks.n_tasks}: " + ", ".join(tasks.task_name(t) for t in range(tasks.n_tasks))),
                        ("Funnel", ", ".join(f"{a} -> {b}" for a, b in contract.funnel) or "none"),
                        ("Split", f"column '{contract.split}'" if contract.split else "by time"),
+                       *([("True probabilities", ", ".join(f"{u} = {c}" for u, c in tasks.oracles.items()))]
+                         if tasks.oracles else []),
                        ("Inputs", ", ".join(contract.inputs) or "none (no search text, histories or item vectors: "
                                                                   "readers fill them constant)")):
         console.print(f"[bold]{key}:[/bold] {escape(value)}", highlight=False, soft_wrap=True)
@@ -634,6 +657,10 @@ def print_training_summary(outputs: dict) -> None:
     console.print("Training set: " + ", ".join(f"{k} {features[f'rows.{k}']:,}" for k in ("train", "valid", "test"))
                   + " rows" + ("; left out for want of a feature value: " + "; ".join(f"{k}: {v:,} rows" for k, v in lost.items())
                                if lost else ""), highlight=False)
+    for task in ("train-model", "train-model-2", "train-model-3"):
+        model = outputs.get(task, {}).get("artifacts", {}).get("model", {}).get("metadata", {})
+        if "time_spent" in model:
+            console.print(f"Trained {model['arch']}: {model['time_spent']}", highlight=False, soft_wrap=True)
     console.rule("GRec against the baseline and the incumbents (held-out rows)")
     console.print(_read(outputs, "evaluate-and-gate", "comparison"), highlight=False)
     console.rule("Gate")

@@ -104,14 +104,29 @@ def flops_per_example(model: nn.Module, data: Dataset, split: str = "test", n_ro
 @torch.no_grad()
 def routing_shares(model: nn.Module, data: Dataset, rows: TaskRows, batch_size: int = 8192) -> np.ndarray | None:
     """(T, E): for each task, the share of its expert weight (gate x kept, over tokens and top-k)
-    that lands on each expert; rows sum to 1 for tasks with rows. None for models without sparse
-    routing (the dense baselines)."""
-    n_experts = getattr(model.config, "n_experts", 0)
+    that lands on each expert; rows sum to 1 for tasks with rows (with task or task-sentence
+    routing, for every task: its routing is the router's, read without the rows). None for models
+    without sparse routing (the dense baselines)."""
     if not hasattr(model, "mixing") or not hasattr(model.mixing, "router"):
         return None
-    device = device_of(model)
+    model.eval()
+    totals = torch.zeros(data.spec.tasks.n_tasks, model.config.n_experts, dtype=torch.float64)
+    if model.mixing.routing in ("task", "task_sentence"):  # fixed per task: read off the router, no pass over rows
+        r = model.task_routing()
+        weight = (r.gates * r.kept).float().cpu()  # (T, S, K)
+        totals.scatter_add_(1, r.expert_index.cpu().flatten(1), weight.flatten(1).double())
+        return (totals / totals.sum(1, keepdim=True).clamp_min(1e-12)).numpy()
+    return routing_over_rows(model, data, rows, batch_size)
+
+
+@torch.no_grad()
+def routing_over_rows(model: nn.Module, data: Dataset, rows: TaskRows, batch_size: int = 8192) -> np.ndarray:
+    """routing_shares measured on `rows`: what a token-routed model needs (its routing depends on
+    the example)."""
+    n_experts = model.config.n_experts
     model.eval()
     totals = torch.zeros(data.spec.tasks.n_tasks, n_experts, dtype=torch.float64)
+    device = device_of(model)
     for batch, _, _ in data.batches(rows, batch_size):
         batch = batch.to(device)
         r = model(batch).routing

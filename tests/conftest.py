@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -44,10 +45,31 @@ def fresh_state(tmp_path, monkeypatch):
     monkeypatch.setenv("GREC_HOME", str(state))
     for name in ("FEAST_FS_YAML_FILE_PATH", "GREC_REDIS"):  # the embedded feature store, whatever the shell says
         monkeypatch.delenv(name, raising=False)
-    for cache in _TEXT_CACHES:
-        (state / "features").mkdir(parents=True, exist_ok=True)
-        shutil.copy(cache, state / "features" / cache.name)
+    copy_text_caches(state)
     return state
+
+
+def copy_text_caches(state: Path) -> None:
+    """Put the session's text vectors into a state folder: MiniLM encodes each text once a session
+    (the tables of several datasets' texts merged into the one the state folder reads)."""
+    if not _TEXT_CACHES:
+        return
+    (state / "features").mkdir(parents=True, exist_ok=True)
+    shutil.copy(_merged_text_cache(tuple(_TEXT_CACHES)), state / "features" / _TEXT_CACHES[0].name)
+
+
+@functools.cache
+def _merged_text_cache(caches: tuple[Path, ...]) -> Path:
+    if len(caches) == 1:
+        return caches[0]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.read_table(path) for path in caches])
+    _, first = np.unique(table.column("text_hash").to_numpy(zero_copy_only=False), return_index=True)
+    merged = caches[-1].with_name(f"merged-{len(caches)}-{caches[-1].name}")
+    pq.write_table(table.take(pa.array(np.sort(first))), merged)
+    return merged
 
 
 def random_features(n: int, seed: int = 0, seq_len: int = 20) -> Features:
@@ -56,6 +78,12 @@ def random_features(n: int, seed: int = 0, seq_len: int = 20) -> Features:
     pad = torch.arange(seq_len) < (seq_len - lengths)[:, None]  # right-aligned histories
     seq_items = torch.randint(2, SIZES["n_items"] + 2, (n, seq_len), generator=g).masked_fill(pad, 0)
     seq_pages = torch.randint(2, SIZES["n_pages"] + 2, (n, seq_len), generator=g).masked_fill(pad, 0)
+    # a catalogue: each item's attributes (rows 0 and 1, padding and unknown: the unknown code, zeros)
+    cards = torch.tensor(SIZES["item_cardinalities"])
+    codes = torch.stack([torch.randint(0, k, (SIZES["n_items"] + 2,), generator=g) for k in SIZES["item_cardinalities"]], 1)
+    codes[:2] = cards
+    values = torch.randn(SIZES["n_items"] + 2, 4, generator=g)
+    values[:2] = 0
     return Features(
         context_categorical=torch.stack([torch.randint(0, k + 1, (n,), generator=g) for k in SIZES["context_cardinalities"]], 1),
         context_numerical=torch.randn(n, 4, generator=g),
@@ -68,6 +96,8 @@ def random_features(n: int, seed: int = 0, seq_len: int = 20) -> Features:
         seq_items=seq_items,
         seq_pages=seq_pages,
         flow=torch.randint(0, 3, (n,), generator=g),
+        seq_item_categorical=codes[seq_items],
+        seq_item_numerical=values[seq_items],
     )
 
 
@@ -99,6 +129,34 @@ def texts(small_data, tmp_path_factory):
     store.lookup(np.concatenate([tables["impressions"]["search_query"].unique(), tables["items"]["description"]]))
     _TEXT_CACHES.append(store.path)
     return store
+
+
+# The second world (a job board: grec.data.simulate_jobs) at a size for tests, its contract drafted
+# by `grec data init` with the arguments a team would pass (JOBS_INIT)
+JOBS_TEST = dict(n_impressions=20_000, n_jobs=400, n_companies=60, n_seekers=1_500, seed=3)
+
+
+@pytest.fixture(scope="session")
+def jobs_data(tmp_path_factory):
+    from grec.data.scaffold import draft_contract, write_draft
+    from grec.data.simulate_jobs import JOBS_INIT, JobsConfig, simulate_jobs_to
+
+    out = tmp_path_factory.mktemp("jobs") / "jobs"
+    simulate_jobs_to(out, JobsConfig(**JOBS_TEST))
+    write_draft(draft_contract(out, name="jobs", **JOBS_INIT))
+    return out
+
+
+@pytest.fixture(scope="session")
+def jobs_dataset(jobs_data, tmp_path_factory):
+    """The job board's dataset, its texts encoded once for the session (shared like `texts`)."""
+    from grec.data.dataset import load_dataset
+    from grec.data.text import ENCODER_NAME, TextEmbeddingStore
+
+    store = TextEmbeddingStore(tmp_path_factory.mktemp("jobs-texts") / f"text_embeddings-{ENCODER_NAME}.parquet")
+    data = load_dataset(jobs_data, texts=store)
+    _TEXT_CACHES.append(store.path)
+    return data
 
 
 @pytest.fixture(scope="session")

@@ -74,3 +74,17 @@ def test_validate_exits_non_zero_and_names_the_failure(fresh_state):
     result = runner.invoke(app, ["validate", "--end", "2026-08-01"])  # a window the data runs past
     assert result.exit_code == 1
     assert "impressions.event_timestamp: expect_column_values_to_be_between failed" in result.output
+
+
+def test_simulate_a_job_board_as_a_teams_logs_then_draft_its_contract(fresh_state):
+    out = fresh_state / "jobs"
+    result = invoke("simulate", "--world", "jobs", "--impressions", 5_000, "--items", 200, "--out", out)
+    assert {p.name for p in out.iterdir()} == {"customers.parquet", "items.parquet", "impressions.parquet",
+                                               "simulation.json"}  # no contract: `grec data init` drafts it
+    command = " ".join(result.output.split()).split("Next: ", 1)[1]
+    assert command.startswith(f"grec data init {out} --use-case VIEW=viewed") and "--oracle APPLY=p_apply_given_view" in command
+    invoke(*command.split()[1:])  # the command it printed, as a user would paste it
+    contract = json.loads((out / "contract.json").read_text())
+    assert contract["tasks"]["oracles"]["VIEW"] == "p_view" and "occupation" in contract["features"]["items"]["categorical"]
+    refused = runner.invoke(app, ["simulate", "--world", "jobs", "--drift", "flow_shift", "--out", str(out)])
+    assert refused.exit_code != 0 and "the job board has none" in " ".join(refused.output.split())

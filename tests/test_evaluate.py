@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from grec.evaluate import binary_metrics, evaluate_predictions, flops_per_example
+from grec.evaluate import binary_metrics, evaluate_predictions, flops_per_example, routing_over_rows, routing_shares
 from grec.model.checkpoint import build_model
 from grec.model.grec import GRecConfig
 from grec.model.inputs import InputConfig
@@ -40,3 +40,14 @@ def test_task_sentence_routing_costs_at_most_six_tenths_of_token_routing(small_d
     flops = {r: flops_per_example(build_model(GRecConfig(**sizes, routing=r)), small_dataset) for r in ("token", "task_sentence")}
     assert flops["task_sentence"]["mixing"] <= 0.6 * flops["token"]["mixing"]
     assert 0 < flops["token"]["mixing"] < flops["token"]["total"]
+
+
+def test_a_task_routed_models_shares_are_read_off_its_router_as_the_rows_show_them(small_dataset):
+    torch.manual_seed(0)
+    model = build_model(GRecConfig(**InputConfig.sizes_from(small_dataset.spec), routing="task_sentence"))
+    rows = small_dataset.rows["test"]
+    measured = routing_over_rows(model, small_dataset, rows)
+    read = routing_shares(model, small_dataset, rows)
+    with_rows = measured.sum(1) > 0
+    np.testing.assert_allclose(read[with_rows], measured[with_rows], atol=1e-6)
+    np.testing.assert_allclose(read.sum(1), 1.0, atol=1e-6)  # every task, rows or not

@@ -128,6 +128,8 @@ class Contract:
                 columns += [Column(c, dtype, role, f"{table} {kind} feature") for c in given.get(kind, [])]
             if table == "impressions":
                 columns += [Column(c, "int8", Role.LABEL, "label, 0 or 1") for c in tasks.label_columns]
+                columns += [Column(c, "float32", Role.ORACLE, "true probability of a use case's label (simulated)")
+                            for c in dict.fromkeys(tasks.oracles.values())]
                 if split:
                     columns.append(Column(split, "string", Role.SPLIT, "split of this row: train, valid or test"))
             tables[table] = Table(table, base.key, tuple(columns))

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import torch
 
 from grec.data import schema
+from grec.data.item_attributes import ItemAttributesFit, lookup_tables
 from grec.data.contract import ALL_INPUTS, OPTIONAL_INPUTS, TELECOM, Contract, fill_absent_inputs, read_contract
 from grec.data.order import BLOCK_ROWS, BUFFER_BLOCKS, block_sizes, epoch_order, rank_batches, visit_rank
 from grec.data.schema import TELECOM_TASKS, USE_CASES, SchemaError, Table, TaskVocabulary
@@ -193,6 +194,10 @@ class Features:
     seq_items: torch.Tensor  # (N, L) long, right-aligned (most recent last), 0 = padding
     seq_pages: torch.Tensor  # (N, L) long, aligned with seq_items
     flow: torch.Tensor  # (N,) long, index into the task vocabulary's flows
+    # the history's items with their attributes, from the spec's item_attributes (unknown: the unknown
+    # code and zeros), encoded as the candidate's are
+    seq_item_categorical: torch.Tensor  # (N, L, Fi) long
+    seq_item_numerical: torch.Tensor  # (N, L, Fin) float
 
     def __len__(self) -> int:
         return len(self.item)
@@ -319,9 +324,20 @@ class FeatureSpec:
     impression_context: list[str] = field(default_factory=lambda: schema.IMPRESSIONS.names(
         schema.Role.CONTEXT_CATEGORICAL, schema.Role.CONTEXT_NUMERICAL))
     inputs: list[str] = field(default_factory=lambda: list(ALL_INPUTS))  # optional inputs the data has (contract)
+    # each item's attributes as the training rows last showed them (grec.data.item_attributes): how a
+    # history's items are looked up; empty in specs saved before it existed (all unknown)
+    item_attributes: dict = field(default_factory=dict)
 
     def has(self, optional_input: str) -> bool:
         return optional_input in self.inputs
+
+    def history_attributes(self, seq_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded history ids (N, L) -> their items' (N, L, Fi) codes and (N, L, Fin) numbers."""
+        if getattr(self, "_tables", None) is None:  # built once per spec (not a field: never saved)
+            self._tables = lookup_tables(self.item_attributes, self.item_categorical, self.item_numerical,
+                                         self.item_cardinalities, self.n_items, _signed_log1p)
+        codes, values = self._tables
+        return codes[seq_items], values[seq_items]
 
     def __post_init__(self) -> None:
         if isinstance(self.tasks, dict):  # read back from features.json
@@ -339,10 +355,12 @@ class FeatureSpec:
         context, item = [-1] * len(spec.context_categorical), [-1] * len(spec.item_categorical)
         n_items = n_pages = rows = 0
         image_dim = None
+        attributes = ItemAttributesFit(spec.item_categorical, spec.item_numerical)
         for frame in frames:
             if not len(frame):
                 continue
             rows += len(frame)
+            attributes.add(frame)
             context = [max(m, int(frame[c].max())) for m, c in zip(context, spec.context_categorical)]
             item = [max(m, int(frame[c].max())) for m, c in zip(item, spec.item_categorical)]
             n_items = max(n_items, int(frame["item_id"].max()) + 1, _list_max(frame["viewed_item_ids"]) + 1)
@@ -354,20 +372,23 @@ class FeatureSpec:
         spec.context_cardinalities = [m + 1 for m in context]
         spec.item_cardinalities = [m + 1 for m in item]
         spec.n_items, spec.n_pages, spec.image_dim = n_items, n_pages, image_dim
+        spec.item_attributes = attributes.result()
         return spec
 
     def fit_columns(self) -> list[str]:
         """The columns `fit_parts` reads."""
-        return [*self.context_categorical, *self.item_categorical, "item_id", "viewed_item_ids", "visited_page_ids",
-                "image_embedding"]
+        return [*self.context_categorical, *self.item_categorical, *self.item_numerical, "item_id", "event_timestamp",
+                "viewed_item_ids", "visited_page_ids", "image_embedding"]
 
     def encode(self, frame: pd.DataFrame, texts: TextEmbeddingStore | None = None) -> Features:
         """Frame rows -> model inputs. Search queries and descriptions get their vectors from
         `texts` (default: the state folder's text-embedding table), encoding unseen texts once."""
-        texts = texts or TextEmbeddingStore()
+        texts = texts if texts is not None else TextEmbeddingStore()
         if texts.encoder.name != self.text_encoder:
             raise SchemaError(f"texts are encoded with {texts.encoder.name}; this spec needs {self.text_encoder}")
         item = frame["item_id"].to_numpy()
+        seq_items = _pad_right_aligned(frame["viewed_item_ids"].to_numpy(), self.seq_len, 2, self.n_items)
+        seq_categorical, seq_numerical = self.history_attributes(seq_items)
         tensors = dict(
             context_categorical=np.stack(
                 [_codes(frame, c, k) for c, k in zip(self.context_categorical, self.context_cardinalities)], axis=1
@@ -381,9 +402,11 @@ class FeatureSpec:
             item_numerical=_signed_log1p(frame[self.item_numerical].to_numpy(np.float64)),
             item_image=_vectors(frame, "image_embedding", self.image_dim),
             item_text=texts.lookup(frame["description"].to_numpy()),
-            seq_items=_pad_right_aligned(frame["viewed_item_ids"].to_numpy(), self.seq_len, 2, self.n_items),
+            seq_items=seq_items,
             seq_pages=_pad_right_aligned(frame["visited_page_ids"].to_numpy(), self.seq_len, 2, self.n_pages),
             flow=self.flow_codes(frame),
+            seq_item_categorical=seq_categorical,
+            seq_item_numerical=seq_numerical,
         )
         return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
 
@@ -450,12 +473,15 @@ class TaskRows:
 
 
 def oracle_by_use_case(frame: pd.DataFrame, tasks: TaskVocabulary = TELECOM_TASKS) -> np.ndarray | None:
-    """(N, U) true probability of each use case's label: the simulated storefront's, None for
-    data without ground truth."""
-    if tasks != TELECOM_TASKS or not set(schema.ORACLE_COLUMNS) <= set(frame.columns):
+    """(N, U) true probability of each use case's label on simulated data (the storefront's funnel,
+    or the columns a contract's `oracles` names), None for data without ground truth."""
+    columns = schema.oracle_columns(tasks)
+    if not columns or not set(columns) <= set(frame.columns):
         return None
-    scores = schema.oracle_scores(frame)
-    return np.stack([scores[u] for u in USE_CASES], axis=1).astype(np.float32)
+    if tasks == TELECOM_TASKS:
+        scores = schema.oracle_scores(frame)
+        return np.stack([scores[u] for u in USE_CASES], axis=1).astype(np.float32)
+    return np.stack([frame[tasks.oracles[u]].to_numpy(np.float32) for u in tasks.use_cases], axis=1)
 
 
 @dataclass

@@ -99,6 +99,8 @@ def encode_table(spec: FeatureSpec, table: pa.Table, texts: TextEmbeddingStore) 
     item = _numpy(table, "item_id")
     seq_items, seq_items_len = _lists(table, "viewed_item_ids")
     seq_pages, seq_pages_len = _lists(table, "visited_page_ids")
+    history = _pad_flat(seq_items.astype(np.int64, copy=False), seq_items_len, spec.seq_len, 2, spec.n_items)
+    seq_categorical, seq_numerical = spec.history_attributes(history)
     arrays = dict(
         context_categorical=_codes(table, spec.context_categorical, spec.context_cardinalities),
         context_numerical=_signed_log1p(_numbers(table, spec.context_numerical)),
@@ -106,8 +108,10 @@ def encode_table(spec: FeatureSpec, table: pa.Table, texts: TextEmbeddingStore) 
         item_categorical=_codes(table, spec.item_categorical, spec.item_cardinalities),
         item_numerical=_signed_log1p(_numbers(table, spec.item_numerical)),
         item_image=image.astype(np.float32, copy=False).reshape(n, spec.image_dim),
-        seq_items=_pad_flat(seq_items.astype(np.int64, copy=False), seq_items_len, spec.seq_len, 2, spec.n_items),
+        seq_items=history,
         seq_pages=_pad_flat(seq_pages.astype(np.int64, copy=False), seq_pages_len, spec.seq_len, 2, spec.n_pages),
         flow=flows.to_numpy().astype(np.int64),
+        seq_item_categorical=seq_categorical,
+        seq_item_numerical=seq_numerical,
     )
     return EncodedRows(arrays, search_index, text_index + len(queries), vectors)

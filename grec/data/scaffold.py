@@ -166,6 +166,14 @@ class _Drafter:
             self.casts.append(Cast(self.file(table), column, t, dtype))
         return True
 
+    def typed_or_refused(self, table: str, column: str, dtype: str, what: str, fix: str) -> bool:
+        """`typed`, refusing the column (named for `what` it is) where no cast is asked for or none fits."""
+        ok = self.typed(table, column, dtype)
+        if not ok:
+            self.refuse(table, column, f"{what} of type {type_name(self.arrow[table].field(column).type)}: "
+                        + (cast_advice(dtype) if ok is False else fix))
+        return bool(ok)
+
     def claim(self, table: str, column: str) -> bool:
         """One column name is one column across the tables (but the join keys)."""
         if column in _SHARED:
@@ -233,12 +241,7 @@ class _Drafter:
                      f"{s.non_binary:,} values other than 0 and 1 (from {s.min} to {s.max})")
             self.refuse(t, column, f"is a label{why} but holds {found}: a label is 0 or 1 on every row")
             return False
-        ok = self.typed(t, column, "int8")
-        if not ok:
-            self.refuse(t, column, f"is a label{why} of type {type_name(s.type)}: "
-                        + (cast_advice("int8") if ok is False else "store it as int8 0/1"))
-            return False
-        return True
+        return self.typed_or_refused(t, column, "int8", f"is a label{why}", "store it as int8 0/1")
 
     def labels(self, given: list[str]) -> tuple[list[str], list[str]]:
         """The label columns that can be read as labels, and every column taken for a label."""
@@ -255,6 +258,19 @@ class _Drafter:
                              "yours with --label COL (repeatable)"
                              + (f"; columns holding only 0 and 1: {', '.join(binary)}" if binary else ""))
         return [c for c in found if self.label_ok(c, " (inferred: an int8/bool column of 0/1)")], found
+
+    def oracle(self, use_case: str, column: str) -> bool:
+        """Whether `column` can be read as use case's true probability: float32 (or cast), in [0, 1]."""
+        t = "impressions"
+        if column not in self.arrow[t].names:
+            self.problems.append(f"{self.file(t)}: --oracle {use_case}={column}: no column '{column}'")
+            return False
+        s = self.stats[t][column]
+        if column_kind(s.type) != "float" or s.nulls or s.nans or (s.min is not None and (s.min < 0 or s.max > 1)):
+            self.refuse(t, column, f"is named as {use_case}'s true probability (--oracle) but is not a float column of "
+                                   "probabilities in [0, 1] on every row")
+            return False
+        return self.typed_or_refused(t, column, "float32", "is a true probability (--oracle)", "store it as float32")
 
     def split(self, given: str | None) -> str | None:
         t = "impressions"
@@ -404,7 +420,7 @@ class _Drafter:
 def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | None = None,
                    use_cases: list[str] | dict[str, str] | None = None, populations: list[str] | dict[str, str] | None = None,
                    funnel: list[str] | list[tuple[str, str]] | None = None, split: str | None = None,
-                   cast: bool = False) -> Draft:
+                   cast: bool = False, oracles: list[str] | dict[str, str] | None = None) -> Draft:
     """A contract for the tables in `data_dir`, inferred from their schemas and one pass over their
     rows (see the module's docstring), with the columns left out and why.
 
@@ -412,10 +428,13 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
     (default: one per label, named by upper-casing it); `populations`: NAME=LABEL, use case NAME is
     defined over the rows where LABEL is 1 (as CVR over clicks); `funnel`: 'a,b' pairs (b is 1
     only where a is); `split`: a train/valid/test column (default: one named 'split', else by time);
-    `cast`: columns a type cast fixes are kept and cast by write_draft (else left out or refused).
+    `cast`: columns a type cast fixes are kept and cast by write_draft (else left out or refused);
+    `oracles`: USE_CASE=COLUMN, the true probability of a use case's label where the logs are
+    simulated (benchmarks compare with it; never a feature).
     Raises DraftError naming every file, column and fix when no usable contract can be drafted."""
     use_case_pairs = _parse_pairs(use_cases, "--use-case")
     population_pairs = _parse_pairs(populations, "--population")
+    oracle_pairs = _parse_pairs(oracles, "--oracle")
     funnel_pairs = _parse_pairs(funnel, "--funnel", ",")
     d = _Drafter(data_dir, cast)
     d.core()
@@ -424,8 +443,9 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
     given = list(labels or []) + [lab for _, lab in use_case_pairs + population_pairs] + [c for p in funnel_pairs for c in p]
     label_columns, taken = d.labels(given)
     split_column = d.split(split)
-    taken = {*taken, *(c for c in (split, split_column) if c)}  # not features, even where refused as labels / split
-    for c in label_columns + ([split_column] if split_column else []):
+    oracle_columns = {uc: col for uc, col in oracle_pairs if d.oracle(uc, col)}
+    taken = {*taken, *(c for c in (split, split_column) if c), *(col for _, col in oracle_pairs)}  # never features
+    for c in label_columns + ([split_column] if split_column else []) + list(dict.fromkeys(oracle_columns.values())):
         d.claim("impressions", c)
 
     # use cases: the named ones, then one per other label (given with --label or --funnel, or
@@ -463,6 +483,9 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
             d.refuse("impressions", "flow", f"value {flow!r} has a '+': task names are FLOW+USE_CASE; rename the flow")
     if not d.problems and not chosen:
         d.problems.append("no use case: pass --use-case NAME=LABEL or --label COL")
+    if oracle_pairs and not d.problems and {uc for uc, _ in oracle_pairs} != set(chosen):
+        d.problems.append(f"--oracle names {sorted(uc for uc, _ in oracle_pairs)}: a true probability is needed for "
+                          f"every use case ({', '.join(chosen)}) or for none")
 
     # features: every other column of every table
     for t in ("customers", "items", "impressions"):
@@ -495,7 +518,7 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
         if top is not None and top >= MAX_CODE:
             d.notes.append(f"{schema.TABLES[table].file}: {key} goes up to {top:,}: the model has an embedding row per "
                            f"id up to the largest; renumber them 0..K-1")
-    tasks = TaskVocabulary(flows, tuple(chosen), dict(chosen), pops)
+    tasks = TaskVocabulary(flows, tuple(chosen), dict(chosen), pops, oracle_columns)
     try:
         contract = Contract.define(name or Path(data_dir).resolve().name, d.features, tasks, funnel_pairs, split_column,
                                    source="drafted by grec data init (edit to cite where the data comes from)",

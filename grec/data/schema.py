@@ -8,7 +8,7 @@ types and roles from here rather than typing them again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
@@ -51,6 +51,10 @@ class TaskVocabulary:
     use_cases: tuple[str, ...]
     labels: dict[str, str]
     populations: dict[str, str | None]
+    # Simulated sources only: the impressions column holding each use case's true probability (of
+    # its label, on the use case's own rows), read as the oracle and as the reachable ceiling's
+    # target; never a feature. Every use case or none.
+    oracles: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for use_case in self.use_cases:
@@ -58,6 +62,9 @@ class TaskVocabulary:
                 raise SchemaError(f"task vocabulary: use case {use_case!r} names no label column")
         if len(set(self.flows)) != len(self.flows) or len(set(self.use_cases)) != len(self.use_cases):
             raise SchemaError("task vocabulary: flows and use cases must be unique")
+        if self.oracles and set(self.oracles) != set(self.use_cases):
+            raise SchemaError(f"task vocabulary: oracles name {sorted(self.oracles)}; a true-probability column is "
+                              f"needed for every use case {list(self.use_cases)} or for none")
 
     @property
     def label_columns(self) -> tuple[str, ...]:
@@ -75,12 +82,12 @@ class TaskVocabulary:
 
     def to_dict(self) -> dict:
         return {"flows": list(self.flows), "use_cases": list(self.use_cases), "labels": dict(self.labels),
-                "populations": dict(self.populations)}
+                "populations": dict(self.populations), **({"oracles": dict(self.oracles)} if self.oracles else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> TaskVocabulary:
         return cls(tuple(d["flows"]), tuple(d["use_cases"]), dict(d["labels"]),
-                   {u: d.get("populations", {}).get(u) for u in d["use_cases"]})
+                   {u: d.get("populations", {}).get(u) for u in d["use_cases"]}, dict(d.get("oracles", {})))
 
 
 # The storefront's tasks: three flows, the funnel's four use cases.
@@ -224,6 +231,12 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 def arrow_schema(table: Table) -> pa.Schema:
     """The pyarrow schema a table is written with."""
     return pa.schema([pa.field(col.name, ARROW_TYPES[col.dtype]) for col in table.columns])
+
+
+def oracle_columns(tasks: TaskVocabulary) -> tuple[str, ...]:
+    """The impressions columns holding true probabilities for `tasks`: the storefront's funnel
+    columns, a simulated source's `oracles`, or none (real logs)."""
+    return ORACLE_COLUMNS if tasks == TELECOM_TASKS else tuple(dict.fromkeys(tasks.oracles.values()))
 
 
 def oracle_scores(impressions) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ from grec.data.contract import read_contract
 from grec.data.dataset import Batch, FeatureSpec, Labels, TaskRows, build_task_rows, check_arrow_schema
 from grec.data.encode_table import encode_table
 from grec.data.order import BUFFER_BLOCKS, epoch_order, rank_batches, visit_rank
-from grec.data.schema import ORACLE_COLUMNS, SchemaError
+from grec.data.schema import SchemaError, oracle_columns
 from grec.data.text import TextEmbeddingStore
 
 SPLITS = ("train", "valid", "test")
@@ -103,10 +103,11 @@ class StreamingDataset:
             columns = FeatureSpec(**contract.feature_spec_columns()).fit_columns()
             spec = FeatureSpec.fit_parts(self.splits["train"].frames(columns), **contract.feature_spec_columns())
         self.spec = spec
-        self.texts = texts or TextEmbeddingStore()
+        self.texts = texts if texts is not None else TextEmbeddingStore()
         self._encode_texts()
-        has_oracle = set(ORACLE_COLUMNS) <= set(next(iter(self.splits.values())).schema.names)
-        self._label_columns = ["flow", *spec.tasks.label_columns, *(ORACLE_COLUMNS if has_oracle else ())]
+        oracles = oracle_columns(spec.tasks)
+        has_oracle = set(oracles) <= set(next(iter(self.splits.values())).schema.names)
+        self._label_columns = ["flow", *spec.tasks.label_columns, *(oracles if has_oracle else ())]
         self._columns = list(dict.fromkeys([*spec.input_columns(), *self._label_columns]))
         self.rows: dict[str, TaskRows | StreamedRows] = {}
         self._block_rows: dict[str, list[int]] = {}  # first row of each block in rows[split], and the end

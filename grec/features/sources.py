@@ -91,7 +91,7 @@ def build_sources(data_dir: Path, texts: TextEmbeddingStore | None = None, progr
     contract = read_contract(data_dir)
     raw = load_tables(data_dir, contract)
     tables = source_tables(contract)
-    texts = texts or TextEmbeddingStore()
+    texts = texts if texts is not None else TextEmbeddingStore()
     customers, items, impressions = raw["customers"], raw["items"], raw["impressions"]
 
     frames = {name: frame for name, frame in (("customer_profile", customers), ("item_catalog", items))

@@ -22,21 +22,25 @@ ARCHS = ("grec", *BASELINE_CLASSES, "lightgbm")  # what `grec train --model` and
 
 
 def model_config(arch: str, sizes: dict, d_model: int = 32, experts: int = 0, top_k: int = 4,
-                 capacity: int | None = 2, routing: str = "task_sentence", match_features: bool = True
+                 capacity: int | None = 2, routing: str = "task_sentence", match_features: bool = True,
+                 attribute_features: bool = True, learned_interactions: bool = True, number_embeddings: bool = True,
                  ) -> GRecConfig | BaselineConfig | TreeConfig:
     """The config of `arch` ("grec" or a baseline) for data of `sizes` (InputConfig.sizes_from):
     what `grec train` and the pipeline's train step build. experts 0: GRec 8, MMoE 4. "lightgbm":
-    the per-task incumbents (the network sizes do not apply). Networks get the match features
-    (grec.model.match) unless told otherwise (why: the README's design notes, "Where the network
-    fell short, and the fix")."""
+    the per-task incumbents (the network sizes do not apply). Every model gets the match and
+    history-attribute features (grec.model.match) and networks learn the attribute interactions
+    (grec.model.interactions) unless told otherwise (why: the README's comparison across worlds)."""
     if arch == "lightgbm":
-        return TreeConfig(n_flows=sizes["n_flows"], n_use_cases=sizes["n_use_cases"])
+        return TreeConfig(n_flows=sizes["n_flows"], n_use_cases=sizes["n_use_cases"],
+                          attribute_features=attribute_features, item_cardinalities=list(sizes["item_cardinalities"]))
+    inputs = dict(d_model=d_model, match_features=match_features, attribute_features=attribute_features,
+                  learned_interactions=learned_interactions, number_embeddings=number_embeddings)
     if arch == "grec":
-        return GRecConfig(**sizes, d_model=d_model, n_experts=experts or 8, top_k=top_k, capacity=capacity or None,
-                          routing=routing, match_features=match_features)
+        return GRecConfig(**sizes, **inputs, n_experts=experts or 8, top_k=top_k, capacity=capacity or None,
+                          routing=routing)
     if arch not in BASELINE_CLASSES:
         raise ValueError(f"unknown model {arch!r}; choose from {', '.join(ARCHS)}")
-    return BaselineConfig(**sizes, d_model=d_model, arch=arch, n_experts=experts or 4, match_features=match_features)
+    return BaselineConfig(**sizes, **inputs, arch=arch, n_experts=experts or 4)
 
 
 def build_model(config: GRecConfig | BaselineConfig | TreeConfig) -> nn.Module:

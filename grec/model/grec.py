@@ -12,7 +12,7 @@ from torch import nn
 from grec.data.dataset import Batch
 from grec.model.attention import ParallelBlock
 from grec.model.inputs import N_TOKENS, InputConfig, InputLayer
-from grec.model.moe import MoEOutput, Routing, SparseMoE
+from grec.model.moe import MoEOutput, Routing, SparseMoE, route
 from grec.model.towers import UseCaseTowers
 
 
@@ -88,3 +88,15 @@ class GRec(MultiTaskNet):
     def __init__(self, config: GRecConfig):
         c = config
         super().__init__(c, SparseMoE(c.d_model, c.n_experts, c.top_k, c.expert_hidden, c.routing, c.capacity, c.n_tasks))
+
+    @torch.no_grad()
+    def task_routing(self) -> Routing:
+        """Every task's routing, one row per task (flow-major), where the router sees the task alone
+        (task or task-sentence routing): its experts, gates and capacity pattern need no example."""
+        c, moe = self.config, self.mixing
+        if moe.routing not in ("task", "task_sentence"):
+            raise ValueError(f"a {moe.routing!r}-routed model routes each example by its content, not by its task")
+        task = torch.arange(c.n_tasks, device=self.inputs.token_types.device)
+        sentence = torch.stack([self.inputs.task.flows(task // c.n_use_cases),
+                                self.inputs.task.use_cases(task % c.n_use_cases)], dim=1)  # (T, 2, D)
+        return route(moe.router(moe.gate_input(None, task, sentence)), N_TOKENS, moe.top_k, moe.capacity)

@@ -4,8 +4,10 @@ Each task (flow + use case) gets its own booster, trained on that task's rows on
 impressions, as the task rows already are), early-stopped on the same validation split the
 networks use, with the categorical codes of the fitted FeatureSpec as native categorical features.
 Beside the raw columns, the match features any team adds to such a model (grec.model.match): how
-close the search query is to the item's description, and whether, how often and how recently the
-candidate item was in the viewed history.
+close the search query is to the item's description, whether, how often and how recently the
+candidate item was in the viewed history, and, for each item column of the contract, how much of
+the history shares the candidate's value, how recently, and how far its numbers are from the
+history's: the same features the networks get, so the incumbent is a team's well-featured one.
 
 The trees read the same `Features` tensors the networks do, so the model folder, the MLflow pyfunc,
 the gate, the comparison and serving treat it like any other model: it is an `nn.Module` whose
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightgbm as lgb
 import numpy as np
@@ -45,25 +47,32 @@ class TreeConfig:
     max_rounds: int = 1000  # boosting rounds at most; early stopping usually ends far sooner
     early_stopping_rounds: int = 50
     rounds_without_validation: int = 200  # a task with no validation rows: a fixed number of rounds
+    # the history-attribute features (grec.model.match.attribute_features); off in older folders
+    attribute_features: bool = False
+    item_cardinalities: list[int] = field(default_factory=list)  # each item column's unknown code
 
     @property
     def n_tasks(self) -> int:
         return self.n_flows * self.n_use_cases
 
 
-def feature_names(spec: FeatureSpec) -> tuple[list[str], list[str]]:
+def feature_names(spec: FeatureSpec, config: TreeConfig) -> tuple[list[str], list[str]]:
     """The columns of `tree_matrix` (names from the spec) and which of them are categorical."""
     categorical = [*spec.context_categorical, "item_id", *spec.item_categorical]
     names = [*spec.context_categorical, *spec.context_numerical, "item_id", *spec.item_categorical,
              *spec.item_numerical, *match.NAMES]
+    if config.attribute_features:
+        names += match.attribute_names(spec.item_categorical, spec.item_numerical)
     return names, categorical
 
 
-def tree_matrix(f: Features) -> np.ndarray:
+def tree_matrix(f: Features, config: TreeConfig) -> np.ndarray:
     """Features of N examples -> (N, F) float64 in `feature_names` order (codes as floats, NaN where
     a match feature is undefined: no search query, empty history)."""
     columns = [f.context_categorical.numpy(), f.context_numerical.numpy(), f.item.numpy()[:, None], f.item_categorical.numpy(),
                f.item_numerical.numpy(), match.match_features(f).numpy()]
+    if config.attribute_features:
+        columns.append(match.attribute_features(f, torch.tensor(config.item_cardinalities)).numpy())
     return np.concatenate([c.astype(np.float64) for c in columns], axis=1)
 
 
@@ -83,7 +92,7 @@ class PerTaskTrees(nn.Module):
         self.fallback_logit = np.zeros(config.n_tasks)
 
     def forward(self, batch: Batch) -> ModelOutput:
-        x = tree_matrix(batch.features.to("cpu"))[batch.example.cpu().numpy()]  # (R, F)
+        x = tree_matrix(batch.features.to("cpu"), self.config)[batch.example.cpu().numpy()]  # (R, F)
         task = batch.task(self.config.n_use_cases).cpu().numpy()
         logits = self.fallback_logit[task].astype(np.float64)
         for t in np.unique(task):
@@ -136,8 +145,8 @@ def fit_trees(model: PerTaskTrees, data: Dataset, seed: int = 0, target: str = "
     (rows per second: task rows trained on per second, each booster seeing its rows every round);
     `on_epoch` gets each task's best round as {"epoch", "valid_loss", "task"}."""
     c = model.config
-    names, categorical = feature_names(data.spec)
-    features = tree_matrix(data.features)  # (N, F): every impression once
+    names, categorical = feature_names(data.spec, c)
+    features = tree_matrix(data.features, c)  # (N, F): every impression once
     params = {"objective": "cross_entropy" if target == "oracle" else "binary", "learning_rate": c.learning_rate,
               "num_leaves": c.num_leaves, "min_data_in_leaf": c.min_data_in_leaf, "feature_fraction": c.feature_fraction,
               "lambda_l2": c.lambda_l2, "cat_smooth": c.cat_smooth, "seed": seed, "deterministic": True,

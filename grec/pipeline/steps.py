@@ -8,6 +8,7 @@ documents (gate reports, drift results), so a step can be rerun alone from its i
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -153,12 +154,22 @@ def _train_here(training_set: Path, out_dir: Path, arch: str, epochs: int, seed:
     from grec.model.inputs import InputConfig
     from grec.train import TrainConfig
 
+    began = time.perf_counter()
     source = open_source(training_set)
     data = source.dataset()
+    opened = time.perf_counter() - began
     config = model_config(arch, InputConfig.sizes_from(data.spec))
     run_name = "grec-task_sentence" if arch == "grec" else arch
-    return train_and_log(config, source, data, TrainConfig(epochs=epochs, seed=seed), out_dir, run_name,
-                         register_as=None, tags=tags)
+    run = train_and_log(config, source, data, TrainConfig(epochs=epochs, seed=seed), out_dir, run_name,
+                        register_as=None, tags=tags)
+    run.summary["phases"] = {"open and encode": opened, **run.summary["phases"]}
+    return run
+
+
+def time_spent(summary: dict) -> str:
+    """Where a training's wall time went, in words: epochs run (and the best), then each phase."""
+    epochs = f"{len(summary['history'])} epochs (best {summary['best_epoch']}): " if isinstance(summary["history"], list) else ""
+    return epochs + ", ".join(f"{k} {v:.0f} s" for k, v in summary.get("phases", {}).items())
 
 
 # ---------------------------------------------------------------------------------------------

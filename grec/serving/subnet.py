@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grec.model.grec import GRec, ModelOutput, MultiTaskNet
-from grec.model.moe import MoEOutput, route
+from grec.model.moe import MoEOutput
 
 TASK_ROUTINGS = ("task", "task_sentence")
 
@@ -84,14 +84,9 @@ def _fused_groups(model: GRec, task: int) -> list:
     """[(tokens, W1 [D, |J|H], b1 [|J|H], W2 [|J|H, D], b2 [D])] for the token groups of `task`
     that pass through at least one expert."""
     moe, c = model.mixing, model.config
-    flow, use_case = divmod(task, c.n_use_cases)
-    task_t = torch.tensor([task])
-    sentence = torch.stack([model.inputs.task.flows(torch.tensor([flow])),
-                            model.inputs.task.use_cases(torch.tensor([use_case]))], dim=1)  # (1, 2, D)
-    gate_in = moe.gate_input(None, task_t, sentence)  # (1, 1, D): no token content for these routings
-    n_tokens = model.inputs.token_types.shape[0]
-    r = route(moe.router(gate_in), n_tokens, moe.top_k, moe.capacity)
-    index, gates, kept = r.expert_index[0], r.gates[0], r.kept[0]  # (S, K)
+    r = model.task_routing()
+    index, gates, kept = r.expert_index[task], r.gates[task], r.kept[task]  # (S, K)
+    n_tokens = index.shape[0]
     experts = moe.experts
     groups: dict[tuple, list[int]] = {}
     for s in range(n_tokens):

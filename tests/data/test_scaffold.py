@@ -245,3 +245,33 @@ def test_a_draft_the_reader_refuses_is_not_written(logs, monkeypatch):
     with pytest.raises(DraftError, match=f"{logs / CONTRACT_FILE}: the draft does not read back .*nothing written"):
         write_draft(draft)
     assert sorted(p.name for p in logs.iterdir()) == FILES
+
+
+def test_true_probability_columns_are_named_with_oracle_and_never_become_features(logs):
+    def add_truth(table):
+        n = table.num_rows
+        rng = np.random.default_rng(0)
+        return (table.append_column("p_click", pa.array(rng.uniform(0, 1, n).astype(np.float32)))
+                .append_column("p_buy", pa.array(rng.uniform(0, 1, n))))  # float64: cast on request
+
+    rewrite(logs, "impressions", add_truth)
+    result = init(logs, *USE_CASE_ARGS, "--oracle", "CLICK=p_click", "--oracle", "BUY=p_buy", "--cast")
+    assert result.exit_code == 0, result.output
+    assert "True probabilities: CLICK = p_click, BUY = p_buy" in text(result)
+    contract = read_contract(logs)
+    assert contract.tasks.oracles == {"CLICK": "p_click", "BUY": "p_buy"}
+    assert "p_click" not in contract.features("impressions", "numerical")
+    tables = load_tables(logs)
+    assert tables["impressions"]["p_buy"].dtype == np.float32  # cast by the draft
+    (logs / CONTRACT_FILE).unlink()
+    # without --oracle the same columns would be features: a leak the user is told about by name
+    assert "p_click" in init(logs, *USE_CASE_ARGS).output
+    (logs / CONTRACT_FILE).unlink()
+    use_cases, funnel = ["CLICK=clicked", "BUY=bought"], ["clicked,bought"]
+    with pytest.raises(DraftError, match=r"a true probability is needed for every use case \(CLICK, BUY\) or for none"):
+        draft_contract(logs, use_cases=use_cases, funnel=funnel, oracles=["CLICK=p_click"], cast=True)
+    with pytest.raises(DraftError, match="--oracle CLICK=p_nope: no column 'p_nope'"):
+        draft_contract(logs, use_cases=use_cases, funnel=funnel, oracles=["CLICK=p_nope", "BUY=p_buy"], cast=True)
+    with pytest.raises(DraftError, match="column 'slot' is named as CLICK's true probability .* in \\[0, 1\\]"):
+        draft_contract(logs, use_cases=use_cases, funnel=funnel, oracles=["CLICK=slot", "BUY=p_buy"], cast=True)
+    assert not (logs / CONTRACT_FILE).exists()

@@ -29,7 +29,7 @@ def test_one_booster_per_task_learns_its_task(trees, small_dataset):
     tasks = small_dataset.spec.tasks
     trained = {tasks.task_name(t) for t in model.boosters}
     assert trained == set(summary["best_epoch"]) and len(trained) >= 9  # NSE's purchases may be too rare
-    names, categorical = feature_names(small_dataset.spec)
+    names, categorical = feature_names(small_dataset.spec, model.config)
     booster = next(iter(model.boosters.values()))
     assert booster.feature_name() == names and "item_id" in categorical
     report = evaluate(model, small_dataset)
@@ -43,7 +43,7 @@ def test_each_row_is_scored_by_its_own_tasks_booster(trees, small_dataset):
     batch = Batch(f, torch.arange(40).repeat_interleave(2), torch.tensor([0, 2] * 40))
     logits = model(batch).logits
     task = batch.task(4).numpy()
-    x = tree_matrix(f)[batch.example.numpy()]
+    x = tree_matrix(f, model.config)[batch.example.numpy()]
     for t in np.unique(task):
         sel = task == t
         expected = model.boosters[t].predict(x[sel], raw_score=True) if t in model.boosters else model.fallback_logit[t]

@@ -50,6 +50,8 @@ def test_training_pipeline_registers_promotes_and_packages(state):
     assert "| customers |" in out and "GRec - mmoe" in out  # data checks and the baseline comparison
     assert "GRec - lightgbm" in out and "against lightgbm: ahead on" in out  # the incumbents beside it
     assert "| lightgbm | " in out and "node comparisons" in out  # and what serving each takes
+    # where each training's time went: epochs run, the best one, and the phases of the step
+    assert "Trained grec: 1 epochs (best 1): open and encode " in out and ", train " in out and "Trained lightgbm: " in out
     run_dir = next((state["home"] / "pipelines").glob("grec-training-*"))
     outputs = task_outputs(run_dir)
     bento = outputs["package-service"]

@@ -2,6 +2,8 @@
 online store (SQLite; with `served_redis`, Redis as well), and a GRec trained on it, registered in
 MLflow and made champion."""
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -11,8 +13,7 @@ from grec.features.store import apply, feature_store, materialize, repo_objects
 from grec.features.training_set import build_training_set, open_source
 from grec.lifecycle.registry import CHAMPION, Registry
 from grec.lifecycle.tracking import train_and_log
-from grec.model.checkpoint import load_model
-from grec.model.grec import GRecConfig
+from grec.model.checkpoint import load_model, model_config
 from grec.model.inputs import InputConfig
 from grec.train import TrainConfig
 from tests.conftest import redis_settings
@@ -33,8 +34,8 @@ def served(tmp_path_factory):
         build_training_set(data, home / "set")
         source = open_source(home / "set")
         dataset = source.dataset()
-        config = GRecConfig(**InputConfig.sizes_from(dataset.spec), d_model=16, expert_hidden=16, tower_hidden=16,
-                            match_features=True)  # as `grec train` builds it
+        config = dataclasses.replace(model_config("grec", InputConfig.sizes_from(dataset.spec), d_model=16),
+                                     expert_hidden=16, tower_hidden=16)  # as `grec train` builds it, smaller
         run = train_and_log(config, source, dataset, TrainConfig(epochs=1, progress=False), home / "models" / "grec",
                             "grec-serving", register_as="grec")
         registry = Registry("grec")
