@@ -126,7 +126,8 @@ def _diff(model: dict | None, key: str) -> str:
 def markdown(payload: dict) -> str:
     from grec.benchmark import difference_table, interval_cell
 
-    m, worlds = payload["machine"], payload["worlds"]
+    m = payload["machine"]
+    worlds = {w: payload["worlds"][w] for w in WORLDS if w in payload["worlds"]}  # in one order, however run
     names = list(worlds)
     commands = dict.fromkeys(r.get("command", payload["command"]) for r in worlds.values())
     lines = ["# GRec across worlds: the storefront, a job board, Census-Income, Open Bandit", "",

@@ -53,70 +53,12 @@ import pandas as pd
 import pyarrow as pa
 
 from grec.data.contract import list_array
-from grec.io import atomic_folder, write_json, write_parquet
-
-# ---------------------------------------------------------------------------------------------
-# Vocabulary of the world
-
-FAMILIES = ("software", "data", "design", "sales", "healthcare", "logistics")
-OCCUPATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (  # (family, ways a seeker writes it)
-    ("software", ("backend developer", "backend engineer", "java developer")),
-    ("software", ("frontend developer", "react developer", "web developer")),
-    ("software", ("mobile developer", "ios developer", "android developer")),
-    ("software", ("devops engineer", "site reliability engineer", "cloud engineer")),
-    ("data", ("data analyst", "business analyst", "bi analyst")),
-    ("data", ("data engineer", "etl developer", "analytics engineer")),
-    ("data", ("data scientist", "statistician", "data science")),
-    ("data", ("machine learning engineer", "ml engineer", "ai engineer")),
-    ("design", ("product designer", "ui designer", "digital designer")),
-    ("design", ("graphic designer", "visual designer", "brand designer")),
-    ("design", ("ux researcher", "user researcher", "usability researcher")),
-    ("design", ("motion designer", "animator", "video editor")),
-    ("sales", ("account executive", "sales executive", "account manager")),
-    ("sales", ("sales manager", "head of sales", "regional sales manager")),
-    ("sales", ("customer success manager", "client success", "customer success")),
-    ("sales", ("business development representative", "sdr", "business development")),
-    ("healthcare", ("registered nurse", "nurse", "icu nurse")),
-    ("healthcare", ("pharmacist", "pharmacy technician", "clinical pharmacist")),
-    ("healthcare", ("physiotherapist", "physical therapist", "physio")),
-    ("healthcare", ("medical assistant", "healthcare assistant", "care assistant")),
-    ("logistics", ("warehouse operative", "warehouse worker", "picker packer")),
-    ("logistics", ("delivery driver", "courier", "van driver")),
-    ("logistics", ("supply chain planner", "logistics planner", "demand planner")),
-    ("logistics", ("forklift operator", "forklift driver", "reach truck operator")),
+from grec.data.jobs_catalog import (
+    ALERT, CITIES, CITY_PAY, CITY_SIZE, FAMILIES, FAMILY_SALARY, FAMILY_WORDS, HOME, INDUSTRIES, MAX_HISTORY, N_OCC,
+    OCC_FAMILY, OCCUPATIONS, SEARCH, SENIORITY_PAY, SIMILAR, SURFACE_SHARE, SURFACES, Jobs, descriptions, draw, logos,
+    make_jobs,
 )
-N_OCC = len(OCCUPATIONS)
-OCC_FAMILY = np.array([FAMILIES.index(f) for f, _ in OCCUPATIONS])
-FAMILY_WORDS = {"software": ("software jobs", "tech jobs", "developer jobs"), "data": ("data jobs", "analytics jobs"),
-                "design": ("design jobs", "creative jobs"), "sales": ("sales jobs", "sales roles"),
-                "healthcare": ("healthcare jobs", "hospital jobs", "nursing jobs"),
-                "logistics": ("logistics jobs", "warehouse jobs", "driving jobs")}
-SKILLS = {"software": "APIs, code review, testing", "data": "SQL, dashboards, statistics",
-          "design": "prototypes, visual systems, user journeys", "sales": "pipeline, targets, client meetings",
-          "healthcare": "patient care, shifts, clinical standards", "logistics": "stock, routes, safety rules"}
-# Median yearly salary (thousands) of each family, and what seniority adds
-FAMILY_SALARY = np.array([62.0, 60.0, 50.0, 52.0, 44.0, 34.0])
-SENIORITY = ("junior", "mid-level", "senior", "lead")
-SENIORITY_PAY = np.array([0.75, 1.0, 1.3, 1.6])
-WORKPLACES = ("on site", "hybrid", "remote")
-CONTRACTS = ("permanent", "fixed-term", "freelance")
-INDUSTRIES = ("fintech", "e-commerce", "hospital group", "logistics", "media", "consulting", "manufacturing",
-              "public sector", "retail", "energy")
-# How much each industry hires in each family (rows: industries, columns: families)
-INDUSTRY_FAMILY = np.array([
-    [5, 4, 1, 2, .2, .2], [4, 3, 2, 3, .1, 2], [.5, 1, .2, .5, 6, .5], [1, 1, .2, 1, .1, 6], [2, 2, 5, 2, .1, .2],
-    [2, 4, 1, 4, .5, 1], [1, 1, .5, 2, .3, 4], [1, 2, .5, .5, 3, 1], [1, 1, 1, 4, .2, 4], [1, 2, .3, 2, .3, 2]])
-CITIES = ("berlin", "hamburg", "munich", "cologne", "frankfurt", "stuttgart", "leipzig", "vienna", "zurich",
-          "amsterdam", "rotterdam", "paris", "lyon", "madrid", "barcelona", "milan")
-CITY_SIZE = np.array([8, 4, 5, 3, 3, 2, 1.5, 4, 2.5, 4, 1.5, 8, 2, 6, 4, 4])
-CITY_PAY = np.array([1.0, 0.95, 1.1, 0.9, 1.05, 0.95, 0.8, 0.95, 1.5, 1.05, 0.9, 1.0, 0.85, 0.8, 0.8, 0.9])
-SURFACES = ("HOME", "SEARCH", "ALERT", "SIMILAR")
-HOME, SEARCH, ALERT, SIMILAR = range(4)
-SURFACE_SHARE = np.array([0.36, 0.3, 0.14, 0.2])
-PAGES = ("home feed", "search results", "alert email", "similar jobs", "company page", "saved jobs")
-N_PAGES = len(PAGES)
-MAX_HISTORY = 20
-_SYLLABLES = ("nor", "vik", "tal", "ver", "a", "lum", "en", "stra", "ko", "mi", "sol", "dor", "qui", "ra", "bel", "tix")
+from grec.io import atomic_folder, write_json, write_parquet
 
 # The `grec data init` arguments that describe these logs (what a team would pass for its own)
 JOBS_INIT = {
@@ -171,83 +113,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _draw(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
-    """One column per row of `weights` (R, C), with probability proportional to the row."""
-    cdf = np.cumsum(weights, axis=1)
-    u = rng.random(len(weights))[:, None] * cdf[:, -1:]
-    return np.minimum((cdf < u).sum(1), weights.shape[1] - 1)
 
 
-# ---------------------------------------------------------------------------------------------
-# Jobs and companies
-
-
-@dataclass
-class _Jobs:
-    occupation: np.ndarray
-    family: np.ndarray
-    company: np.ndarray
-    industry: np.ndarray  # the company's
-    city: np.ndarray
-    seniority: np.ndarray
-    workplace: np.ndarray
-    contract: np.ndarray
-    salary: np.ndarray  # thousands a year
-    rating: np.ndarray  # the company's, 1-5
-    size: np.ndarray  # log10 employees
-    popularity: np.ndarray  # logit shift, hidden
-    company_names: list[str]
-
-
-def _make_jobs(rng: np.random.Generator, config: JobsConfig) -> _Jobs:
-    k = config.n_companies
-    industry_of = rng.integers(0, len(INDUSTRIES), k)
-    company_city = _draw(rng, np.tile(CITY_SIZE, (k, 1)))
-    company_weight = rng.pareto(1.3, k) + 0.2  # a few companies post much of the board
-    company_rating = np.clip(rng.normal(3.7, 0.5, k), 1.0, 5.0)
-    company_size = np.clip(rng.normal(2.6, 0.8, k), 1.0, 5.5)
-    # each company hires mostly in two or three occupations of its industry's families
-    occ_weight = INDUSTRY_FAMILY[industry_of][:, OCC_FAMILY] * rng.gamma(0.5, 1.0, (k, N_OCC))
-    names = ["".join(rng.choice(_SYLLABLES, rng.integers(2, 4))).capitalize() + rng.choice([" GmbH", " AG", "", " Labs", " Group"])
-             for _ in range(k)]
-    n = config.n_jobs
-    company = _draw(rng, np.tile(company_weight, (n, 1)))
-    occupation = _draw(rng, occ_weight[company])
-    # most jobs are in the company's city, the rest anywhere
-    city = np.where(rng.random(n) < 0.7, company_city[company], _draw(rng, np.tile(CITY_SIZE, (n, 1))))
-    seniority = _draw(rng, np.tile([0.25, 0.4, 0.25, 0.1], (n, 1)))
-    workplace = _draw(rng, np.where((OCC_FAMILY[occupation] <= 2)[:, None], [0.35, 0.4, 0.25], [0.85, 0.12, 0.03]))
-    contract = _draw(rng, np.tile([0.7, 0.2, 0.1], (n, 1)))
-    family = OCC_FAMILY[occupation]
-    salary = (FAMILY_SALARY[family] * SENIORITY_PAY[seniority] * CITY_PAY[city]
-              * np.exp(rng.normal(0, 0.12, n) + 0.05 * (company_size[company] - 2.6)))
-    popularity = rng.normal(0, 0.45, n) + 0.25 * (company_rating[company] - 3.7)
-    return _Jobs(occupation, family, company, industry_of[company], city, seniority, workplace, contract,
-                 salary.astype(np.float32), company_rating[company].astype(np.float32),
-                 company_size[company].astype(np.float32), popularity, names)
-
-
-def _descriptions(rng: np.random.Generator, jobs: _Jobs) -> list[str]:
-    out = []
-    phrasing = rng.integers(0, 3, len(jobs.occupation))
-    for i in range(len(jobs.occupation)):
-        family, words = OCCUPATIONS[jobs.occupation[i]]
-        out.append(f"{SENIORITY[jobs.seniority[i]].capitalize()} {words[phrasing[i] % len(words)]} at "
-                   f"{jobs.company_names[jobs.company[i]]}, {INDUSTRIES[jobs.industry[i]]}, in "
-                   f"{CITIES[jobs.city[i]].capitalize()}: {WORKPLACES[jobs.workplace[i]]}, {CONTRACTS[jobs.contract[i]]}. "
-                   f"{SKILLS[family].capitalize()}.")
-    return out
-
-
-def _logos(rng: np.random.Generator, jobs: _Jobs, n_companies: int, dim: int) -> np.ndarray:
-    """A vector per company (its look: industry and identity), the same for all its jobs."""
-    industry_look = rng.normal(0, 1, (len(INDUSTRIES), dim))
-    industry_of = np.zeros(n_companies, np.int64)
-    industry_of[jobs.company] = jobs.industry
-    own = rng.normal(0, 1, (n_companies, dim))
-    logo = 0.6 * industry_look[industry_of] + own
-    logo /= np.linalg.norm(logo, axis=1, keepdims=True)
-    return logo[jobs.company].astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,18 +153,18 @@ def _make_seekers(rng: np.random.Generator, n: int) -> _Seekers:
     target = np.clip(np.log1p(experience) * 1.15 - 0.3 + rng.normal(0, 0.45, n), 0, 3)
     remote_wish = (rng.random(n) < 0.3).astype(np.int64)
     open_to_remote = np.where(rng.random(n) < 0.8, remote_wish, 1 - remote_wish)
-    home = _draw(rng, np.tile(CITY_SIZE, (n, 1)))
+    home = draw(rng, np.tile(CITY_SIZE, (n, 1)))
     expectation = (FAMILY_SALARY[OCC_FAMILY[main]] * np.interp(target, [0, 1, 2, 3], SENIORITY_PAY) * CITY_PAY[home]
                    * np.exp(rng.normal(0, 0.15, n)))
     return _Seekers(
-        home_city=home, education=_draw(rng, np.tile([0.25, 0.4, 0.28, 0.07], (n, 1))), field=field,
+        home_city=home, education=draw(rng, np.tile([0.25, 0.4, 0.28, 0.07], (n, 1))), field=field,
         experience=experience, open_to_remote=open_to_remote, main=main, second=second, target_seniority=target,
         mobility=rng.beta(1.2, 4.0, n), remote_wish=remote_wish,
         industries=rng.integers(0, len(INDUSTRIES), (n, 2)), expectation=expectation,
         urgency=rng.normal(0, 0.7, n), activity=np.minimum(rng.poisson(rng.gamma(1.5, 8.0, n)), 40))
 
 
-def _preference(s: _Seekers, seeker: np.ndarray, jobs: _Jobs, job: np.ndarray) -> np.ndarray:
+def _preference(s: _Seekers, seeker: np.ndarray, jobs: Jobs, job: np.ndarray) -> np.ndarray:
     """How much seekers like jobs apart from the moment: occupations, family, industries, city, level."""
     occ = jobs.occupation[job]
     pref = (1.6 * (occ == s.main[seeker]) + 0.9 * (occ == s.second[seeker])
@@ -306,13 +173,13 @@ def _preference(s: _Seekers, seeker: np.ndarray, jobs: _Jobs, job: np.ndarray) -
     return pref + _city_fit(s, seeker, jobs, job) - 0.45 * np.abs(jobs.seniority[job] - s.target_seniority[seeker])
 
 
-def _city_fit(s: _Seekers, seeker: np.ndarray, jobs: _Jobs, job: np.ndarray) -> np.ndarray:
+def _city_fit(s: _Seekers, seeker: np.ndarray, jobs: Jobs, job: np.ndarray) -> np.ndarray:
     home = jobs.city[job] == s.home_city[seeker]
     remote = jobs.workplace[job] == 2
     return np.where(home, 0.6, np.where(remote, 0.3 + 0.5 * s.remote_wish[seeker], -1.6 * (1 - s.mobility[seeker])))
 
 
-def _histories(rng: np.random.Generator, s: _Seekers, jobs: _Jobs, config: JobsConfig,
+def _histories(rng: np.random.Generator, s: _Seekers, jobs: Jobs, config: JobsConfig,
                chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each seeker's views over time: (offsets (n+1,), job, page, time in us), time-ordered per
     seeker. A seeker returns to companies viewed before (a view of a company raises the next)."""
@@ -328,7 +195,7 @@ def _histories(rng: np.random.Generator, s: _Seekers, jobs: _Jobs, config: JobsC
         pref = _preference(s, rows, jobs, np.tile(np.arange(n_jobs), len(ids))).reshape(len(ids), n_jobs)
         weights = np.exp(1.3 * pref + jobs.popularity)
         sel = (seeker >= lo) & (seeker < lo + len(ids))
-        job[sel] = _draw(rng, weights[seeker[sel] - lo])
+        job[sel] = draw(rng, weights[seeker[sel] - lo])
     # returning to a company: a share of views re-draws among the jobs of a company seen before
     revisit = rng.random(total) < 0.25
     position = np.arange(total) - offsets[seeker]
@@ -338,7 +205,7 @@ def _histories(rng: np.random.Generator, s: _Seekers, jobs: _Jobs, config: JobsC
     for i in np.flatnonzero(revisit):
         options = company_jobs[jobs.company[job[earlier[i]]]]
         job[i] = options[rng.integers(len(options))]
-    page = _draw(rng, np.tile([0.35, 0.3, 0.1, 0.15, 0.07, 0.03], (total, 1)))
+    page = draw(rng, np.tile([0.35, 0.3, 0.1, 0.15, 0.07, 0.03], (total, 1)))
     span_us = (config.end_time - config.start_time).value // 1000 + 28 * 86_400_000_000  # 4 weeks before the logs too
     first_us = config.start_time.value // 1000 - 28 * 86_400_000_000
     times = first_us + (rng.random(total) * span_us).astype(np.int64)
@@ -381,7 +248,7 @@ def _queries(rng: np.random.Generator, intent: np.ndarray, s: _Seekers, seeker: 
     return text, named_occ, named_city
 
 
-def _shown(rng: np.random.Generator, surface: np.ndarray, s: _Seekers, seeker: np.ndarray, jobs: _Jobs,
+def _shown(rng: np.random.Generator, surface: np.ndarray, s: _Seekers, seeker: np.ndarray, jobs: Jobs,
            named_occ: np.ndarray, named_city: np.ndarray, intent: np.ndarray, anchor: np.ndarray,
            hist_job: np.ndarray) -> np.ndarray:
     """The logging policy: what each surface shows (a popular job, the query's, the alert's, the anchor's)."""
@@ -429,7 +296,7 @@ def _shown(rng: np.random.Generator, surface: np.ndarray, s: _Seekers, seeker: n
     return shown
 
 
-def _impressions(rng: np.random.Generator, config: JobsConfig, s: _Seekers, jobs: _Jobs,
+def _impressions(rng: np.random.Generator, config: JobsConfig, s: _Seekers, jobs: Jobs,
                  history: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> pd.DataFrame:
     n = config.n_impressions
     offsets, h_job, h_page, h_time = history
@@ -446,7 +313,7 @@ def _impressions(rng: np.random.Generator, config: JobsConfig, s: _Seekers, jobs
     length = np.minimum(seen, MAX_HISTORY)
     last = np.where(seen > 0, offsets[seeker] + seen - 1, -1)
     last_job = np.where(last >= 0, h_job[np.maximum(last, 0)], -1)
-    surface = _draw(rng, np.tile(SURFACE_SHARE, (n, 1)))
+    surface = draw(rng, np.tile(SURFACE_SHARE, (n, 1)))
     surface = np.where((surface == SIMILAR) & (last_job < 0), HOME, surface)
     # the session's occupation: carrying on with the last view, or the main/second occupation
     carry = (last_job >= 0) & (rng.random(n) < 0.4)
@@ -505,7 +372,7 @@ def _impressions(rng: np.random.Generator, config: JobsConfig, s: _Seekers, jobs
         "item_id": job.astype(np.int64),
         "flow": np.array(SURFACES, dtype=object)[surface],
         "slot": position.astype(np.int64),
-        "device": _draw(rng, np.tile([0.55, 0.4, 0.05], (n, 1))).astype(np.int64),
+        "device": draw(rng, np.tile([0.55, 0.4, 0.05], (n, 1))).astype(np.int64),
         "search_query": text,
         "viewed_item_ids": pd.Series(np.split(flat.astype(np.int64), offsets_out[1:-1])),
         "visited_page_ids": pd.Series(np.split(pages.astype(np.int64), offsets_out[1:-1])),
@@ -523,7 +390,7 @@ def simulate_jobs(config: JobsConfig) -> dict[str, pd.DataFrame]:
     """The three tables, as a job board's logs would have them. Deterministic under the seed; the
     world (jobs, seekers, histories) does not depend on n_impressions."""
     job_rng, seeker_rng, history_rng, impression_rng = np.random.default_rng(config.seed).spawn(4)
-    jobs = _make_jobs(job_rng, config)
+    jobs = make_jobs(job_rng, config.n_jobs, config.n_companies)
     seekers = _make_seekers(seeker_rng, config.seeker_count)
     history = _histories(history_rng, seekers, jobs, config)
     posted = config.start_time - pd.Timedelta(days=60)
@@ -535,8 +402,8 @@ def simulate_jobs(config: JobsConfig) -> dict[str, pd.DataFrame]:
         "city": jobs.city.astype(np.int64), "seniority": jobs.seniority.astype(np.int64),
         "workplace": jobs.workplace.astype(np.int64), "contract": jobs.contract.astype(np.int64),
         "salary_k": jobs.salary, "company_rating": jobs.rating, "company_size_log10": jobs.size,
-        "description": _descriptions(job_rng, jobs),
-        "image_embedding": list(_logos(job_rng, jobs, config.n_companies, config.logo_dim)),
+        "description": descriptions(job_rng, jobs),
+        "image_embedding": list(logos(job_rng, jobs, config.n_companies, config.logo_dim)),
     })
     seekers_table = pd.DataFrame({
         "customer_id": np.arange(seekers.n, dtype=np.int64),
