@@ -657,8 +657,8 @@ def print_training_summary(outputs: dict) -> None:
     console.print("Training set: " + ", ".join(f"{k} {features[f'rows.{k}']:,}" for k in ("train", "valid", "test"))
                   + " rows" + ("; left out for want of a feature value: " + "; ".join(f"{k}: {v:,} rows" for k, v in lost.items())
                                if lost else ""), highlight=False)
-    for task in ("train-model", "train-model-2", "train-model-3"):
-        model = outputs.get(task, {}).get("artifacts", {}).get("model", {}).get("metadata", {})
+    for task in sorted(t for t in outputs if t.startswith("train-model")):  # one per model the pipeline trains
+        model = outputs[task].get("artifacts", {}).get("model", {}).get("metadata", {})
         if "time_spent" in model:
             console.print(f"Trained {model['arch']}: {model['time_spent']}", highlight=False, soft_wrap=True)
     console.rule("GRec against the baseline and the incumbents (held-out rows)")

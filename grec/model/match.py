@@ -76,12 +76,13 @@ def known_history(f: Features, cardinalities: torch.Tensor) -> torch.Tensor:
     return known if first is None else known & (first < cardinalities[0])
 
 
-def attribute_features(f: Features, cardinalities: torch.Tensor) -> torch.Tensor:
+def attribute_features(f: Features, cardinalities: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
     """Features of N examples -> (N, 2 Fi + Fn) float32 in `attribute_names` order.
-    cardinalities (Fi,): each item column's unknown code."""
+    cardinalities (Fi,): each item column's unknown code; `known`: known_history's (N, L), where
+    the caller has it."""
     seq, cand = f.seq_item_categorical, f.item_categorical  # (N, L, Fi), (N, Fi)
     L = seq.shape[1]
-    known = known_history(f, cardinalities)  # (N, L)
+    known = known_history(f, cardinalities) if known is None else known  # (N, L)
     count = known.sum(1, keepdim=True).float()  # (N, 1)
     nan = torch.tensor(float("nan"))
     same = (seq == cand[:, None, :]) & known[..., None] & (cand < cardinalities)[:, None, :]  # (N, L, Fi)
@@ -98,10 +99,11 @@ def attribute_network_inputs(f: Features, cardinalities: torch.Tensor) -> torch.
     """(N, 2 Fi + Fn + 1): the attribute features NaN-free for a network: share (0 without a
     known history), 1 / (1 + views since) (0 if none), gap (0 without a known history), and
     log1p of the known history's length."""
-    a = attribute_features(f, cardinalities)
+    known = known_history(f, cardinalities)  # (N, L)
+    a = attribute_features(f, cardinalities, known)
     n_cat = f.seq_item_categorical.shape[-1]
     paired, gap = a[:, :2 * n_cat].view(len(a), n_cat, 2), a[:, 2 * n_cat:]
     share = torch.nan_to_num(paired[..., 0])
     recency = torch.where(torch.isnan(paired[..., 1]), torch.zeros_like(share), 1 / (1 + paired[..., 1]))
-    count = known_history(f, cardinalities).sum(1, keepdim=True).float()
+    count = known.sum(1, keepdim=True).float()
     return torch.cat([torch.stack([share, recency], 2).flatten(1), torch.nan_to_num(gap), torch.log1p(count)], dim=1)
