@@ -55,11 +55,13 @@ test: $(STAMP)
 # Re-resolve the lock from pyproject.toml (needs uv and the package index): uv.lock is the lock
 # (every platform, exact versions); requirements.lock is its export for this project's pip
 # install and the project image (with the dev and spark extras), deploy/requirements-serving.lock
-# the ranking service's Bento (no extras: no test tools, no pyspark); tests/test_lock.py checks both.
+# the ranking service's Bento and the project image (no extras: no test tools, no pyspark),
+# deploy/requirements-spark.lock the image's Spark variant (the spark extra); tests/test_lock.py checks them.
 lock:
 	uv lock
 	uv export --frozen --extra dev --extra spark --no-emit-project --no-hashes -o requirements.lock
 	uv export --frozen --no-emit-project --no-hashes -o deploy/requirements-serving.lock
+	uv export --frozen --extra spark --no-emit-project --no-hashes -o deploy/requirements-spark.lock
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/features.py

@@ -627,8 +627,10 @@ HostOpt = Annotated[str, typer.Option("--host", help="KFP API server URL, e.g. h
 @pipeline_app.command("run")
 def pipeline_run(
     name: PipelineArg,
-    local: Annotated[bool, typer.Option("--local", help="Run here with kfp's SubprocessRunner (required: use `submit` for a cluster)")] = False,
+    local: Annotated[bool, typer.Option("--local", help="Run here with kfp's local runner (required: use `submit` for a cluster)")] = False,
     param: ParamOpt = None,
+    runner: Annotated[str, typer.Option(help="subprocess: each task a process of this environment; docker: each task "
+                                             "a container of the component image, in the engine DOCKER_HOST names")] = "subprocess",
 ):
     """Run a pipeline locally, task by task, and print its summary."""
     from grec.pipeline.run import parse_params, run_local, task_outputs
@@ -636,8 +638,9 @@ def pipeline_run(
     if not local:
         raise typer.BadParameter("only local runs start here: add --local, or use `grec pipeline submit --host URL`")
     params = parse_params(name, param or [])
-    console.print(f"Running the {name} pipeline locally ({', '.join(f'{k}={v}' for k, v in params.items()) or 'defaults'})")
-    run_dir = run_local(name, params)
+    where = "in containers" if runner == "docker" else "locally"
+    console.print(f"Running the {name} pipeline {where} ({', '.join(f'{k}={v}' for k, v in params.items()) or 'defaults'})")
+    run_dir = run_local(name, params, runner=runner)
     outputs = task_outputs(run_dir)
     (print_training_summary if name == "training" else print_monitoring_summary)(outputs)
     console.print(f"Pipeline outputs: {run_dir}", soft_wrap=True)

@@ -1,6 +1,7 @@
 """The environment is pinned once: uv.lock, and requirements.lock (what `make` installs with pip)
 is its export. Both must name the same packages at the same versions, torch 2.13.0 among them; the
-service's deploy/requirements-serving.lock is the export without the extras."""
+service's and the project image's deploy/requirements-serving.lock is the export without the extras,
+deploy/requirements-spark.lock with the spark extra alone."""
 
 import re
 import tomllib
@@ -33,6 +34,17 @@ def test_the_services_lock_is_the_export_without_extras():
     names = {name for name, _ in serving}
     assert {"torch", "bentoml", "feast", "mlflow", "lightgbm", "redis"} <= names
     assert not names & {"pyspark", "pytest", "moto", "schemathesis"}, "the service's image carries no test tools or pyspark"
+    # bentoml build runs uv and pip-installs the newest one where none is: the lock pins it
+    assert ("uv", "0.13.9") in serving
+
+
+def test_the_spark_variants_lock_adds_the_spark_extra_alone():
+    """deploy/requirements-spark.lock (the project image's Spark variant) is the runtime lock plus
+    pyspark and what it needs, no test tools."""
+    spark, serving = pins(ROOT / "deploy" / "requirements-spark.lock"), pins(ROOT / "deploy" / "requirements-serving.lock")
+    assert serving < spark <= uv_locked(), "run `make lock`"
+    added = {name for name, _ in spark - serving}
+    assert "pyspark" in added and not added & {"pytest", "moto", "schemathesis"}
 
 
 def test_great_expectations_imports_in_a_process_started_with_python_c():

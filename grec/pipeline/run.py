@@ -1,7 +1,8 @@
 """Run, compile, submit and schedule the pipelines in pipelines/.
 
 Locally the pipelines run with kfp's SubprocessRunner in the current environment (use_venv=False:
-each task is a subprocess of this interpreter, where grec is installed), artifacts under
+each task is a subprocess of this interpreter, where grec is installed), or with its DockerRunner,
+each task in a container of the component image (grec.pipeline.containers); artifacts under
 `$GREC_HOME/pipelines/<pipeline>-<timestamp>/<task>/<output>`. On a cluster the compiled YAML runs
 unchanged on the components' image, talking to MLflow and Feast through the secrets and config maps
 of pipelines/cluster.py.
@@ -35,28 +36,47 @@ def pipeline(name: str):
     return getattr(importlib.import_module(f"pipelines.{name}"), name)
 
 
-def run_local(name: str, params: dict | None = None, pipeline_root: Path | None = None) -> Path:
+RUNNERS = ("subprocess", "docker")
+
+
+def run_local(name: str, params: dict | None = None, pipeline_root: Path | None = None,
+              runner: str = "subprocess") -> Path:
     """Run the pipeline locally, task by task; raises PipelineError naming the failed task.
-    Returns the run's folder of outputs."""
+    Returns the run's folder of outputs. runner: "subprocess" (each task a process of this
+    environment) or "docker" (each task a container of the component image, with what a pod gets:
+    grec.pipeline.containers)."""
     from kfp import local
 
-    root = Path(pipeline_root or settings.state_dir() / "pipelines")
+    if runner not in RUNNERS:
+        raise PipelineError(f"unknown runner {runner!r}; known: {', '.join(RUNNERS)}")
+    params = dict(params or {})
+    for key in ("data", "gate_policy", "drift_policy"):  # a task may run elsewhere (a container): full paths
+        if params.get(key):
+            params[key] = str(Path(params[key]).resolve())
+    fn = pipeline(name)
+    if runner == "docker":
+        from components import BASE_IMAGE
+        from grec.pipeline.containers import docker_runner
+
+        task_runner = docker_runner(BASE_IMAGE, params)
+    else:
+        task_runner = local.SubprocessRunner(use_venv=False)
+    root = Path(pipeline_root or settings.state_dir() / "pipelines").resolve()
     root.mkdir(parents=True, exist_ok=True)
     for folder in sweep_killed_runs(root):
         warnings.warn(f"removed {folder}: the partial outputs of a pipeline run whose process was killed", stacklevel=2)
     claim = _claim(root)
     before = set(root.iterdir())
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    fn = pipeline(name)
+    local.init(runner=task_runner, pipeline_root=str(root), raise_on_error=True)
     if "train_on" in (fn.component_spec.inputs or {}):  # no cluster here: train in the step unless told
-        params = {"train_on": "process", **(params or {})}
+        params = {"train_on": "process", **params}
     try:
         with warnings.catch_warnings():
             # Known and harmless here: the project image is not pulled locally (the current
             # environment is that image's), and display names are for the cluster UI.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
-            fn(**(params or {}))
+            fn(**params)
     except RuntimeError as e:  # kfp reports a failed task as RuntimeError("Task '...' finished with status FAILURE")
         _finish(root, before, claim, "failed")
         raise PipelineError(f"pipeline {name} failed: {e}") from None

@@ -16,6 +16,7 @@ from grec.lifecycle.store import configure, tracking_uri
 from grec.pipeline import steps
 from grec.pipeline.launch import Launch, LaunchError
 from tests.conftest import simulated_training_set
+from tests.deploy.k8s_schemas import trainjob_errors
 from tests.pipeline.loopback_trainer import LoopbackTrainer, python_path_first
 
 IMAGE = "registry.example.com/grec:test"
@@ -53,6 +54,7 @@ def test_the_training_step_trains_as_a_two_node_trainjob_and_collects_its_model(
 
     (job,) = cluster.created
     assert job["apiVersion"] == "trainer.kubeflow.org/v1alpha1" and job["kind"] == "TrainJob"
+    assert trainjob_errors(job) == []  # what the SDK sent passes the Trainer v2.3.0 CRD's own schema, strictly
     assert job["metadata"]["name"].startswith("mmoe-")
     assert job["metadata"]["labels"]["app.kubernetes.io/part-of"] == "grec"
     spec = job["spec"]

@@ -1,0 +1,235 @@
+"""The container tier: the platform as it is deployed. A Docker engine started by the project
+(deploy/local/containers.py: Debian's dockerd, its own data root and socket, loopback only), the
+project image built from the lock (its layer cache kept between runs on one machine), both
+pipelines with every component in its own container (kfp's DockerRunner) deciding as the
+subprocess runner does on the same data and seed, a contract dataset the same way, and the ranking
+service's image serving the registry model's scores and stopping on SIGTERM. Skipped, with the
+reason, only where the engine cannot start."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from deploy.local import containers
+from grec.data.simulate import SimulationConfig, simulate_to
+from grec.pipeline.run import task_outputs
+from grec.serving.bento import wait_ready
+from tests.data.own_logs import USE_CASE_ARGS, write_own_logs
+from tests.pipeline.whole_path import OPEN_GATE
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+END = "2026-07-06"  # 4 training weeks + the test week of the storefront below
+DRIFTED = ("2026-07-13", "2026-07-20")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    try:
+        engine, started = containers.start()
+    except containers.ContainerError as e:
+        pytest.skip(f"no container engine on this machine: {e}")
+    yield engine
+    if started:
+        containers.stop(engine.root)
+
+
+@pytest.fixture(scope="module")
+def image(engine):
+    """The components' image, built from the lock (cached layers: seconds when only code changed)."""
+    from components import BASE_IMAGE
+
+    return containers.build_image(engine, BASE_IMAGE, "project")
+
+
+def grec(home: Path, engine, *args: str, env: dict | None = None, timeout: int = 1200) -> subprocess.CompletedProcess:
+    full = {**os.environ, "GREC_HOME": str(home), "DOCKER_HOST": engine.host, **(env or {})}
+    full.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "grec.cli", *map(str, args)], env=full, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def train(home: Path, engine, runner: str, *params: str) -> str:
+    policy = home / "gate_policy.yaml"
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_text(OPEN_GATE)
+    done = grec(home, engine, "pipeline", "run", "training", "--local", "--runner", runner, "--param", "epochs=1",
+                "--param", "min_task_positives=1", "--param", f"gate_policy={policy}", *params)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done.stdout
+
+
+def gate_of(home: Path) -> dict:
+    run = next((home / "pipelines").glob("grec-training-*"))
+    return json.loads(Path(task_outputs(run)["evaluate-and-gate"]["artifacts"]["gate"]["path"]).read_text())
+
+
+@pytest.fixture(scope="module")
+def storefront(engine, image, tmp_path_factory):
+    """One storefront (its last monitored week drifted), trained by the training pipeline twice
+    from the same data and seed: every component in a container, and as subprocesses."""
+    data = tmp_path_factory.mktemp("container-data") / "shop"
+    simulate_to(data, SimulationConfig(n_impressions=40_000, train_weeks=4, monitor_weeks=2, drift=("flow_shift",), seed=2))
+    runs = {}
+    for runner in ("docker", "subprocess"):
+        home = tmp_path_factory.mktemp(f"{runner}-state")
+        runs[runner] = {"home": home, "stdout": train(home, engine, runner, "--param", f"data={data}", "--param", f"end={END}")}
+    return {"data": data, **runs}
+
+
+def test_the_project_image_holds_the_lock_exactly_and_no_spark(engine, image):
+    from tests.test_lock import pins
+
+    def normal(name: str) -> str:  # PEP 503
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    frozen = engine.docker("run", "--rm", "--network", "none", image["tag"], "pip", "freeze", "--all", "--exclude", "grec").stdout
+    locked = {(normal(n), v) for n, v in pins(containers.LOCKS["project"])}
+    installed = {(normal(n), v) for n, v in (line.split("==") for line in frozen.split() if "==" in line)
+                 if normal(n) not in {"pip", "wheel"} - {name for name, _ in locked}}  # the base image's own pip
+    assert installed == locked, f"only installed {sorted(installed - locked)[:5]}, only locked {sorted(locked - installed)[:5]}"
+    java = engine.docker("run", "--rm", "--network", "none", image["tag"], "sh", "-c", "command -v java", check=False)
+    assert java.returncode != 0, "the default image carries no JRE (the spark variant does)"
+
+
+def test_a_missing_image_is_one_line_naming_it_and_its_build(engine, tmp_path):
+    done = grec(tmp_path / "state", engine, "pipeline", "run", "training", "--local", "--runner", "docker",
+                env={"GREC_IMAGE": "grec-absent/grec:0.0.0"})
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    (line,) = [l for l in done.stdout.splitlines() if l.startswith("error:")]
+    assert "grec-absent/grec:0.0.0" in line and "python deploy/local/containers.py build" in done.stdout
+
+
+def test_training_in_containers_registers_gates_and_packages_as_the_subprocess_runner(storefront):
+    docker, subprocess_run = storefront["docker"], storefront["subprocess"]
+    assert "Registered grec v1; aliases: challenger=v1, champion=v1" in docker["stdout"] and "Bento: grec-ranker:" in docker["stdout"]
+    ours, theirs = gate_of(docker["home"]), gate_of(subprocess_run["home"])
+    assert ours["decision"] == theirs["decision"]
+    assert [t["task"] for t in ours["tasks"]] == [t["task"] for t in theirs["tasks"]]
+    # the same data, seed and threads: the same models, to float noise
+    auc = lambda gate: [np.nan if t["challenger_auc"] is None else t["challenger_auc"] for t in gate["tasks"]]  # noqa: E731
+    np.testing.assert_allclose(auc(ours), auc(theirs), atol=1e-4, equal_nan=True)
+    run = next((docker["home"] / "pipelines").glob("grec-training-*"))
+    written = {p.stat().st_uid for p in run.rglob("*")}
+    assert written == {os.getuid()}, "what the steps wrote belongs to the user who ran them"
+
+
+def test_monitoring_in_containers_flags_the_drifted_week(engine, storefront):
+    home = storefront["docker"]["home"]
+    done = grec(home, engine, "pipeline", "run", "monitoring", "--local", "--runner", "docker", "--param",
+                f"data={storefront['data']}", "--param", f"start={DRIFTED[0]}", "--param", f"end={DRIFTED[1]}")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "against grec v1: DRIFT" in done.stdout
+
+
+def test_a_contract_dataset_trains_in_containers(engine, image, tmp_path):
+    home = tmp_path / "state"
+    data = write_own_logs(tmp_path / "logs" / "shop", n_impressions=8000)
+    init = grec(home, engine, "data", "init", data, *USE_CASE_ARGS)
+    assert init.returncode == 0, init.stdout + init.stderr
+    out = train(home, engine, "docker", "--param", f"data={data}")
+    assert "| APP+BUY |" in out and "Registered grec v1; aliases: challenger=v1, champion=v1" in out
+
+
+class Container:
+    """A running container as grec.serving.bento.wait_ready watches a process: poll() is None while it runs."""
+
+    def __init__(self, engine, name: str):
+        self.engine, self.name = engine, name
+
+    def poll(self) -> int | None:
+        state = json.loads(self.engine.docker("inspect", self.name, "--format", "{{json .State}}").stdout)
+        return None if state["Running"] else state["ExitCode"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranker(engine, storefront):
+    """The ranking service's image, built from the containerized training run's exported Bento."""
+    bento = next(storefront["docker"]["home"].glob("pipelines/grec-training-*/package-service/bento"))
+    return containers.build_ranker(engine, bento)
+
+
+def redis_env(storefront, redis_server) -> dict[str, str]:
+    """The served state's features applied and materialized into Redis as well (what a team does
+    after switching the online store); the environment that selects it, for this process."""
+    from grec.features.store import feature_store, materialize, repo_objects
+    from tests.conftest import redis_settings
+
+    env = redis_settings(redis_server, db=9)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GREC_HOME", str(storefront["docker"]["home"]))
+        for name, value in env.items():
+            mp.setenv(name, value)
+        feature_store().apply(repo_objects())
+        materialize(__import__("pandas").Timestamp(END, tz="UTC"))
+    return env
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_the_rankers_image_serves_the_registry_models_scores_and_stops_on_sigterm(engine, storefront, ranker, store,
+                                                                                  request, monkeypatch):
+    from grec.features.store import OnlineReader
+    from grec.features.training_set import open_source
+    from grec.lifecycle.pyfunc import request_frame, score_frame
+    from grec.lifecycle.registry import Registry
+    from grec.serving.ranker import RankRequest, Ranker
+
+    home = storefront["docker"]["home"]
+    settings = {}
+    if store == "redis":  # the image's own copy of the repository's Redis configuration
+        env = redis_env(storefront, request.getfixturevalue("redis_server"))
+        settings = {"FEAST_FS_YAML_FILE_PATH": "/home/bentoml/bento/src/feature_repo/feature_store.redis.yaml",
+                    "GREC_REDIS": env["GREC_REDIS"]}
+        for name, value in env.items():  # and this process's in-process reference reads the same store
+            monkeypatch.setenv(name, value)
+    port, name = _free_port(), f"grec-ranker-test-{os.getpid()}-{store}"
+    options = [a for k, v in {"GREC_HOME": str(home), **settings}.items() for a in ("-e", f"{k}={v}")]
+    engine.docker("run", "-d", "--name", name, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
+                  *options, "-v", f"{home}:{home}", ranker["tag"], "--host", "127.0.0.1", "--port", str(port))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, Container(engine, name))
+        except RuntimeError as e:
+            raise AssertionError(f"{e}: {engine.docker('logs', name, check=False).stderr[-3000:]}") from None
+        assert httpx.post(f"{url}/metadata", timeout=30).json()["online_store"].split()[0] == store
+        customers = __import__("pandas").read_parquet(storefront["data"] / "impressions.parquet")["customer_id"]
+        body = {"customer_id": int(customers.value_counts().index[0]), "flow": "EUP", "use_case": "CTCVR",
+                "item_ids": list(range(50)), "search_query": "unlimited plan"}
+        answer = httpx.post(f"{url}/rank", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        items = answer.json()["items"]
+        monkeypatch.setenv("GREC_HOME", str(home))
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        model, spec = Registry("grec").load("1")
+        frame = Ranker(model, spec, OnlineReader()).request_frame(RankRequest(**body))[0]
+        expected = dict(zip(frame["item_id"], score_frame(model, spec, request_frame(frame, "CTCVR", spec.input_columns()))))
+        np.testing.assert_allclose([i["score"] for i in items], [expected[i["item_id"]] for i in items], rtol=0, atol=1e-5)
+        rows = request_frame(open_source(next(home.glob("pipelines/grec-training-*/build-features/training_set")),
+                                         splits=("test",)).frame.head(8), np.resize(["CTR", "ATC", "CVR", "CTCVR"], 8),
+                             spec.input_columns())
+        scored = httpx.post(f"{url}/score", json={"rows": rows.to_dict(orient="records")}, timeout=30)
+        assert scored.status_code == 200, scored.text
+        np.testing.assert_allclose(scored.json(), score_frame(model, spec, rows), rtol=0, atol=1e-5)
+        engine.docker("stop", "--time", "30", name)  # SIGTERM; SIGKILL only after 30 s (exit code 137)
+        state = json.loads(engine.docker("inspect", name, "--format", "{{json .State}}").stdout)
+        assert state["Running"] is False and state["ExitCode"] == 0, state
+    finally:
+        engine.docker("rm", "-f", name, check=False)
