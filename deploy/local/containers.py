@@ -27,6 +27,7 @@ linked into deploy/wheels/ (git-ignored), which that `RUN` reads as find-links.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 import re
 import shutil
@@ -104,14 +105,13 @@ class Engine:
 
 
 def _apt_install(*packages: str) -> None:
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise ContainerError(f"{', '.join(packages)} not installed and this machine cannot install them here "
-                             f"(needs apt-get as root): install Debian's {' '.join(packages)}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]):
-        done = subprocess.run(args, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise ContainerError(f"`{' '.join(args)}` failed: {done.stderr[-2000:]}")
+    """services.py's installer (Debian's packages, as root), its refusal as this module's error."""
+    from deploy.local.services import ServiceError, apt_install
+
+    try:
+        apt_install(*packages)
+    except ServiceError as e:
+        raise ContainerError(str(e)) from None
 
 
 def start(root: Path | None = None, timeout: float = 120.0) -> tuple[Engine, bool]:
@@ -221,6 +221,7 @@ def build_base(engine: Engine, tag: str = LOCAL_BASE, log=print) -> str:
 
 # -- the project's images -----------------------------------------------------------------------
 
+@functools.cache
 def _pip_config() -> dict[str, str]:
     """The host pip's settings that a build behind the same proxy needs (`pip config list`)."""
     done = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True)
@@ -419,4 +420,5 @@ def build_command(variant: Annotated[str, typer.Option(help="project, or spark (
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))  # deploy.local.services, run as a script
     app()

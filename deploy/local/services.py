@@ -121,12 +121,13 @@ def _spawn(args: list[str], log: Path, env: dict | None = None) -> subprocess.Po
                                 start_new_session=True)
 
 
-def _apt_install(package: str) -> None:
+def apt_install(*packages: str) -> None:
+    """Debian's `packages`, installed with apt-get as root (the servers and tools a test needs)."""
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise ServiceError(f"{package} is not installed and this machine cannot install it here "
-                           f"(needs apt-get as root): install Debian's {package}")
+        raise ServiceError(f"{' '.join(packages)} not installed and this machine cannot install it here "
+                           f"(needs apt-get as root): install Debian's {' '.join(packages)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]):
+    for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]):
         done = subprocess.run(args, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise ServiceError(f"`{' '.join(args)}` failed: {done.stderr[-2000:]}")
@@ -161,7 +162,7 @@ def _postgres_home(root: Path) -> Path:
 
 def start_postgres(root: Path) -> Service:
     if not (POSTGRES_BIN / "initdb").exists():
-        _apt_install("postgresql-15")
+        apt_install("postgresql-15")
     folder = _postgres_home(root)
     data, log, port = folder / "data", folder / "postgres.log", _free_port()
     as_pg = _as_postgres_user()
@@ -232,7 +233,7 @@ def start_mlflow(root: Path, postgres: Service, s3: Service) -> Service:
 
 def start_redis(root: Path) -> Service:
     if not REDIS_SERVER.exists():
-        _apt_install("redis-server")
+        apt_install("redis-server")
     folder = root / "redis"
     folder.mkdir(parents=True, exist_ok=True)
     log, port = folder / "redis.log", _free_port()
@@ -264,7 +265,7 @@ def ensure_java() -> str:
     if java_home and (Path(java_home) / "bin" / "java").exists():
         return str(Path(java_home) / "bin" / "java")
     if shutil.which("java") is None:
-        _apt_install(JAVA_PACKAGE)
+        apt_install(JAVA_PACKAGE)
     return shutil.which("java") or ""
 
 

@@ -50,7 +50,9 @@ def run_local(name: str, params: dict | None = None, pipeline_root: Path | None 
     if runner not in RUNNERS:
         raise PipelineError(f"unknown runner {runner!r}; known: {', '.join(RUNNERS)}")
     params = dict(params or {})
-    for key in ("data", "gate_policy", "drift_policy"):  # a task may run elsewhere (a container): full paths
+    from grec.pipeline.containers import INPUT_PATHS
+
+    for key in INPUT_PATHS:  # a task may run elsewhere (a container): the user's inputs by their full paths
         if params.get(key):
             params[key] = str(Path(params[key]).resolve())
     fn = pipeline(name)
