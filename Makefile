@@ -54,13 +54,15 @@ test: $(STAMP)
 
 # Re-resolve the lock from pyproject.toml (needs uv and the package index): uv.lock is the lock
 # (every platform, exact versions); requirements.lock is its export for this project's pip
-# install and the project image (with the dev and spark extras), deploy/requirements-serving.lock
-# the ranking service's Bento and the project image (no extras: no test tools, no pyspark),
-# deploy/requirements-spark.lock the image's Spark variant (the spark extra); tests/test_lock.py checks them.
+# install (with the dev and spark extras); deploy/requirements-serving.lock the `ranker` dependency
+# group alone (the ranking service's Bento and image: what `bentoml serve` imports),
+# deploy/requirements-project.lock the project image's (no extras: no test tools, no pyspark),
+# deploy/requirements-spark.lock its Spark variant's (the spark extra); tests/test_lock.py checks them.
 lock:
 	uv lock
 	uv export --frozen --extra dev --extra spark --no-emit-project --no-hashes -o requirements.lock
-	uv export --frozen --no-emit-project --no-hashes -o deploy/requirements-serving.lock
+	uv export --frozen --only-group ranker --no-emit-project --no-hashes -o deploy/requirements-serving.lock
+	uv export --frozen --no-emit-project --no-hashes -o deploy/requirements-project.lock
 	uv export --frozen --extra spark --no-emit-project --no-hashes -o deploy/requirements-spark.lock
 
 bench: $(STAMP)

@@ -47,8 +47,11 @@ DOCKERD = Path("/usr/sbin/dockerd")  # Debian's docker.io
 DOCKER = Path("/usr/bin/docker")  # Debian's client: BuildKit built in (another `docker` may be first on PATH)
 DEBOOTSTRAP = Path("/usr/sbin/debootstrap")
 WHEELS = REPO / "deploy" / "wheels"
-LOCKS = {"project": REPO / "deploy" / "requirements-serving.lock", "spark": REPO / "deploy" / "requirements-spark.lock",
-         "ranker": REPO / "deploy" / "requirements-serving.lock"}
+# What each image variant holds, exactly: the ranker the `ranker` dependency group's lock; the
+# project image that plus the rest of the project's dependencies (on the same first layer); spark
+# the project image plus the spark extra.
+LOCKS = {"ranker": REPO / "deploy" / "requirements-serving.lock", "project": REPO / "deploy" / "requirements-project.lock",
+         "spark": REPO / "deploy" / "requirements-spark.lock"}
 # The public base the Dockerfiles name (what users pull), and the stand-in built from Debian's
 # packages where no registry answers (the same Python, Debian bookworm, tagged locally).
 PUBLIC_BASE = "python:3.11-slim"
@@ -255,10 +258,11 @@ def proxy_secrets(folder: Path) -> list[str]:
     return args
 
 
-def link_local_wheels(lock: Path) -> list[str]:
-    """Wheels the lock pins with a local version (torch's `+cpu`) that the host's pip finds in its
+def link_local_wheels(*locks: Path) -> list[str]:
+    """Wheels the locks pin with a local version (torch's `+cpu`) that the host's pip finds in its
     find-links folders, hard-linked (or copied) into deploy/wheels/; returns their names."""
-    wanted = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+\+\S+?)(?:\s|$)", lock.read_text(), re.M)
+    wanted = sorted({pin for lock in locks
+                     for pin in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+\+\S+?)(?:\s|$)", lock.read_text(), re.M)})
     folders = [Path(f) for f in (os.environ.get("PIP_FIND_LINKS") or _pip_config().get("find-links", "")).split()
                if Path(f).is_dir()]
     linked = []
@@ -286,7 +290,7 @@ def build_image(engine: Engine, tag: str, variant: str = "project", base: str | 
         base = PUBLIC_BASE if engine.has_image(PUBLIC_BASE) else LOCAL_BASE
         if base == LOCAL_BASE and not engine.has_image(LOCAL_BASE):
             build_base(engine, LOCAL_BASE, log=log)
-    local_wheels = link_local_wheels(LOCKS[variant])
+    local_wheels = link_local_wheels(*LOCKS.values())  # every stage's, the first layer's among them
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="grec-build-") as folder:
         args = ["build", "--network", "host", "-f", str(REPO / "deploy" / "Dockerfile"), "--target", variant,

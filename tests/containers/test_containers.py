@@ -88,17 +88,31 @@ def storefront(engine, image, tmp_path_factory):
     return {"data": data, **runs}
 
 
-def test_the_project_image_holds_the_lock_exactly_and_no_spark(engine, image):
+def normal(name: str) -> str:  # PEP 503
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked(variant: str) -> set[tuple[str, str]]:
+    """(name, version) of every pin of the variant's lock file."""
     from tests.test_lock import pins
 
-    def normal(name: str) -> str:  # PEP 503
-        return re.sub(r"[-_.]+", "-", name).lower()
+    return {(normal(n), v) for n, v in pins(containers.LOCKS[variant])}
 
-    frozen = engine.docker("run", "--rm", "--network", "none", image["tag"], "pip", "freeze", "--all", "--exclude", "grec").stdout
-    locked = {(normal(n), v) for n, v in pins(containers.LOCKS["project"])}
-    installed = {(normal(n), v) for n, v in (line.split("==") for line in frozen.split() if "==" in line)
-                 if normal(n) not in {"pip", "wheel"} - {name for name, _ in locked}}  # the base image's own pip
-    assert installed == locked, f"only installed {sorted(installed - locked)[:5]}, only locked {sorted(locked - installed)[:5]}"
+
+def installed(engine, tag: str, want: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(name, version) of every distribution in the image but the project and the base image's own
+    pip and wheel (unless the lock pins them)."""
+    frozen = engine.docker("run", "--rm", "--network", "none", "--entrypoint", "pip", tag,
+                           "freeze", "--all", "--exclude", "grec").stdout
+    base_tools = {"pip", "wheel"} - {name for name, _ in want}
+    return {(normal(n), v) for n, v in (line.split("==") for line in frozen.split() if "==" in line)
+            if normal(n) not in base_tools}
+
+
+def test_the_project_image_holds_the_lock_exactly_and_no_spark(engine, image):
+    want = locked("project")
+    have = installed(engine, image["tag"], want)
+    assert have == want, f"only installed {sorted(have - want)[:5]}, only locked {sorted(want - have)[:5]}"
     java = engine.docker("run", "--rm", "--network", "none", image["tag"], "sh", "-c", "command -v java", check=False)
     assert java.returncode != 0, "the default image carries no JRE (the spark variant does)"
 
@@ -164,6 +178,15 @@ def ranker(engine, storefront):
     """The ranking service's image, built from the containerized training run's exported Bento."""
     bento = next(storefront["docker"]["home"].glob("pipelines/grec-training-*/package-service/bento"))
     return containers.build_ranker(engine, bento)
+
+
+def test_the_rankers_image_holds_the_services_lock_alone(engine, image, ranker):
+    """The ranking service's image: the `ranker` group's lock exactly, none of the pipeline's tools,
+    and the smaller of the two images (their first layer is one)."""
+    want = locked("ranker")
+    have = installed(engine, ranker["tag"], want)
+    assert have == want, f"only installed {sorted(have - want)[:5]}, only locked {sorted(want - have)[:5]}"
+    assert ranker["size"] < image["size"], f"the ranker's image ({ranker['size']} B) is the smaller one ({image['size']} B)"
 
 
 def redis_env(storefront, redis_server) -> dict[str, str]:
