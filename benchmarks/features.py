@@ -109,7 +109,7 @@ def main(
     with tempfile.TemporaryDirectory() as home:
         os.environ["GREC_HOME"] = home
         from grec import settings
-        from grec.data.dataset import load_table
+        from grec.data.tables import load_table
         from grec.data.schema import IMPRESSIONS, ITEMS
         from grec.data.simulate import SimulationConfig, simulate_to
         from grec.data.text import SentenceEncoder

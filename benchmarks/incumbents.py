@@ -48,7 +48,7 @@ def run(impressions: int, train_weeks: int, seeds: list[int], epochs: int, model
         keep: Path | None = None) -> dict:
     """The comparison; with `keep`, each trained (model, seed) is kept there and reused."""
     from grec.benchmark import ABLATIONS, CEILINGS, MODELS, TrainedCache, compare
-    from grec.data.dataset import load_dataset
+    from grec.features.training_set import load_dataset
     from grec.data.simulate import SimulationConfig, simulate_to
     from grec.train import TrainConfig
 

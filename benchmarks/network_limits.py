@@ -49,7 +49,7 @@ VARIANTS = {
 def run(impressions: int, epochs: int, variants: list[str], log=typer.echo) -> dict:
     import torch
 
-    from grec.data.dataset import load_dataset
+    from grec.features.training_set import load_dataset
     from grec.data.simulate import SimulationConfig, simulate_to
     from grec.evaluate import mean_auc_by_use_case, predict
     from grec.model.checkpoint import build_model, model_config

@@ -161,7 +161,7 @@ def main(
     out: Annotated[Path, typer.Option(help="Results folder")] = Path(__file__).resolve().parent / "results",
     render: Annotated[bool, typer.Option(help="Only rewrite the markdown (and conclusions) from the results JSON")] = False,
 ):
-    from grec.data.dataset import load_dataset
+    from grec.features.training_set import load_dataset
     from grec.data.simulate import SimulationConfig, simulate_to
 
     if render:

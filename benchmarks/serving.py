@@ -37,7 +37,7 @@ import typer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_results  # noqa: E402
 
-from grec.data.dataset import Batch, Features  # noqa: E402
+from grec.data.batch import Batch, Features  # noqa: E402
 from grec.model.baselines import BaselineConfig  # noqa: E402
 from grec.model.checkpoint import build_model  # noqa: E402
 from grec.model.grec import GRecConfig  # noqa: E402

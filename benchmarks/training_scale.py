@@ -48,7 +48,7 @@ NAME = "training_scale"
 
 def build_sets(folder: Path, base: int, sizes: list[int], log) -> dict[int, Path]:
     """The base training set, and one per larger size with its training shards repeated."""
-    from grec.data.dataset import split_masks
+    from grec.data.split import split_masks
     from grec.data.simulate import SimulationConfig, simulate_to
     from grec.features.training_set import RAW_JOIN, open_source, write_training_set
 

@@ -12,7 +12,8 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from grec.data.dataset import Dataset, TaskRows
+from grec.data.dataset import Dataset
+from grec.data.task_rows import TaskRows
 from grec.data.schema import TELECOM_TASKS
 from grec.model.checkpoint import device_of
 

@@ -27,7 +27,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from grec import distributed
-from grec.data.dataset import Batch, Dataset, TaskRows
+from grec.data.batch import Batch
+from grec.data.dataset import Dataset
+from grec.data.task_rows import TaskRows
 from grec.data.order import BUFFER_BLOCKS
 from grec.data.schema import SchemaError
 from grec.data.stream import StreamedRows

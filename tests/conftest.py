@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from grec.data.dataset import Batch, Features
+from grec.data.batch import Batch, Features
 
 # `make test` runs the suite on pytest-xdist workers, one per core. Each worker, and every process
 # it starts (pipeline steps, torchrun ranks, servers), gets its share of the cores: torch's default
@@ -121,7 +121,7 @@ def small_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def texts(small_data, tmp_path_factory):
     """A text-embedding table holding every query and description of `small_data`."""
-    from grec.data.dataset import load_tables
+    from grec.data.tables import load_tables
     from grec.data.text import ENCODER_NAME, TextEmbeddingStore
 
     store = TextEmbeddingStore(tmp_path_factory.mktemp("texts") / f"text_embeddings-{ENCODER_NAME}.parquet")
@@ -150,7 +150,7 @@ def jobs_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def jobs_dataset(jobs_data, tmp_path_factory):
     """The job board's dataset, its texts encoded once for the session (shared like `texts`)."""
-    from grec.data.dataset import load_dataset
+    from grec.features.training_set import load_dataset
     from grec.data.text import ENCODER_NAME, TextEmbeddingStore
 
     store = TextEmbeddingStore(tmp_path_factory.mktemp("jobs-texts") / f"text_embeddings-{ENCODER_NAME}.parquet")
@@ -161,7 +161,7 @@ def jobs_dataset(jobs_data, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_dataset(small_data, texts):
-    from grec.data.dataset import load_dataset
+    from grec.features.training_set import load_dataset
 
     return load_dataset(small_data, texts=texts)
 
@@ -169,7 +169,7 @@ def small_dataset(small_data, texts):
 def simulated_training_set(folder: Path, **config) -> Path:
     """A simulated storefront under folder/data (SimulationConfig(**config)) written as a training
     set (the raw join, as `grec features training-set` lays it out) to folder/set."""
-    from grec.data.dataset import split_masks
+    from grec.data.split import split_masks
     from grec.data.simulate import SimulationConfig, simulate_to
     from grec.features.training_set import RAW_JOIN, open_source, write_training_set
 

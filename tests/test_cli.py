@@ -3,6 +3,7 @@ train (tracked, registered) -> evaluate -> registry promote / status."""
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from grec.cli import app
@@ -52,6 +53,19 @@ def test_simulate_validate_features_train_evaluate(fresh_state, monkeypatch):
     assert tags["grec.gate.by"] == "cli-test" and tags["grec.gate.against"] == "none"
     assert status["aliases"].get("champion") == ("1" if tags["grec.gate.decision"] == "promote" else None)
     assert "challenger" in invoke("registry", "status").output
+    # `grec evaluate` without --model judges a registered version, the champion by default
+    result = invoke("evaluate", "--version", "grec/1", "--training-set", training_set)
+    assert "grec v1 on the test window" in result.output
+    by_registry = json.loads((fresh_state / "reports" / "evaluate" / "grec-v1-test.json").read_text())
+    def figures(r):
+        return {f"{task}/{k}": v for task, m in r["by_task"].items() for k, v in m.items() if isinstance(v, (int, float))}
+    assert figures(by_registry) == pytest.approx(figures(report), abs=1e-6, nan_ok=True), \
+        "the registered pyfunc's model scores as the folder's"
+    result = runner.invoke(app, ["evaluate", "--training-set", str(training_set)])
+    if status["aliases"].get("champion"):
+        assert result.exit_code == 0 and "grec v1 (champion) on the test window" in result.output, result.output
+    else:
+        assert result.exit_code != 0 and "no version with the alias 'champion'" in result.output, result.output
 
 
 def test_a_baseline_trains_through_the_same_command(fresh_state):
@@ -67,6 +81,10 @@ def test_bad_options_get_clear_errors(fresh_state):
     assert result.exit_code != 0 and "CVR=zero" in result.output
     result = runner.invoke(app, ["evaluate", "--model", fresh_state / "nothing"])
     assert result.exit_code != 0 and "no trained model" in result.output
+    result = runner.invoke(app, ["evaluate"])  # nothing registered in a fresh state folder
+    assert result.exit_code != 0 and "no version with the alias 'champion'" in result.output, result.output
+    result = runner.invoke(app, ["evaluate", "--version", "grec:latest"])
+    assert result.exit_code != 0 and "NAME@ALIAS or NAME/VERSION" in result.output, result.output
 
 
 def test_validate_exits_non_zero_and_names_the_failure(fresh_state):

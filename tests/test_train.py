@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from grec.data.dataset import load_dataset
+from grec.features.training_set import load_dataset
 from grec.evaluate import evaluate, predict
 from grec.model.checkpoint import build_model, model_config
 from grec.model.grec import GRecConfig

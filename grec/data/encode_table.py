@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from grec.data.dataset import FeatureSpec, Features, _pad_flat, _signed_log1p
+from grec.data.batch import Features
+from grec.data.spec import FeatureSpec, pad_flat, signed_log1p
 from grec.data.schema import SchemaError
 from grec.data.text import TextEmbeddingStore
 
@@ -99,17 +100,17 @@ def encode_table(spec: FeatureSpec, table: pa.Table, texts: TextEmbeddingStore) 
     item = _numpy(table, "item_id")
     seq_items, seq_items_len = _lists(table, "viewed_item_ids")
     seq_pages, seq_pages_len = _lists(table, "visited_page_ids")
-    history = _pad_flat(seq_items.astype(np.int64, copy=False), seq_items_len, spec.seq_len, 2, spec.n_items)
+    history = pad_flat(seq_items.astype(np.int64, copy=False), seq_items_len, spec.seq_len, 2, spec.n_items)
     seq_categorical, seq_numerical = spec.history_attributes(history)
     arrays = dict(
         context_categorical=_codes(table, spec.context_categorical, spec.context_cardinalities),
-        context_numerical=_signed_log1p(_numbers(table, spec.context_numerical)),
+        context_numerical=signed_log1p(_numbers(table, spec.context_numerical)),
         item=np.where((item < 0) | (item >= spec.n_items), 1, item + 2),
         item_categorical=_codes(table, spec.item_categorical, spec.item_cardinalities),
-        item_numerical=_signed_log1p(_numbers(table, spec.item_numerical)),
+        item_numerical=signed_log1p(_numbers(table, spec.item_numerical)),
         item_image=image.astype(np.float32, copy=False).reshape(n, spec.image_dim),
         seq_items=history,
-        seq_pages=_pad_flat(seq_pages.astype(np.int64, copy=False), seq_pages_len, spec.seq_len, 2, spec.n_pages),
+        seq_pages=pad_flat(seq_pages.astype(np.int64, copy=False), seq_pages_len, spec.seq_len, 2, spec.n_pages),
         flow=flows.to_numpy().astype(np.int64),
         seq_item_categorical=seq_categorical,
         seq_item_numerical=seq_numerical,

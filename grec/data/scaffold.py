@@ -567,7 +567,7 @@ def write_draft(draft: Draft, force: bool = False) -> Path:
     """Write contract.json: first into a temporary folder beside it, read back there by the
     platform's reader, the tables cast where the draft needs it and checked against it, and only
     then renamed into place (nothing half-written, nothing the readers would refuse)."""
-    from grec.data.dataset import check_arrow_schema  # imports torch: only when writing
+    from grec.data.tables import check_arrow_schema  # imports torch: only when writing
 
     refuse_existing(draft.data_dir, force)
     tmp = Path(tempfile.mkdtemp(prefix=".contract-", dir=draft.data_dir))

@@ -118,7 +118,7 @@ class Column:
     """One column of a table. `dtype` is the pandas dtype as stored in parquet and read back.
 
     Categorical features are non-negative integer codes; vocabulary sizes are fitted from data
-    (see grec.data.dataset.FeatureSpec) so real datasets with other cardinalities fit the same contract.
+    (see grec.data.spec.FeatureSpec) so real datasets with other cardinalities fit the same contract.
     """
 
     name: str
@@ -216,7 +216,7 @@ ITEM_NUMERICAL = ITEMS.names(Role.ITEM_NUMERICAL)
 
 
 # How each contract dtype is stored in parquet. Readers also accept the equivalent wider forms
-# (large strings and lists, fixed-size lists, any timestamp unit): see grec.data.dataset.
+# (large strings and lists, fixed-size lists, any timestamp unit): see grec.data.tables.
 ARROW_TYPES: dict[str, pa.DataType] = {
     "int64": pa.int64(),
     "int8": pa.int8(),

@@ -32,14 +32,17 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import torch
 
-from grec.data.contract import read_contract
-from grec.data.dataset import Batch, FeatureSpec, Labels, TaskRows, build_task_rows, check_arrow_schema
+from grec.data.contract import SPLITS, read_contract
+from grec.data.batch import Batch
+from grec.data.spec import FeatureSpec
+from grec.data.tables import check_arrow_schema
+from grec.data.task_rows import Labels, TaskRows, build_task_rows
 from grec.data.encode_table import encode_table
+from grec.data.manifest import read_manifest
 from grec.data.order import BUFFER_BLOCKS, epoch_order, rank_batches, visit_rank
 from grec.data.schema import SchemaError, oracle_columns
 from grec.data.text import TextEmbeddingStore
 
-SPLITS = ("train", "valid", "test")
 
 
 class ParquetSplit:
@@ -88,8 +91,6 @@ class StreamingDataset:
 
     def __init__(self, set_dir: Path, upsample: dict[str, int] | None = None, spec: FeatureSpec | None = None,
                  texts: TextEmbeddingStore | None = None, splits: tuple[str, ...] = SPLITS):
-        from grec.features.training_set import read_manifest  # it builds on grec.data
-
         set_dir = Path(set_dir)
         manifest = read_manifest(set_dir)
         contract = read_contract(set_dir)

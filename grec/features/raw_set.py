@@ -22,9 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from grec.data.contract import CONTRACT_FILE, TELECOM, Contract
-from grec.data.dataset import (TimeSplit, check_arrow_schema, check_missing_values, join_tables, load_table,
-                               read_parquet, require_file, split_masks)
+from grec.data.contract import CONTRACT_FILE, SPLITS, TELECOM, Contract
+from grec.data.manifest import MANIFEST, TrainingSetManifest, file_sha256
+from grec.data.split import TimeSplit, split_masks
+from grec.data.tables import check_arrow_schema, check_missing_values, join_tables, load_table, read_parquet, require_file
 from grec.data.order import BLOCK_ROWS
 from grec.data.schema import SchemaError
 from grec.io import atomic_folder, write_json
@@ -89,8 +90,6 @@ def write_raw_training_set(data_dir: Path, out_dir: Path, contract: Contract, te
     or not at all), split as the in-memory join splits them (the last `test_days`, `valid_days`
     before, or the contract's split column); returns the rows per split. Errors name the file,
     column and row as loading the tables whole does."""
-    from grec.features.training_set import MANIFEST, SPLITS, TrainingSetManifest, _sha256
-
     data_dir = Path(data_dir)
     impressions = contract.tables["impressions"]
     path = data_dir / impressions.file
@@ -119,7 +118,7 @@ def write_raw_training_set(data_dir: Path, out_dir: Path, contract: Contract, te
         for writer in writers.values():
             writer.close()
         rows = {name: writer.rows for name, writer in writers.items()}
-        manifest = TrainingSetManifest(feature_service=feature_service, source=str(path), source_sha256=_sha256(path),
+        manifest = TrainingSetManifest(feature_service=feature_service, source=str(path), source_sha256=file_sha256(path),
                                        rows=rows, split={k: v.isoformat() for k, v in asdict(split).items()},
                                        columns=columns, contract=contract.name, split_column=contract.split,
                                        raw_fingerprint=fingerprint)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from grec import settings
 from grec.data.contract import CONTRACT_FILE, TELECOM, Contract, read_contract, to_arrow
-from grec.data.dataset import load_tables
+from grec.data.tables import load_tables
 from grec.data.schema import Column, Role, Table
 from grec.data.text import ENCODER_NAME, TextEmbeddingStore, text_hash
 from grec.io import atomic_folder, write_json, write_parquet

@@ -2,14 +2,13 @@
 
 Each impression asks the offline store for the feature values known at its own timestamp (never
 later), through the versioned training feature service. The result has exactly one row per
-impression, in the same flat shape `grec.data.dataset.join_tables` produces, split by time into
+impression, in the same flat shape `grec.data.tables.join_tables` produces, split by time into
 train / valid / test parquet files with a manifest beside them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,9 +19,12 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from grec import settings
-from grec.data.contract import CONTRACT_FILE, TELECOM, Contract, read_contract
-from grec.data.dataset import (Dataset, FeatureSpec, TimeSplit, dataset_from_frame, join_tables, load_table, load_tables,
-                               split_masks)
+from grec.data.contract import CONTRACT_FILE, SPLITS, TELECOM, Contract, read_contract
+from grec.data.manifest import MANIFEST, TrainingSetManifest, file_sha256, read_manifest
+from grec.data.dataset import Dataset, dataset_from_frame
+from grec.data.spec import FeatureSpec
+from grec.data.split import TimeSplit, split_masks
+from grec.data.tables import join_tables, load_table, load_tables
 from grec.data.order import BLOCK_ROWS
 from grec.data.stream import StreamingDataset
 from grec.data.text import EMBEDDING_DIM, TextEmbeddingStore
@@ -32,8 +34,6 @@ from grec.features.raw_set import joined_bytes, write_raw_training_set
 from grec.features.store import TRAINING_SERVICE, feature_store, require_offline_engine
 from grec.io import atomic_folder, write_json, write_parquet
 
-SPLITS = ("train", "valid", "test")
-MANIFEST = "manifest.json"
 # What goes to the offline store: the join keys and the time. The rest of the impression log
 # (labels, page, search text, and the behaviour sequences as the service saw them when it ranked)
 # is joined back by impression id: sending it through the store's join would only slow it down.
@@ -48,32 +48,6 @@ MAX_LOST_SHARE = 0.001
 
 class TrainingSetError(SchemaError):
     """The feature store could not give every impression its features."""
-
-
-@dataclass
-class TrainingSetManifest:
-    feature_service: str
-    source: str  # the impressions file
-    source_sha256: str
-    rows: dict[str, int]
-    split: dict[str, str]  # valid_start, test_start, end (ISO)
-    columns: list[str]
-    contract: str = TELECOM.name  # the data's contract (contract.json beside the splits unless the storefront's)
-    split_column: str | None = None  # the contract's split column, where rows are not split by time
-    raw_fingerprint: str | None = None  # a set written from raw tables (grec.features.raw_set): their files and split
-    # impressions the feature store had no value for, left out under the policy: {what: {rows, first, last, example}}
-    left_out: dict[str, dict] = field(default_factory=dict)
-
-    def time_split(self) -> TimeSplit:
-        return TimeSplit(**{k: pd.Timestamp(v) for k, v in self.split.items()})
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _lost_by_view(entity_df: pd.DataFrame, lost: np.ndarray, store) -> dict[str, dict]:
@@ -235,7 +209,7 @@ def write_training_set(out_dir: Path, frame: pd.DataFrame, masks: dict[str, np.n
         manifest = TrainingSetManifest(
             feature_service=feature_service,
             source=str(source),
-            source_sha256=_sha256(source),
+            source_sha256=file_sha256(source),
             rows={name: int(masks[name].sum()) for name in SPLITS},
             split={k: v.isoformat() for k, v in asdict(split).items()},
             columns=list(frame.columns),
@@ -249,17 +223,22 @@ def write_training_set(out_dir: Path, frame: pd.DataFrame, masks: dict[str, np.n
     return manifest
 
 
-def read_manifest(set_dir: Path) -> TrainingSetManifest:
-    path = Path(set_dir) / MANIFEST
-    if not path.exists():
-        raise SchemaError(f"{set_dir}: not a training set (no {MANIFEST}); build one with `grec features training-set`")
-    return TrainingSetManifest(**json.loads(path.read_text()))
-
-
 def load_training_set(set_dir: Path, upsample: dict[str, int] | None = None, spec: FeatureSpec | None = None,
                       texts: TextEmbeddingStore | None = None) -> Dataset:
     """A built training set -> Dataset, with the split it was built with."""
     return open_source(set_dir).dataset(upsample, spec, texts)
+
+
+def load_dataset(
+    data_dir: Path,
+    upsample: dict[str, int] | None = None,
+    test_days: int = 7,
+    valid_days: int = 7,
+    spec: FeatureSpec | None = None,
+    texts: TextEmbeddingStore | None = None,
+) -> Dataset:
+    """Raw tables in `data_dir` -> Dataset, the last `test_days` held out and `valid_days` before."""
+    return open_source(data_dir, test_days=test_days, valid_days=valid_days).dataset(upsample, spec, texts)
 
 
 RAW_JOIN = "raw-join"  # the feature_service recorded for data read from raw tables
@@ -363,7 +342,7 @@ def _fingerprint(paths: list[Path]) -> str:
     for path in paths:
         for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
             if file.is_file():
-                digest.update(f"{file.relative_to(path.parent)}:{_sha256(file)};".encode())
+                digest.update(f"{file.relative_to(path.parent)}:{file_sha256(file)};".encode())
     return digest.hexdigest()
 
 

@@ -49,7 +49,7 @@ class GRecPyfunc(mlflow.pyfunc.PythonModel):
 @torch.no_grad()
 def score_frame(model: torch.nn.Module, spec, frame: pd.DataFrame, batch_size: int = 8192) -> np.ndarray:
     """(N,) probability of each row's task (its flow + its `use_case`)."""
-    from grec.data.dataset import Batch
+    from grec.data.batch import Batch
 
     missing = [c for c in [*spec.input_columns(), "use_case"] if c not in frame.columns]
     if missing:
@@ -79,7 +79,7 @@ def score_use_cases(model: torch.nn.Module, spec, frame: pd.DataFrame, batch_siz
     own flow). One Batch scores all U rows of an example, so the input layer encodes it once (drift
     scores every training-reference row for every use case: 4x fewer encodings than score_frame
     per use case)."""
-    from grec.data.dataset import Batch
+    from grec.data.batch import Batch
     from grec.model.checkpoint import device_of
 
     missing = [c for c in spec.input_columns() if c not in frame.columns]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grec.data.dataset import Batch
+from grec.data.batch import Batch
 from grec.model.grec import ModelOutput, MultiTaskNet
 from grec.model.inputs import InputConfig
 from grec.model.moe import MoEOutput, StackedExperts

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from grec.data.dataset import FeatureSpec
+from grec.data.spec import FeatureSpec
 from grec.io import atomic_folder
 from grec.model.baselines import BaselineConfig, MMoE, SharedBottom, SingleTask
 from grec.model.grec import GRec, GRecConfig, config_to_json

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from grec.data.dataset import Batch
+from grec.data.batch import Batch
 from grec.model.attention import ParallelBlock
 from grec.model.inputs import N_TOKENS, InputConfig, InputLayer
 from grec.model.moe import MoEOutput, Routing, SparseMoE, route

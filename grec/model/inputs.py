@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grec.data.dataset import Batch, FeatureSpec, Features
+from grec.data.batch import Batch, Features
+from grec.data.spec import FeatureSpec
 from grec.model.attention import ParallelBlock
 from grec.model.interactions import CandidateMatches, FieldVectors, HistoryAttributes, ProfileMatches
 from grec.model.match import N_NETWORK_INPUTS, attribute_network_inputs, n_attribute_inputs, network_inputs

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from grec.data.dataset import Features
+from grec.data.batch import Features
 from grec.model.match import known_history
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from grec.data.dataset import Features
+from grec.data.batch import Features
 
 NAMES = ("query_description_cosine", "candidate_viewed", "candidate_views", "candidate_last_viewed_ago", "history_length")
 N_NETWORK_INPUTS = 6

@@ -27,7 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from grec.data.dataset import Batch, Dataset, FeatureSpec, Features, TaskRows
+from grec.data.batch import Batch, Features
+from grec.data.dataset import Dataset
+from grec.data.spec import FeatureSpec
+from grec.data.task_rows import TaskRows
 from grec.model import match
 from grec.model.grec import ModelOutput
 

@@ -11,13 +11,16 @@ of pipelines/cluster.py.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import tempfile
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 from grec import settings
 from grec.errors import UserError
+from grec.pipeline.progress import quiet_run
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINES = ("training", "monitoring")
@@ -40,11 +43,12 @@ RUNNERS = ("subprocess", "docker")
 
 
 def run_local(name: str, params: dict | None = None, pipeline_root: Path | None = None,
-              runner: str = "subprocess") -> Path:
+              runner: str = "subprocess", log: Path | None = None) -> Path:
     """Run the pipeline locally, task by task; raises PipelineError naming the failed task.
     Returns the run's folder of outputs. runner: "subprocess" (each task a process of this
     environment) or "docker" (each task a container of the component image, with what a pod gets:
-    grec.pipeline.containers)."""
+    grec.pipeline.containers). With `log`, what kfp prints (every task's streams) goes to that file
+    and the terminal gets one line per step (grec.pipeline.progress); without, all of it is printed."""
     from kfp import local
 
     if runner not in RUNNERS:
@@ -73,7 +77,7 @@ def run_local(name: str, params: dict | None = None, pipeline_root: Path | None 
     if "train_on" in (fn.component_spec.inputs or {}):  # no cluster here: train in the step unless told
         params = {"train_on": "process", **params}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), (quiet_run(log) if log else nullcontext()):
             # Known and harmless here: the project image is not pulled locally (the current
             # environment is that image's), and display names are for the cluster UI.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
@@ -81,7 +85,8 @@ def run_local(name: str, params: dict | None = None, pipeline_root: Path | None 
             fn(**params)
     except RuntimeError as e:  # kfp reports a failed task as RuntimeError("Task '...' finished with status FAILURE")
         _finish(root, before, claim, "failed")
-        raise PipelineError(f"pipeline {name} failed: {e}") from None
+        failed = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+        raise PipelineError(f"pipeline {name} failed: {failed}" + (f"; its full log: {log}" if log else "")) from None
     return _finish(root, before, claim, "succeeded") or root
 
 

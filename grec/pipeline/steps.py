@@ -42,7 +42,7 @@ def snapshot_window(data_dir: Path, start: str, end: str, out_dir: Path, now: pd
     window leaves out, said, not dropped in silence. Rows stamped after `now` (default: the clock)
     are among them only to be refused by validate_window (a clock error or a shifted export)."""
     from grec.data.contract import read_contract, write_tables
-    from grec.data.dataset import load_tables
+    from grec.data.tables import load_tables
 
     lo, hi = _utc(start), _utc(end)
     now = now if now is not None else pd.Timestamp.now(tz="UTC")

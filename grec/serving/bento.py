@@ -53,39 +53,6 @@ def build(model_tag: str) -> str:
     return str(bentoml.bentos.build_bentofile(str(BENTOFILE), build_ctx=str(REPO)).tag)
 
 
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-def run_server(args: list[str], env: dict, grace_seconds: float = 60.0) -> int:
-    """Run `args` (`bentoml serve ...`) as this process's child and return its exit code. A SIGTERM,
-    SIGINT or SIGHUP to this process is passed on to the server, then its end awaited (BentoML
-    stops its workers, the service's shutdown hook flushes the prediction log); past
-    `grace_seconds` its whole process group is killed. The server runs in a session of its own, so
-    a terminal's Ctrl-C reaches it once, through here, not twice."""
-    proc = subprocess.Popen(args, env=env, start_new_session=True)
-    deadline: list[float] = []  # set by the first signal
-
-    def forward(signum, _frame):
-        if not deadline:
-            deadline.append(time.monotonic() + grace_seconds)
-            proc.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
-    try:
-        while True:
-            try:
-                return proc.wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
-                if deadline and time.monotonic() > deadline[0]:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    return proc.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if proc.poll() is None:  # this process itself is failing: leave nothing serving behind
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 @contextmanager
 def local_service(state: Path, port: int | None = None, timeout: float = 180.0):
     """`grec serve` for the state folder `state` on a free loopback port, in its own process group;

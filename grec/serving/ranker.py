@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from grec.data.dataset import Batch, FeatureSpec
+from grec.data.batch import Batch
+from grec.data.spec import FeatureSpec
 from grec.data.text import SentenceEncoder, text_hash
 from grec.errors import UserError
 from grec.serving.limits import MAX_CANDIDATES, MAX_ID, MAX_TEXT_CHARS

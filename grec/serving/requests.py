@@ -13,11 +13,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
-from grec.data.dataset import FeatureSpec
+from grec.data.spec import FeatureSpec
 from grec.serving.limits import MAX_CANDIDATES, MAX_HISTORY, MAX_ID, MAX_TEXT_CHARS, MAX_VECTOR_VALUE
 
-Id = Annotated[int, Field(ge=0, le=MAX_ID)]  # int64, what the stores and the model hold
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+# Strict: a JSON number only, as the published schema says ("type": "integer" / "number"); pydantic's
+# lax mode would take true, false and "12" as numbers and score them.
+Id = Annotated[int, Field(ge=0, le=MAX_ID, strict=True)]  # int64, what the stores and the model hold
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 History = Annotated[list[Id], Field(max_length=MAX_HISTORY)]
 FORBID_EXTRA = ConfigDict(extra="forbid")
@@ -77,7 +79,7 @@ def score_row_model(spec: FeatureSpec) -> type[BaseModel]:
     if spec.has("search"):
         fields["search_query"] = (Text, "")
     if spec.has("item_vectors"):
-        value = Annotated[float, Field(ge=-MAX_VECTOR_VALUE, le=MAX_VECTOR_VALUE)]
+        value = Annotated[float, Field(ge=-MAX_VECTOR_VALUE, le=MAX_VECTOR_VALUE, strict=True)]
         vector = Annotated[list[value], Field(min_length=spec.image_dim, max_length=spec.image_dim,
                                               description=f"The item's image vector, {spec.image_dim} numbers")]
         fields |= {"description": (Text, ""), "image_embedding": (vector, ...)}

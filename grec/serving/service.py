@@ -29,7 +29,7 @@ settings.use_bentoml_home()
 
 import bentoml  # noqa: E402
 
-from grec.data.dataset import FeatureSpec  # noqa: E402
+from grec.data.spec import FeatureSpec  # noqa: E402
 from grec.serving import limits  # noqa: E402
 from grec.serving.middleware import RequestLimits  # noqa: E402
 from grec.serving.requests import FORBID_EXTRA, rank_context, rank_input_model, score_row_model  # noqa: E402

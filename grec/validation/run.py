@@ -11,7 +11,7 @@ import pandas as pd
 
 from grec import settings
 from grec.data.contract import read_contract
-from grec.data.dataset import read_parquet
+from grec.data.tables import read_parquet
 from grec.data.schema import SchemaError, Table
 from grec.io import write_json
 from grec.validation.suites import ValidationPolicy, table_expectations, task_counts, task_expectations, validation_frame

@@ -9,7 +9,8 @@ import pytest
 
 from grec.data import schema
 from grec.data.contract import CONTRACT_FILE, TELECOM, Contract, read_contract, write_dataset
-from grec.data.dataset import FeatureSpec, load_tables
+from grec.data.spec import FeatureSpec
+from grec.data.tables import load_tables
 from grec.data.real import placeholder_items
 from grec.data.schema import SchemaError, TaskVocabulary
 

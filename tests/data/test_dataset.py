@@ -5,7 +5,10 @@ import pytest
 import torch
 
 from grec.data import schema
-from grec.data.dataset import FeatureSpec, _pad_right_aligned, build_task_rows, join_tables, load_dataset, load_table, load_tables
+from grec.data.spec import FeatureSpec, pad_right_aligned
+from grec.data.tables import join_tables, load_table, load_tables
+from grec.data.task_rows import build_task_rows
+from grec.features.training_set import load_dataset
 from grec.data.schema import SchemaError
 
 
@@ -53,7 +56,7 @@ def test_time_split_keeps_the_test_week_last(small_dataset):
 
 def test_sequences_are_right_aligned_and_truncated():
     seqs = np.array([np.array([5, 6, 7]), np.array([], dtype=np.int64), np.arange(30)], dtype=object)
-    out = _pad_right_aligned(seqs, 4, shift=2, vocabulary=100)
+    out = pad_right_aligned(seqs, 4, shift=2, vocabulary=100)
     assert out.tolist() == [[0, 7, 8, 9], [0, 0, 0, 0], [28, 29, 30, 31]]
 
 
@@ -61,7 +64,7 @@ def test_history_ids_the_vocabulary_does_not_hold_are_unknown_not_another_item()
     # 48 items -> indices 2..49; 1 is unknown. An id past the vocabulary (or near int64's top, which
     # would wrap round if shifted first) is 1, not the last item's index.
     seqs = np.array([np.array([47, 48, 99, 2**63 - 1, -3])], dtype=object)
-    assert _pad_right_aligned(seqs, 5, 2, vocabulary=48).tolist() == [[49, 1, 1, 1, 1]]
+    assert pad_right_aligned(seqs, 5, 2, vocabulary=48).tolist() == [[49, 1, 1, 1, 1]]
 
 
 def test_unseen_categories_go_to_the_unknown_bucket(small_data, texts):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from grec.data.dataset import FeatureSpec, _signed_log1p
+from grec.data.spec import FeatureSpec, signed_log1p
 
 
 def rows(item_ids, genre, price, days, histories):
@@ -44,8 +44,8 @@ def test_a_historys_items_carry_their_attributes_and_unknown_ones_the_unknown_co
         np.testing.assert_array_equal(f.seq_item_categorical[..., 0].numpy(), [[unknown, 2, 3, unknown],
                                                                                [unknown, unknown, 1, unknown]])
         np.testing.assert_allclose(f.seq_item_numerical[..., 0].numpy(),
-                                   [[0, _signed_log1p(np.array([30.0]))[0], _signed_log1p(np.array([10.0]))[0], 0],
-                                    [0, 0, _signed_log1p(np.array([20.0]))[0], 0]], rtol=1e-6)
+                                   [[0, signed_log1p(np.array([30.0]))[0], signed_log1p(np.array([10.0]))[0], 0],
+                                    [0, 0, signed_log1p(np.array([20.0]))[0], 0]], rtol=1e-6)
 
 
 def _reloaded(spec: FeatureSpec, tmp_path) -> FeatureSpec:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from grec.cli import app
 from grec.data.contract import read_contract, write_tables
-from grec.data.dataset import load_tables
+from grec.data.tables import load_tables
 from grec.data.real import aliexpress, census, open_bandit
 from grec.data.schema import SchemaError
 from grec.evaluate import evaluate

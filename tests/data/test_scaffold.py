@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from grec.cli import app
 from grec.data import scaffold
 from grec.data.contract import CONTRACT_FILE, NO_IMAGE, read_contract
-from grec.data.dataset import load_tables
+from grec.data.tables import load_tables
 from grec.data.scaffold import ContractExists, DraftError, draft_contract, write_draft
 from tests.data.own_logs import DAYS, FEATURES, FLOWS, START, USE_CASE_ARGS, own_logs, write_own_logs
 

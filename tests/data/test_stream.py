@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from grec.data.dataset import split_masks
+from grec.data.split import split_masks
 from grec.data import stream as stream_module
 from grec.data.order import BLOCK_ROWS, epoch_order, rank_batches
 from grec.data.schema import SchemaError

@@ -8,13 +8,10 @@ import pytest
 import torch
 
 from grec.data.contract import TELECOM
-from grec.data.dataset import (
-    FeatureSpec,
-    TimeSplit,
-    dataset_from_frame,
-    join_tables,
-    load_tables,
-)
+from grec.data.dataset import dataset_from_frame
+from grec.data.spec import FeatureSpec
+from grec.data.split import TimeSplit
+from grec.data.tables import join_tables, load_tables
 from grec.data.schema import SchemaError, TaskVocabulary
 from grec.evaluate import evaluate
 from grec.lifecycle.pyfunc import score_frame, score_use_cases

@@ -10,7 +10,8 @@ from grec.data.order import BLOCK_ROWS
 from grec.data.schema import SchemaError
 from grec.data.stream import StreamingDataset
 from grec.features import raw_set
-from grec.features.training_set import SPLITS, open_source
+from grec.data.contract import SPLITS
+from grec.features.training_set import open_source
 from tests.data.test_stream import assert_same_batches
 
 

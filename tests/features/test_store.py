@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grec.data.dataset import join_tables, load_tables
+from grec.data.tables import join_tables, load_tables
 from grec.data.contract import to_arrow, write_tables
 from grec.data.simulate import SimulationConfig, simulate_to
 from grec.data.schema import CUSTOMERS
 from grec.features import sources
 from grec.features.store import FEATURE_REPO, OnlineReader, apply, feature_store, materialize, stop_spark
-from grec.features.training_set import (MAX_LOST_SHARE, TrainingSetError, build_training_set, load_training_set,
-                                        read_manifest)
+from grec.data.manifest import read_manifest
+from grec.features.training_set import MAX_LOST_SHARE, TrainingSetError, build_training_set, load_training_set
 from grec.io import write_parquet
 from tests.conftest import redis_settings
 

@@ -41,7 +41,8 @@ def test_the_ui_link_asks_for_the_training_view():
 def test_grec_ui_serves_the_state_folders_store_and_prints_the_training_view_link(store, fresh_state):
     """`grec ui` starts the MLflow UI on loopback over this state folder's store and prints the
     link that opens the experiment in its model-training view (the bare UI opens in GenAI view:
-    MLflow 3.17's UI picks the view from `workflowType`, not from the experiment's tag)."""
+    MLflow 3.17's UI picks the view from `workflowType`, not from the experiment's tag). SIGTERM
+    to `grec ui` alone (not its process group) stops the UI's server with it: the port closes."""
     import os
     import signal
     import socket
@@ -73,6 +74,11 @@ def test_grec_ui_serves_the_state_folders_store_and_prints_the_training_view_lin
         assert answer is not None and answer.status_code == 200
         tags = {t["key"]: t["value"] for t in answer.json()["experiment"]["tags"]}
         assert tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+        proc.send_signal(signal.SIGTERM)  # what a service manager or `kill` sends to the command
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
+        with pytest.raises(httpx.ConnectError):  # nothing left serving the port
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)

@@ -4,7 +4,7 @@ import torch
 from grec.model.checkpoint import build_model, load_model, save_model
 from grec.model.grec import GRec, GRecConfig
 from grec.model.moe import ROUTINGS
-from grec.data.dataset import FeatureSpec
+from grec.data.spec import FeatureSpec
 from tests.conftest import SIZES, random_batch
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from grec.data.dataset import Batch
+from grec.data.batch import Batch
 from grec.model.grec import GRec, GRecConfig
 from grec.train import train_step
 from tests.conftest import SIZES, random_features

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from grec.data.dataset import Batch
+from grec.data.batch import Batch
 from grec.model.grec import GRec, GRecConfig
 from grec.model.match import (
     NAMES,

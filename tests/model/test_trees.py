@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from grec.data.dataset import Batch
+from grec.data.batch import Batch
 from grec.data.schema import SchemaError
 from grec.evaluate import evaluate, flops_per_example
 from grec.model.checkpoint import build_model, load_model, model_config, save_model

@@ -13,7 +13,8 @@ import pytest
 
 from grec.data import schema
 from grec.data.contract import TELECOM
-from grec.data.dataset import FeatureSpec, TimeSplit
+from grec.data.spec import FeatureSpec
+from grec.data.split import TimeSplit
 from grec.data.schema import TELECOM_TASKS, TaskVocabulary
 from grec.features.training_set import RAW_JOIN, DataSource
 from grec.monitoring import drift

@@ -94,7 +94,7 @@ def test_the_left_out_policy_defaults_to_the_builders_everywhere(tmp_path):
     grec.features.training_set.MAX_LOST_SHARE (literals, as kfp and Typer need them)."""
     import inspect
 
-    from grec.cli import features_training_set
+    from grec.cli.features import features_training_set
     from grec.features.training_set import MAX_LOST_SHARE
 
     spec, _ = compiled("training", tmp_path)

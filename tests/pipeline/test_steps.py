@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from grec.data.dataset import load_tables
+from grec.data.tables import load_tables
 from grec.data.simulate import SimulationConfig, simulate_to
 from grec.pipeline.steps import comparison_markdown, snapshot_window
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from grec.data.contract import read_contract, write_dataset
-from grec.data.dataset import load_tables
+from grec.data.tables import load_tables
 
 # floors off: one epoch on a few thousand rows is a weak model, and these runs are about the path
 OPEN_GATE = "version: 1\nfloors: {default: 0.0}\n"

@@ -7,7 +7,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from grec.data.dataset import load_tables
+from grec.data.tables import load_tables
 from grec.data.simulate import SimulationConfig, simulate_to
 from grec.features.store import apply, feature_store, materialize, repo_objects
 from grec.features.training_set import build_training_set, open_source

@@ -51,6 +51,9 @@ RANK = {"customer_id": 1, "flow": "AAL", "use_case": "CTR", "item_ids": [1, 2]}
     ({"page_id": TOO_BIG}, "page_id"),
     ({"search_query": "x" * (limits.MAX_TEXT_CHARS + 1)}, "search_query"),
     ({"padding": "x" * 1000}, "padding"),  # an unknown field, whatever its size
+    ({"customer_id": True}, "customer_id"),  # JSON's true is no id, nor "12": the schema says integer
+    ({"item_ids": [1, "12"]}, "item_ids.1"),
+    ({"page_id": False}, "page_id"),
 ])
 def test_rank_refuses_ids_past_int64_long_queries_and_unknown_fields(service, change, name):
     refused(service["client"].post("/rank", json=RANK | change), name)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grec.data.dataset import load_tables
+from grec.data.tables import load_tables
 from grec.data.simulate_jobs import JobsConfig
 from grec.features.store import OnlineReader, apply, materialize
 from grec.features.training_set import build_training_set, open_source

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from grec.data.dataset import Batch
+from grec.data.batch import Batch
 from grec.model.grec import GRec, GRecConfig
 from grec.serving.subnet import TaskSubNetwork, export_subnetworks
 from tests.conftest import SIZES, random_features

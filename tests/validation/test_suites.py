@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grec.data.dataset import load_tables
+from grec.data.tables import load_tables
 from grec.data.contract import write_tables
 from grec.data.simulate import SimulationConfig, simulate_to
 from grec.validation.run import validate

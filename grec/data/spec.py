@@ -1,0 +1,221 @@
+"""The feature spec: which columns feed which input, the vocabularies fitted on training rows
+(unknown codes to a reserved bucket), and the encoding of a frame into Features. Saved beside
+the model weights: serving encodes requests with the same spec.
+
+Dimension letters: N impressions, L sequence length, F feature fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from grec.data import schema
+from grec.data.item_attributes import ItemAttributesFit, lookup_tables
+from grec.data.contract import ALL_INPUTS, OPTIONAL_INPUTS, fill_absent_inputs
+from grec.data.schema import TELECOM_TASKS, SchemaError, TaskVocabulary
+from grec.data.text import ENCODER_NAME, EMBEDDING_DIM, TextEmbeddingStore
+from grec.data.batch import Features
+
+
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    # Prices, bills and counts are heavy-tailed; this keeps their order and tames the tail.
+    return (np.sign(x) * np.log1p(np.abs(x))).astype(np.float32)
+
+
+def _codes(frame: pd.DataFrame, column: str, cardinality: int) -> np.ndarray:
+    x = frame[column].to_numpy()
+    if (x < 0).any():
+        row = int(np.flatnonzero(x < 0)[0])
+        raise SchemaError(f"column '{column}': negative category code {x[row]} at row {row}")
+    return np.where(x >= cardinality, cardinality, x)
+
+
+def _vectors(frame: pd.DataFrame, column: str, dim: int) -> np.ndarray:
+    values = frame[column].to_numpy()
+    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    if (lengths != dim).any():
+        row = int(np.flatnonzero(lengths != dim)[0])
+        raise SchemaError(f"column '{column}': row {row} has length {lengths[row]}, expected {dim}")
+    return np.stack(values).astype(np.float32) if len(values) else np.zeros((0, dim), np.float32)
+
+
+def _list_max(values: pd.Series) -> int:
+    """The largest id in a column of id lists; -1 where every list is empty."""
+    return max((int(v.max()) for v in values.to_numpy() if len(v)), default=-1)
+
+
+def pad_right_aligned(values: np.ndarray, length: int, shift: int, vocabulary: int) -> np.ndarray:
+    """Ragged id lists -> (N, length): keep the last `length`, right-align, id+shift; an id outside
+    [0, vocabulary) becomes 1 (unknown), 0 is padding."""
+    lens = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    if lens.sum() == 0:
+        return np.zeros((len(values), length), dtype=np.int64)
+    return pad_flat(np.concatenate([np.asarray(v, dtype=np.int64) for v in values]), lens, length, shift, vocabulary)
+
+
+def pad_flat(flat: np.ndarray, lens: np.ndarray, length: int, shift: int, vocabulary: int) -> np.ndarray:
+    """The same from the lists' values end to end and each list's length."""
+    out = np.zeros((len(lens), length), dtype=np.int64)
+    if len(flat) == 0:
+        return out
+    ends = np.cumsum(lens)
+    for lo in range(0, len(lens), 8192):  # in chunks: the (rows, length) temporaries stay in cache
+        end, n = ends[lo:lo + 8192], lens[lo:lo + 8192]
+        source = end[:, None] - length + np.arange(length)[None, :]  # the value each slot takes
+        filled = source >= (end - n)[:, None]  # right-aligned: the slots before a short list stay 0
+        ids = flat[np.where(filled, source, 0)]
+        # compared before the shift (an id near int64's top would wrap round to negative); an id
+        # the vocabulary does not hold is the unknown index, never aliased to a real item
+        out[lo:lo + 8192] = np.where(filled, np.where((ids < 0) | (ids >= vocabulary), 1, ids + shift), 0)
+    return out
+
+
+@dataclass
+class FeatureSpec:
+    """Which columns feed which input, and the vocabularies fitted on training rows.
+
+    Saved beside the model weights: serving encodes requests with the same spec.
+    """
+
+    context_categorical: list[str] = field(default_factory=lambda: list(schema.CONTEXT_CATEGORICAL))
+    context_numerical: list[str] = field(default_factory=lambda: list(schema.CONTEXT_NUMERICAL))
+    item_categorical: list[str] = field(default_factory=lambda: list(schema.ITEM_CATEGORICAL))
+    item_numerical: list[str] = field(default_factory=lambda: list(schema.ITEM_NUMERICAL))
+    context_cardinalities: list[int] = field(default_factory=list)
+    item_cardinalities: list[int] = field(default_factory=list)
+    n_items: int = 0  # item ids 0..n_items-1 were seen in training
+    n_pages: int = 0
+    seq_len: int = 20
+    text_encoder: str = ENCODER_NAME  # encodes search queries and item descriptions
+    search_dim: int = EMBEDDING_DIM
+    text_dim: int = EMBEDDING_DIM
+    image_dim: int = 0
+    tasks: TaskVocabulary = TELECOM_TASKS
+    # Context columns the impression itself carries (page, channel, position...): a ranking request
+    # gives them; the other context columns are the customer's, read from the feature store.
+    impression_context: list[str] = field(default_factory=lambda: schema.IMPRESSIONS.names(
+        schema.Role.CONTEXT_CATEGORICAL, schema.Role.CONTEXT_NUMERICAL))
+    inputs: list[str] = field(default_factory=lambda: list(ALL_INPUTS))  # optional inputs the data has (contract)
+    # each item's attributes as the training rows last showed them (grec.data.item_attributes): how a
+    # history's items are looked up; empty in specs saved before it existed (all unknown)
+    item_attributes: dict = field(default_factory=dict)
+
+    def has(self, optional_input: str) -> bool:
+        return optional_input in self.inputs
+
+    def history_attributes(self, seq_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded history ids (N, L) -> their items' (N, L, Fi) codes and (N, L, Fin) numbers."""
+        if getattr(self, "_tables", None) is None:  # built once per spec (not a field: never saved)
+            self._tables = lookup_tables(self.item_attributes, self.item_categorical, self.item_numerical,
+                                         self.item_cardinalities, self.n_items, signed_log1p)
+        codes, values = self._tables
+        return codes[seq_items], values[seq_items]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tasks, dict):  # read back from features.json
+            self.tasks = TaskVocabulary.from_dict(self.tasks)
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, **overrides) -> FeatureSpec:
+        return cls.fit_parts([frame], **overrides)
+
+    @classmethod
+    def fit_parts(cls, frames: Iterable[pd.DataFrame], **overrides) -> FeatureSpec:
+        """One pass over the training rows in parts (parquet row groups, for data larger than
+        memory): every fitted value is a maximum, so the parts give the spec the whole would."""
+        spec = cls(**overrides)
+        context, item = [-1] * len(spec.context_categorical), [-1] * len(spec.item_categorical)
+        n_items = n_pages = rows = 0
+        image_dim = None
+        attributes = ItemAttributesFit(spec.item_categorical, spec.item_numerical)
+        for frame in frames:
+            if not len(frame):
+                continue
+            rows += len(frame)
+            attributes.add(frame)
+            context = [max(m, int(frame[c].max())) for m, c in zip(context, spec.context_categorical)]
+            item = [max(m, int(frame[c].max())) for m, c in zip(item, spec.item_categorical)]
+            n_items = max(n_items, int(frame["item_id"].max()) + 1, _list_max(frame["viewed_item_ids"]) + 1)
+            n_pages = max(n_pages, _list_max(frame["visited_page_ids"]) + 1)
+            if image_dim is None:
+                image_dim = len(frame["image_embedding"].iloc[0])
+        if not rows:
+            raise SchemaError("no training rows to fit the feature vocabularies on")
+        spec.context_cardinalities = [m + 1 for m in context]
+        spec.item_cardinalities = [m + 1 for m in item]
+        spec.n_items, spec.n_pages, spec.image_dim = n_items, n_pages, image_dim
+        spec.item_attributes = attributes.result()
+        return spec
+
+    def fit_columns(self) -> list[str]:
+        """The columns `fit_parts` reads."""
+        return [*self.context_categorical, *self.item_categorical, *self.item_numerical, "item_id", "event_timestamp",
+                "viewed_item_ids", "visited_page_ids", "image_embedding"]
+
+    def encode(self, frame: pd.DataFrame, texts: TextEmbeddingStore | None = None) -> Features:
+        """Frame rows -> model inputs. Search queries and descriptions get their vectors from
+        `texts` (default: the state folder's text-embedding table), encoding unseen texts once."""
+        texts = texts if texts is not None else TextEmbeddingStore()
+        if texts.encoder.name != self.text_encoder:
+            raise SchemaError(f"texts are encoded with {texts.encoder.name}; this spec needs {self.text_encoder}")
+        item = frame["item_id"].to_numpy()
+        seq_items = pad_right_aligned(frame["viewed_item_ids"].to_numpy(), self.seq_len, 2, self.n_items)
+        seq_categorical, seq_numerical = self.history_attributes(seq_items)
+        tensors = dict(
+            context_categorical=np.stack(
+                [_codes(frame, c, k) for c, k in zip(self.context_categorical, self.context_cardinalities)], axis=1
+            ),
+            context_numerical=signed_log1p(frame[self.context_numerical].to_numpy(np.float64)),
+            search=texts.lookup(frame["search_query"].to_numpy()),
+            item=np.where((item < 0) | (item >= self.n_items), 1, item + 2),
+            item_categorical=np.stack(
+                [_codes(frame, c, k) for c, k in zip(self.item_categorical, self.item_cardinalities)], axis=1
+            ),
+            item_numerical=signed_log1p(frame[self.item_numerical].to_numpy(np.float64)),
+            item_image=_vectors(frame, "image_embedding", self.image_dim),
+            item_text=texts.lookup(frame["description"].to_numpy()),
+            seq_items=seq_items,
+            seq_pages=pad_right_aligned(frame["visited_page_ids"].to_numpy(), self.seq_len, 2, self.n_pages),
+            flow=self.flow_codes(frame),
+            seq_item_categorical=seq_categorical,
+            seq_item_numerical=seq_numerical,
+        )
+        return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
+
+    def flow_codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """(N,) int64 index of each row's flow in the task vocabulary; an unknown flow is an error."""
+        flows = self.tasks.flows
+        codes = pd.Categorical(frame["flow"], categories=flows).codes.astype(np.int64)
+        if (codes < 0).any():
+            row = int(np.flatnonzero(codes < 0)[0])
+            raise SchemaError(f"column 'flow': unknown flow {frame['flow'].iloc[row]!r} at row {row}; known: {flows}")
+        return codes
+
+    def fill_absent(self, frame: pd.DataFrame, table: str | None = None) -> pd.DataFrame:
+        """`frame` with the constant columns of the optional inputs this model's data has not
+        (what training saw for them), where a request leaves them out; `table`: only that table's."""
+        columns = [c for name, by_table in OPTIONAL_INPUTS.items() if not self.has(name)
+                   for t, cols in by_table.items() if table in (None, t) for c in cols]
+        return fill_absent_inputs(frame, columns, self.image_dim)
+
+    def input_columns(self) -> list[str]:
+        """The frame columns `encode` reads: a scoring request's contract."""
+        return [*self.context_categorical, *self.context_numerical, "search_query", "item_id",
+                *self.item_categorical, *self.item_numerical, "image_embedding", "description",
+                "viewed_item_ids", "visited_page_ids", "flow"]
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps({**dataclasses.asdict(self), "tasks": self.tasks.to_dict()}, indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureSpec:
+        return cls(**json.loads(Path(path).read_text()))
+

@@ -1,0 +1,126 @@
+"""Reading the contract's tables and checking them against it: arrow types, missing values,
+keys; and joining them into one flat row per impression (the shape a feature store's
+training set has)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from grec.data import schema
+from grec.data.contract import Contract, read_contract
+from grec.data.schema import SchemaError, Table
+
+
+def _arrow_type_matches(dtype: str, t: pa.DataType) -> bool:
+    """The contract's type, or an equivalent wider form another writer may have used."""
+    want = schema.ARROW_TYPES[dtype]
+    if pa.types.is_list(want):
+        is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+        return is_list and t.value_type == want.value_type
+    if pa.types.is_timestamp(want):
+        return pa.types.is_timestamp(t)
+    if pa.types.is_string(want):
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+    return t == want
+
+
+def check_arrow_schema(arrow_schema: pa.Schema, table: Table, source: str) -> None:
+    """Raise one SchemaError listing every missing or mistyped column of `table` in `source`."""
+    problems = []
+    for col in table.columns:
+        if col.name not in arrow_schema.names:
+            problems.append(f"missing column '{col.name}' (expected {col.dtype}: {col.description})")
+        elif not _arrow_type_matches(col.dtype, arrow_schema.field(col.name).type):
+            got = arrow_schema.field(col.name).type
+            problems.append(f"column '{col.name}' has type {got}, expected {col.dtype}")
+    if problems:
+        raise SchemaError(f"{source}: does not match the '{table.name}' schema: " + "; ".join(problems))
+
+
+def read_parquet(path: Path, columns: list[str] | None = None, schema_only: bool = False, metadata_only: bool = False):
+    """A user's parquet file (its arrow table, its schema, or its footer's metadata), or one
+    SchemaError naming the file and what is wrong with it (truncated, not parquet, unreadable)
+    instead of Arrow's traceback."""
+    try:
+        if metadata_only:
+            return pq.read_metadata(path)
+        return pq.read_schema(path) if schema_only else pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SchemaError(f"{path}: not a readable parquet file ({reason})") from None
+
+
+def check_missing_values(arrow: pa.Table, table: Table, source: str, first_row: int = 0) -> None:
+    """Refuse missing values (null, or NaN in a float column) in any column of the contract,
+    naming the column, the count and example rows (numbered from `first_row`: where `arrow` is a
+    part of the file): no column of the contract is nullable, and a NaN that reached the model
+    would surface after training, as a NaN score."""
+    import pyarrow.compute as pc
+
+    problems = []
+    for col in table.columns:
+        if col.name not in arrow.column_names:
+            continue
+        values = arrow.column(col.name)
+        missing = values.is_null()
+        if pa.types.is_floating(values.type):
+            missing = pc.or_(missing, pc.fill_null(pc.is_nan(values), False))  # is_nan(null) is null
+        count = pc.sum(missing).as_py() or 0
+        if count:
+            rows = (np.flatnonzero(missing.to_numpy(zero_copy_only=False))[:5] + first_row).tolist()
+            problems.append(f"column '{col.name}' has {count:,} missing values (NaN or null; rows {rows})")
+    if problems:
+        raise SchemaError(f"{source}: " + "; ".join(problems) + ". No column of the contract may be missing: "
+                          "fill or drop those rows before loading")
+
+
+def require_file(path: Path, table: Table) -> Path:
+    """`path`, or a SchemaError saying which table is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise SchemaError(f"{path}: file not found (expected the '{table.name}' table)")
+    return path
+
+
+def load_table(path: Path, table: Table) -> pd.DataFrame:
+    path = require_file(path, table)
+    check_arrow_schema(read_parquet(path, schema_only=True), table, str(path))
+    arrow = read_parquet(path, columns=table.names())
+    check_missing_values(arrow, table, str(path))
+    return arrow.to_pandas()
+
+
+def load_tables(data_dir: Path, contract: Contract | None = None) -> dict[str, pd.DataFrame]:
+    """The three tables of `data_dir`, each checked against its contract (contract.json, or the
+    storefront's where there is none)."""
+    contract = contract or read_contract(data_dir)
+    return {name: contract.fill_absent(name, load_table(Path(data_dir) / t.file, t)) for name, t in contract.tables.items()}
+
+
+def join_tables(tables: dict[str, pd.DataFrame], first_row: int | None = None) -> pd.DataFrame:
+    """One flat row per impression with its customer's and item's features joined on. Where the
+    impressions are a part of their file, starting at row `first_row`, errors say so."""
+    imp = tables["impressions"]
+    frame = imp
+    for name, key in (("customers", "customer_id"), ("items", "item_id")):
+        other = tables[name].drop(columns=["updated_at"])
+        if other[key].duplicated().any():
+            dup = other.loc[other[key].duplicated(), key].iloc[0]
+            raise SchemaError(f"{name}: duplicate {key} {dup} (several snapshots); the raw join takes one per {key}: "
+                              "build a point-in-time training set with `grec features training-set` instead")
+        missing = ~imp[key].isin(other[key])
+        if missing.any():
+            row = int(np.flatnonzero(missing.to_numpy())[0])
+            among = "" if first_row is None else f" of rows {first_row:,}-{first_row + len(imp) - 1:,}"
+            raise SchemaError(
+                f"impressions: {int(missing.sum())} rows{among} reference a {key} absent from {name} "
+                f"(first: row {row + (first_row or 0)}, {key}={int(imp[key].iloc[row])})"
+            )
+        frame = frame.merge(other, on=key, how="left", validate="many_to_one")
+    return frame
+
