@@ -23,7 +23,8 @@ RULE = re.compile(r"^-{20,}$")  # kfp's line after each task
 PARAMETER = re.compile(r"^ {4}(\w+): (?!\w+\( name=)(.+)$")  # "    Output: 'promote'"
 ARTIFACT = re.compile(r"^ {4}(\w+): (\w+)\( name=")  # "    metrics: Metrics( name='metrics',"
 METADATA = re.compile(r"^\s+metadata=(\{.*\}) \)$")
-FIGURES = 3  # metrics shown per step, in the order the step logged them
+FIGURES = 3  # metrics shown per step
+SHORT = 16  # a model's metadata strings shown (its arch), not its URIs and run ids
 
 
 def duration(seconds: float) -> str:
@@ -31,21 +32,25 @@ def duration(seconds: float) -> str:
 
 
 def key_figures(lines: list[str]) -> str:
-    """'Output=promote; test/mean_auc=0.7612, ...' from the outputs kfp printed for one task."""
-    parts, kind = [], None
+    """'arch=grec; Output=promote; test_mean_auc=0.7612; ...' from the outputs kfp printed for one
+    task: its output parameters, a model's short labels, its metrics (means first)."""
+    labels, parameters, metrics, kind = [], [], [], None
     for line in lines:
         if found := ARTIFACT.match(line):
             kind = found[2]
         elif found := PARAMETER.match(line):
-            parts.append(f"{found[1]}={found[2].strip(chr(39))}")
-        elif (found := METADATA.match(line)) and kind == "Metrics":
+            parameters.append(f"{found[1]}={found[2].strip(chr(39))}")
+        elif (found := METADATA.match(line)) and kind in ("Metrics", "Model"):
             try:
-                metrics = ast.literal_eval(found[1])
+                metadata = ast.literal_eval(found[1])
             except (ValueError, SyntaxError):
                 continue
-            numbers = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            parts += [f"{k}={v:.4g}" for k, v in numbers[:FIGURES]]
-    return "; ".join(parts)
+            if kind == "Model":
+                labels += [f"{k}={v}" for k, v in metadata.items() if isinstance(v, str) and len(v) <= SHORT]
+            else:
+                metrics += [(k, v) for k, v in metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    metrics.sort(key=lambda kv: "mean" not in kv[0])  # stable: the step's own order otherwise
+    return "; ".join(labels + parameters + [f"{k}={v:.4g}" for k, v in metrics[:FIGURES]])
 
 
 class StepLog(io.TextIOBase):

@@ -39,15 +39,15 @@ def test_each_step_is_one_line_and_everything_is_in_the_log(tmp_path):
         kfp_task("train-model", noise[150:], outputs=[
             "    metrics: Metrics( name='metrics',",
             "                      uri='/state/pipelines/run/train-model/metrics',",
-            "                      metadata={'test_mean_auc': 0.761234, 'test_mean_ap': 0.3012, 'epochs': 6, 'best_epoch': 4} )",
+            "                      metadata={'test_auc.AAL+CTR': 0.7, 'test_mean_auc': 0.761234, 'epochs': 6, 'test_mean_ap': 0.3012} )",
             "    model: Model( name='model',",
             "                  uri='/state/pipelines/run/train-model/model',",
-            "                  metadata={'arch': 'grec'} )"])
+            "                  metadata={'arch': 'grec', 'mlflow_run_id': '24a0906a697c41ea992130535166b37c'} )"])
         kfp_task("evaluate-gate", ["gate: 12 tasks judged"], outputs=["    Output: 'promote'"])
         print("a warning from a library, straight to stderr", file=sys.stderr)
     assert [s["task"] for s in steps.steps] == ["validate-data", "train-model", "evaluate-gate"]
     assert len(said) == 3 and all(line.split()[0] == "ok" for line in said)
-    assert said[1].split()[1] == "train-model" and said[1].endswith("test_mean_auc=0.7612; test_mean_ap=0.3012; epochs=6")
+    assert said[1].split()[1] == "train-model" and said[1].endswith("arch=grec; test_mean_auc=0.7612; test_mean_ap=0.3012; test_auc.AAL+CTR=0.7")
     assert said[2].endswith("Output=promote")
     text = log.read_text()
     assert all(line in text for line in noise) and "a warning from a library" in text
