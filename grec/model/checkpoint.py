@@ -29,7 +29,7 @@ def model_config(arch: str, sizes: dict, d_model: int = 32, experts: int = 0, to
     what `grec train` and the pipeline's train step build. experts 0: GRec 8, MMoE 4. "lightgbm":
     the per-task incumbents (the network sizes do not apply). Every model gets the match and
     history-attribute features (grec.model.match) and networks learn the attribute interactions
-    (grec.model.interactions) unless told otherwise (why: the README's comparison across worlds)."""
+    (grec.model.interactions) unless told otherwise (why: docs/benchmarks.md, GRec across worlds)."""
     if arch == "lightgbm":
         return TreeConfig(n_flows=sizes["n_flows"], n_use_cases=sizes["n_use_cases"],
                           attribute_features=attribute_features, item_cardinalities=list(sizes["item_cardinalities"]))

@@ -91,7 +91,7 @@ def train(training_set: Path, out_dir: Path, args_for, arch: str, launch: Launch
         runtime = api.get_runtime(RUNTIME)
     except Exception as e:
         raise LaunchError(f"the cluster has no Kubeflow Trainer runtime {RUNTIME!r} ({e}); install the Trainer "
-                          "(deploy/README.md) or run with train_on=process") from None
+                          "(docs/deploy.md) or run with train_on=process") from None
     name = job_name(arch)
     stage = settings.state_dir() / "trainjobs" / name
     try:

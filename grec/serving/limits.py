@@ -1,6 +1,6 @@
 """What the ranking service accepts, in one place: each limit a refusal with a 4xx naming it, never
 work the server cannot bound. Set by environment variables read when the service starts (the
-README lists them); the defaults fit the storefront's model with room to spare.
+docs/serving.md lists them); the defaults fit the storefront's model with room to spare.
 
 Ids are int64 (what Feast's entity keys, numpy and torch hold): a larger id is refused, not
 wrapped or overflowed. Histories longer than the model's sequence length are accepted and cut to

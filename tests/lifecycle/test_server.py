@@ -97,7 +97,7 @@ def test_processes_on_different_machines_promoting_at_once_leave_one_champion(sh
     champion v1. Each version is the same model, so each passes against whatever champion it
     meets. Serialized, the promotions form one chain v1 <- a <- b <- ..., each gated against the
     champion it replaced; unserialized, each is gated against v1 and then replaces whichever
-    champion it finds (checked with the lock removed: this test fails, see the README)."""
+    champion it finds (checked with the lock removed: this test fails, see docs/lifecycle.md)."""
     import mlflow
 
     url = shared_backends["mlflow"].url
