@@ -87,12 +87,30 @@ def require_file(path: Path, table: Table) -> Path:
     return path
 
 
+TIME = schema.ARROW_TYPES["timestamp"]  # what every reader, join and store downstream compares
+
+
+def canonical_times(arrow: pa.Table, table: Table) -> pa.Table:
+    """`arrow` with the contract's time columns in one unit and zone, microseconds in UTC, whatever
+    the writer used (pandas writes nanoseconds; a zone other than UTC is the same instant; times
+    without a zone are read as UTC). Downstream, joins and the stores compare times of one type."""
+    import pyarrow.compute as pc
+
+    for col in table.columns:
+        if col.dtype == "timestamp" and col.name in arrow.column_names and arrow.schema.field(col.name).type != TIME:
+            values = arrow.column(col.name)
+            if values.type.tz is None:
+                values = pc.assume_timezone(values, "UTC")
+            arrow = arrow.set_column(arrow.column_names.index(col.name), col.name, values.cast(TIME, safe=False))
+    return arrow
+
+
 def load_table(path: Path, table: Table) -> pd.DataFrame:
     path = require_file(path, table)
     check_arrow_schema(read_parquet(path, schema_only=True), table, str(path))
     arrow = read_parquet(path, columns=table.names())
     check_missing_values(arrow, table, str(path))
-    return arrow.to_pandas()
+    return canonical_times(arrow, table).to_pandas()
 
 
 def load_tables(data_dir: Path, contract: Contract | None = None) -> dict[str, pd.DataFrame]:

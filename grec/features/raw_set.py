@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 from grec.data.contract import CONTRACT_FILE, SPLITS, TELECOM, Contract
 from grec.data.manifest import MANIFEST, TrainingSetManifest, file_sha256
 from grec.data.split import TimeSplit, split_masks
-from grec.data.tables import check_arrow_schema, check_missing_values, join_tables, load_table, read_parquet, require_file
+from grec.data.tables import (TIME, canonical_times, check_arrow_schema, check_missing_values, join_tables, load_table,
+                               read_parquet, require_file)
 from grec.data.order import BLOCK_ROWS
 from grec.data.schema import SchemaError
 from grec.io import atomic_folder, write_json
@@ -48,7 +49,7 @@ def joined_bytes(data_dir: Path, contract: Contract) -> tuple[int, int]:
 
 def latest_timestamp(path: Path) -> pd.Series:
     """The impressions' latest event_timestamp (all TimeSplit.from_timestamps needs), read one
-    batch at a time, as a one-row series of the column's own type."""
+    batch at a time, as a one-row series in the contract's time type (microseconds, UTC)."""
     latest = None
     for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=["event_timestamp"]):
         top = pc.max(batch.column(0))  # nulls skipped (refused later, by row)
@@ -56,7 +57,10 @@ def latest_timestamp(path: Path) -> pd.Series:
             latest = top
     if latest is None:
         raise SchemaError(f"{path}: no impressions with an event_timestamp (the table is empty)")
-    return pa.array([latest.as_py()], latest.type).to_pandas()
+    value = pa.array([latest.as_py()], latest.type)
+    if value.type.tz is None:  # read as UTC, as canonical_times reads the rows
+        value = pc.assume_timezone(value, "UTC")
+    return value.cast(TIME, safe=False).to_pandas()
 
 
 class _BlockWriter:
@@ -102,7 +106,7 @@ def write_raw_training_set(data_dir: Path, out_dir: Path, contract: Contract, te
     with atomic_folder(out_dir) as tmp:
         first = 0  # the batch's first row in the impressions file
         for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=impressions.names()):
-            arrow = pa.Table.from_batches([batch])
+            arrow = canonical_times(pa.Table.from_batches([batch]), impressions)
             check_missing_values(arrow, impressions, str(path), first_row=first)
             frame = join_tables({"impressions": contract.fill_absent("impressions", arrow.to_pandas()), **dims},
                                 first_row=first)
