@@ -62,7 +62,7 @@ def simulate(
         console.print(escape(f"Next: {init_command(out)}"), soft_wrap=True, highlight=False)
 
 
-app = typer.Typer(help="Logs onto the platform's tables: a contract for your own (init); Census-Income, "
+app = typer.Typer(help="Logs onto the platform's tables: a contract for your own (init), a later batch (append); Census-Income, "
                        "Open Bandit, AliExpress (load).",
                        no_args_is_help=True)
 SOURCES = ("census", "open-bandit", "aliexpress")
@@ -106,6 +106,21 @@ def data_load(
     console.print(f"Source: {contract.source}", highlight=False)
     console.print(f"{impressions:,} impressions; tasks {', '.join(contract.tasks.task_name(t) for t in range(contract.tasks.n_tasks))}")
     console.print(f"Next: grec train --data {out}", soft_wrap=True)
+
+
+@app.command("append")
+def data_append(
+    data: Annotated[Path, typer.Argument(help="The data folder (its contract.json names the tables)")],
+    batch: Annotated[Path, typer.Argument(help="A folder with any of the tables' later rows, in the same layout")],
+):
+    """Add a later batch of logs and snapshots to a data folder: each table checked against the
+    contract and the folder (no impression twice), then written whole or not at all."""
+    from grec.data.append import append_batch, describe
+
+    for line in describe(append_batch(data, batch)):
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"Next: grec validate --data {data} --start ISO --end ISO (the new window), then the pipelines "
+                  f"with --param data={data}", highlight=False, soft_wrap=True)
 
 
 @app.command("init")

@@ -107,3 +107,28 @@ def test_monitoring_flags_the_drifted_week_and_not_the_clean_one(state):
     assert {"flow", "tenure_months"} <= flagged  # the promotion brings prospects: NSE traffic, no tenure
     tags = Registry("grec").version("1").tags
     assert tags["grec.drift.decision"] == "drift" and tags["grec.retrain_requested"] == "true"
+
+
+def test_monitoring_reads_a_week_appended_as_a_later_batch(state, tmp_path):
+    """The drifted week added to a folder that did not have it (`grec data append`), then monitored
+    from that folder: the same decision and the same drifted features as from the original data."""
+    import shutil
+
+    from grec.data.append import append_batch
+
+    folder, batch = tmp_path / "data", tmp_path / "batch"
+    shutil.copytree(state["data"], folder)
+    batch.mkdir()
+    impressions = pd.read_parquet(state["data"] / "impressions.parquet")
+    later = impressions["event_timestamp"] >= pd.Timestamp(DRIFTED[0], tz="UTC")
+    impressions[~later].to_parquet(folder / "impressions.parquet", index=False)
+    impressions[later].to_parquet(batch / "impressions.parquet", index=False)
+    (done,) = append_batch(folder, batch)
+    assert done.rows == int(later.sum())
+    decisions = {}
+    for name, data in {"original": state["data"], "appended": folder}.items():
+        outputs = task_outputs(run_local("monitoring", {"data": str(data), "start": DRIFTED[0], "end": DRIFTED[1]}))
+        result = json.loads(open(outputs["drift-report"]["artifacts"]["result"]["path"]).read())
+        decisions[name] = (outputs["drift-report"]["parameters"]["Output"], result["window"]["rows"],
+                           sorted(f["column"] for f in result["features"] if f["drifted"]))
+    assert decisions["appended"] == decisions["original"] and decisions["appended"][0] is True
