@@ -52,8 +52,13 @@ def _label_axes(fig: Figure, axes: np.ndarray, x: str, y: str) -> Figure:
     return fig
 
 
-def roc_by_task(scores: TaskScores, title: str = "ROC by task (dashed: the true probability)",
-                tasks: TaskVocabulary = TELECOM_TASKS) -> Figure:
+def _has_oracle(scores: TaskScores) -> bool:
+    """Whether the data carries true probabilities (the simulators'): only then is there a dashed line."""
+    return any(oracle is not None for _, _, oracle in scores.values())
+
+
+def roc_by_task(scores: TaskScores, title: str | None = None, tasks: TaskVocabulary = TELECOM_TASKS) -> Figure:
+    title = title or "ROC by task" + (" (dashed: the true probability)" if _has_oracle(scores) else "")
     fig, axes, panels = _task_panels(scores, title, tasks)
     for ax, label, prob, oracle in panels:
         ax.plot([0, 1], [0, 1], color="0.8", lw=0.8)
@@ -73,9 +78,9 @@ def _pr_curve(label: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return recall[:-1][keep], precision[:-1][keep]
 
 
-def pr_by_task(scores: TaskScores,
-               title: str = "Precision-recall by task (dashed: the true probability, dotted: base rate)",
-               tasks: TaskVocabulary = TELECOM_TASKS) -> Figure:
+def pr_by_task(scores: TaskScores, title: str | None = None, tasks: TaskVocabulary = TELECOM_TASKS) -> Figure:
+    title = title or "Precision-recall by task (" + ("dashed: the true probability, " if _has_oracle(scores) else "") \
+        + "dotted: base rate)"
     fig, axes, panels = _task_panels(scores, title, tasks)
     for ax, label, prob, oracle in panels:
         ax.plot(*_pr_curve(label, prob), lw=1.2)
