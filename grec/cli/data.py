@@ -56,8 +56,14 @@ def simulate(
     with console.status(f"Simulating {impressions:,} impressions"):
         paths = (simulate_jobs_to if world == "jobs" else simulate_to)(out, config)
     summary = json.loads((Path(out) / "simulation.json").read_text())
-    console.print(f"Wrote {', '.join(str(p) for p in paths.values())}")
-    console.print_json(data=summary.get("summary", summary))
+    console.print(f"Wrote {', '.join(str(p) for p in paths.values())}", soft_wrap=True, highlight=False)
+    measured = summary.get("summary", summary)
+    if rows := measured.get("rows"):
+        console.print("Rows: " + ", ".join(f"{table} {n:,}" for table, n in rows.items()), highlight=False)
+    if overall := measured.get("rates", {}).get("all"):
+        console.print("Rates: " + ", ".join(f"{k} {v:.4g}" for k, v in overall.items() if k != "rows"), highlight=False)
+    console.print(f"Everything the simulator measured: {Path(out) / 'simulation.json'}",
+                  soft_wrap=True, highlight=False)
     if world == "jobs":
         console.print(escape(f"Next: {init_command(out)}"), soft_wrap=True, highlight=False)
 
