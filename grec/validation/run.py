@@ -14,6 +14,7 @@ from grec.data.contract import read_contract
 from grec.data.tables import read_parquet
 from grec.data.schema import SchemaError, Table
 from grec.io import write_json
+from grec.validation.offline_docs import make_offline
 from grec.validation.suites import ValidationPolicy, table_expectations, task_counts, task_expectations, validation_frame
 
 EXAMPLES = 3  # offending rows shown per failed expectation
@@ -144,6 +145,7 @@ def validate(data_dir: Path, policy: ValidationPolicy | None = None, out_dir: Pa
         failures.append(failure)
     context.build_data_docs()  # once for all four validations
     html = context.get_docs_sites_urls()[0]["site_url"]
+    make_offline(Path(html.removeprefix("file://")).parent)  # renders without the internet
     report = ValidationReport(not failures, str(data_dir), tables, failures, html, warnings=warnings)
     report.json = str(write_json(out_dir / "report.json", asdict(report), default=str))
     return report

@@ -1,4 +1,8 @@
-"""Each corruption of a raw table is caught by the expectation that describes it; clean data passes."""
+"""Each corruption of a raw table is caught by the expectation that describes it; clean data passes;
+the Data Docs render without the internet."""
+
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -77,6 +81,22 @@ def test_a_clean_delivery_passes(clean, tmp_path):
     assert (tmp_path / "report" / "report.json").exists()
     html = report.html.removeprefix("file://")
     assert html.endswith("index.html") and pd.io.common.file_exists(html)
+    assert_renders_offline(Path(html).parent)
+
+
+def assert_renders_offline(site: Path) -> None:
+    """Every script, style sheet and image of every Data Docs page is a file of the site (GX's
+    pages load theirs from CDNs: on an air-gapped machine an empty, unstyled page)."""
+    pages = list(site.rglob("*.html"))
+    assert len(pages) >= 5
+    for page in pages:
+        assets = re.findall(r'<(?:script|link|img)\b[^>]*?(?:src|href)="([^"]+)"', page.read_text())
+        external = [a for a in assets if a.startswith(("http://", "https://", "//"))]
+        assert not external, f"{page}: loads {external[:3]}"
+        missing = [a for a in assets if not (page.parent / a.split("?")[0]).exists()]
+        assert not missing, f"{page}: {missing[:3]} not in the site"
+    fonts = re.findall(r"url\(([^)]+)\)", next(site.rglob("all.min.css")).read_text())
+    assert fonts and all((next(site.rglob("all.min.css")).parent / f).exists() for f in fonts if f.endswith(".woff2"))
 
 
 @pytest.mark.parametrize("name", CORRUPTIONS)
