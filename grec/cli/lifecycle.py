@@ -27,7 +27,7 @@ def registry_status(name: NameOpt = "grec", tracking_uri: TrackingOpt = None,
         print(json.dumps(status, indent=2))
         return
     table = Table(title=f"{name} in {status['tracking_uri']}")
-    for col in ("version", "aliases", "created", "test AUC", "gate", "promoted", "rolled back"):
+    for col in ("version", "aliases", "created", "test AUC (mean of use cases)", "gate", "promoted", "rolled back"):
         table.add_column(col, no_wrap=True)
     for v in status["versions"]:
         tags, auc = v["tags"], v["test_mean_auc"]

@@ -105,7 +105,7 @@ def print_metrics(report: dict, title: str) -> None:
         add(f"ALL+{name}", m, style="bold")
     console.print(table)
     mean = report["mean"]
-    console.print(f"Mean over use cases: AUC {mean['auc']:.4f}, AP {mean['ap']:.4f}, log-loss {mean['logloss']:.4f}")
+    console.print(f"Mean of the use cases (each pooled over flows): AUC {mean['auc']:.4f}, AP {mean['ap']:.4f}, log-loss {mean['logloss']:.4f}")
 
 
 def evaluate(

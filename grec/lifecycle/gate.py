@@ -208,7 +208,7 @@ class GateReport:
                          f"{fmt(t.diff, True)} | {ci} | {t.floor:.3f} | {result} |")
         m = self.mean
         ci = "-" if m["ci"] is None else f"[{m['ci'][0]:+.4f}, {m['ci'][1]:+.4f}]"
-        lines.append(f"| **mean** | | | {fmt(m['challenger_auc'])} | {fmt(m['champion_auc'])} | {fmt(m['diff'], True)} | "
+        lines.append(f"| **mean of the judged tasks** | | | {fmt(m['challenger_auc'])} | {fmt(m['champion_auc'])} | {fmt(m['diff'], True)} | "
                      f"{ci} | | {'pass' if m['passed'] else 'FAIL'} |")
         return "\n".join(lines) + "\n"
 

@@ -271,8 +271,8 @@ def comparison_markdown(table: pd.DataFrame, challenger: str, baselines: list[st
     lines = [f"# {challenger} against {', '.join(baselines)}, test AUC per task", "",
              f"Held out: {table.attrs.get('held_out', 'the test rows')}.", ""]
     judged = table.attrs.get("mean_over", list(table.index))
-    if len(judged) < len(table):
-        lines += [f"Means over the {len(judged)} tasks with enough positives to rank: {', '.join(judged) or 'none'}.", ""]
+    lines += [f"Means over the {len(judged)} of {len(table)} tasks with enough positives to rank"
+              + (f": {', '.join(judged) or 'none'}." if len(judged) < len(table) else " (all)."), ""]
     for b in baselines:
         diff = (table[challenger] - table[b])[judged]
         verdict = ""
@@ -438,9 +438,10 @@ def validation_markdown(report) -> str:
 
 
 def headline_metrics(report: dict) -> dict[str, float]:
-    """Test-week mean AUC and per-task AUC of a grec.evaluate report, NaN-free, for kfp Metrics."""
+    """Test-week AUC, the mean of the use cases' (each pooled over flows, as the registry's test
+    AUC), and per task, of a grec.evaluate report, NaN-free, for kfp Metrics."""
     import math
 
-    out = {"test_mean_auc": report["mean"]["auc"]}
+    out = {"test_auc.mean_of_use_cases": report["mean"]["auc"]}
     out |= {f"test_auc.{task}": m["auc"] for task, m in report["by_task"].items()}
     return {k: float(v) for k, v in out.items() if not math.isnan(v)}

@@ -86,7 +86,7 @@ def test_the_training_step_trains_as_a_two_node_trainjob_and_collects_its_model(
     logged = mlflow.get_run(run.run_id)
     assert logged.info.status == "FINISHED" and logged.data.tags["kfp.run_id"] == "r-1"
     assert logged.data.tags["grec.model"] == "mmoe" and run.summary["best_epoch"] == 1
-    assert steps.headline_metrics(run.report)["test_mean_auc"] > 0.5
+    assert steps.headline_metrics(run.report)["test_auc.mean_of_use_cases"] > 0.5
     assert_allowed_by_the_rbac(cluster.requests)
 
 
