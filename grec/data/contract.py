@@ -9,6 +9,7 @@ no model or pipeline code knows which dataset it is reading.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,24 @@ CORE_COLUMNS = {
     "items": ("item_id", "updated_at", "description", "image_embedding"),
     "impressions": ("impression_id", "event_timestamp", "customer_id", "item_id", "flow", "search_query",
                     "viewed_item_ids", "visited_page_ids"),
+}
+# What each core column is, in any dataset's words (schema.TABLES describes the storefront's: "Customer
+# flow: AAL, EUP or NSE" would be wrong about anyone else's data).
+CORE_TEXT = {
+    ("customers", "customer_id"): "the customer key",
+    ("customers", "updated_at"): "when this customer snapshot was taken",
+    ("items", "item_id"): "the item key",
+    ("items", "updated_at"): "when this item snapshot was taken",
+    ("items", "description"): "the item's text",
+    ("items", "image_embedding"): "the item's image vector",
+    ("impressions", "impression_id"): "the impression key",
+    ("impressions", "event_timestamp"): "when the item was shown",
+    ("impressions", "customer_id"): "who was shown it (a customer key)",
+    ("impressions", "item_id"): "what was shown (an item key)",
+    ("impressions", "flow"): "the flow, the first token of each task: one of the contract's flows",
+    ("impressions", "search_query"): "what the customer searched for ('' if nothing)",
+    ("impressions", "viewed_item_ids"): "the items viewed before this impression, oldest first",
+    ("impressions", "visited_page_ids"): "the page of each viewed item, aligned with viewed_item_ids",
 }
 # Which input a table's categorical and numerical features feed.
 FEATURE_ROLES = {
@@ -121,7 +140,7 @@ class Contract:
         tables = {}
         for table, core in CORE_COLUMNS.items():
             base = schema.TABLES[table]
-            columns = [base.column(c) for c in core if c not in absent]
+            columns = [dataclasses.replace(base.column(c), description=CORE_TEXT[(table, c)]) for c in core if c not in absent]
             given = features.get(table, {})
             for kind, dtype, role in (("categorical", "int64", FEATURE_ROLES[table][0]),
                                       ("numerical", "float32", FEATURE_ROLES[table][1])):

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from grec.data import schema
 from grec.data.column_stats import MAX_VALUES, cast_advice, column_kind, funnel_violations, needs_cast, scan, type_name
-from grec.data.contract import CONTRACT_FILE, CORE_COLUMNS, OPTIONAL_INPUTS, SPLITS, Contract, read_contract
+from grec.data.contract import CONTRACT_FILE, CORE_COLUMNS, CORE_TEXT, OPTIONAL_INPUTS, SPLITS, Contract, read_contract
 from grec.data.schema import SchemaError, TaskVocabulary
 from grec.errors import UserError
 from grec.io import write_json, write_parquet
@@ -198,7 +198,7 @@ class _Drafter:
             for name in REQUIRED[t]:
                 col = base.column(name)
                 if name not in self.arrow[t].names:
-                    self.problems.append(f"{self.file(t)}: missing column '{name}' ({col.dtype}: {col.description}); "
+                    self.problems.append(f"{self.file(t)}: missing column '{name}' ({col.dtype}: {CORE_TEXT[(t, name)]}); "
                                          f"add it, or rename the column that holds it to '{name}'")
                     continue
                 ok = self.typed(t, name, col.dtype)

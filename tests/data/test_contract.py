@@ -78,6 +78,16 @@ def test_tables_are_checked_against_the_contract(tmp_path):
         load_tables(tmp_path / "shop")
 
 
+def test_another_datasets_core_columns_are_described_in_its_own_words(tmp_path):
+    write_dataset(shop_tables(), tmp_path / "shop", shop())
+    table = pd.read_parquet(tmp_path / "shop" / "impressions.parquet").drop(columns=["flow"])
+    table.to_parquet(tmp_path / "shop" / "impressions.parquet", index=False)
+    with pytest.raises(SchemaError) as refused:
+        load_tables(tmp_path / "shop")
+    assert "missing column 'flow' (expected string: the flow, the first token of each task" in str(refused.value)
+    assert "AAL" not in str(refused.value)
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.update(owner="me"), "unknown fields \\['owner'\\]"),
     (lambda d: d.pop("tasks"), "missing fields \\['tasks'\\]"),

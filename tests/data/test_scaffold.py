@@ -198,7 +198,9 @@ def test_refusals_name_the_file_the_column_and_the_fix(logs):
     write_own_logs(logs)
 
     rewrite(logs, "impressions", lambda t: t.drop(["flow"]))
-    with pytest.raises(DraftError, match="impressions.parquet: missing column 'flow' \\(string: .*\\); add it, or rename"):
+    # described in any dataset's words, not the storefront's ("Customer flow: AAL, EUP or NSE")
+    with pytest.raises(DraftError, match="impressions.parquet: missing column 'flow' \\(string: the flow, the first token of "
+                                         "each task: one of the contract's flows\\); add it, or rename"):
         draft_contract(logs)
     write_own_logs(logs)
 
