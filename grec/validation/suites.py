@@ -18,7 +18,8 @@ from grec.data.schema import Role, Table, TaskVocabulary
 
 LENGTH = "__length"
 NUMERIC_DTYPES = {"int64", "int8", "float32"}
-# Value ranges the contract's descriptions promise (column -> (min, max), None: open).
+# Value ranges the storefront's column descriptions promise (column -> (min, max), None: open): the
+# simulated storefront's alone; another contract's columns of the same names are other columns.
 RANGES: dict[str, tuple[float | None, float | None]] = {
     "price": (0, None),
     "storage_gb": (0, None),
@@ -84,6 +85,7 @@ def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPoli
     import great_expectations.expectations as gxe
 
     stamp = next(c.name for c in table.columns if c.role == Role.TIMESTAMP)
+    storefront = contract == TELECOM  # its ranges, page count and label rates; no other world's
     ex = [gxe.ExpectTableColumnsToMatchSet(column_set=table.names(), exact_match=False)]
     ex.append(gxe.ExpectColumnValuesToBeUnique(column=table.key) if table.name == "impressions" else
               # A customer or an item may have several snapshots; one per timestamp.
@@ -95,9 +97,9 @@ def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPoli
         if col.dtype in NUMERIC_DTYPES:
             ex.append(gxe.ExpectColumnValuesToBeOfType(column=col.name, type_=col.dtype))
         if col.role in (Role.KEY, Role.CONTEXT_CATEGORICAL, Role.ITEM_CATEGORICAL) and col.dtype == "int64":
-            low, high = (0, policy.n_pages - 1) if col.name == "page_id" else (0, None)
+            low, high = (0, policy.n_pages - 1) if storefront and col.name == "page_id" else (0, None)
             ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=low, max_value=high))
-        if col.name in RANGES:
+        if storefront and col.name in RANGES:
             low, high = RANGES[col.name]
             ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=low, max_value=high))
         if col.role == Role.FLOW:
@@ -106,7 +108,7 @@ def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPoli
             ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(SPLITS)))
         if col.role == Role.LABEL:
             ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=[0, 1]))
-            if col.name in policy.label_rates:
+            if storefront and col.name in policy.label_rates:
                 low, high = policy.label_rates[col.name]
                 ex.append(gxe.ExpectColumnMeanToBeBetween(column=col.name, min_value=low, max_value=high))
         if col.role == Role.ORACLE:

@@ -169,3 +169,29 @@ def test_missing_values_stop_the_raw_load_before_training(clean, tmp_path):
     tables["customers"].loc[rows, "monthly_bill"] = np.nan
     with pytest.raises(SchemaError, match=rf"customers.parquet: column 'monthly_bill' has {len(rows):,} missing values"):
         load_tables(_write(tables, tmp_path / "nan"))
+
+
+def test_another_world_is_held_to_its_own_contract_not_the_storefronts_ranges(tmp_path):
+    """Columns named like the storefront's (a rating of 0-10, 60 pages, clicks on 40% of rows) in
+    another dataset's contract are that dataset's columns: the storefront's ranges, page count and
+    label rates are not applied to them (they are to the storefront's, above)."""
+    from grec.data.contract import Contract, write_dataset
+    from grec.data.schema import TaskVocabulary
+
+    contract = Contract.define("reviews", {"customers": {"categorical": ["segment"], "numerical": ["rating"]},
+                                           "impressions": {"categorical": ["page_id"]},
+                                           "items": {"categorical": ["item_kind"], "numerical": ["price"]}},
+                               TaskVocabulary(("WEB",), ("CTR",), {"CTR": "click"}, {"CTR": None}), inputs=())
+    rng, n, stamp = np.random.default_rng(0), 400, pd.Timestamp("2026-01-05", tz="UTC")
+    tables = {
+        "customers": pd.DataFrame({"customer_id": np.arange(20), "updated_at": stamp, "segment": np.arange(20) % 3,
+                                   "rating": np.float32(rng.uniform(0, 10, 20))}),
+        "items": pd.DataFrame({"item_id": np.arange(5), "updated_at": stamp, "item_kind": np.arange(5) % 2,
+                               "price": np.float32([3, 4, 5, 6, 7])}),
+        "impressions": pd.DataFrame({"impression_id": np.arange(n), "event_timestamp": stamp + pd.to_timedelta(np.arange(n), "min"),
+                                     "customer_id": np.arange(n) % 20, "item_id": np.arange(n) % 5, "flow": "WEB",
+                                     "page_id": np.arange(n) % 60, "click": (rng.random(n) < 0.4).astype(np.int8)}),
+    }
+    write_dataset(tables, tmp_path / "reviews", contract)
+    report = validate(tmp_path / "reviews", ValidationPolicy(min_rows_per_task=50, min_positives_per_task=1), tmp_path / "out")
+    assert report.success, [f.line() for f in report.failures]
