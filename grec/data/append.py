@@ -52,9 +52,8 @@ def _time_column(table: Table) -> str | None:
 def _check_batch(path: Path, existing: Path, table: Table) -> pa.Schema:
     """Check the batch's file against the contract and against the folder's file; returns the
     schema both are written in (the folder's, with the contract's time type)."""
-    check_arrow_schema(read_parquet(path, schema_only=True), table, str(path))
-    ours = read_parquet(existing, schema_only=True)
-    theirs = read_parquet(path, schema_only=True)
+    theirs, ours = read_parquet(path, schema_only=True), read_parquet(existing, schema_only=True)
+    check_arrow_schema(theirs, table, str(path))
     missing, extra = set(ours.names) - set(theirs.names), set(theirs.names) - set(ours.names)
     if missing or extra:
         raise SchemaError(f"{path}: its columns differ from {existing}'s: "
@@ -107,10 +106,15 @@ def _check_new_rows(path: Path, existing: Path, table: Table, name: str) -> None
                           "a batch is added once (was it appended already?)")
 
 
+def _temporary(existing: Path) -> Path:
+    """Where the folder's file is rewritten before it replaces the file."""
+    return existing.with_name(f".{existing.name}.append.tmp")
+
+
 def _write_combined(existing: Path, batch: Path, table: Table, schema: pa.Schema) -> tuple[Path, int, tuple]:
     """The folder's rows then the batch's, into a temporary file beside the folder's; returns it,
     its rows, and the batch's time range."""
-    tmp = existing.with_name(f".{existing.name}.append.tmp")
+    tmp = _temporary(existing)
     rows, low, high = 0, None, None
     stamp = _time_column(table)
     with pq.ParquetWriter(tmp, schema) as writer:
@@ -148,11 +152,9 @@ def append_batch(data_dir: Path, batch_dir: Path) -> list[Appended]:
             tmp, total, (first, last) = _write_combined(existing, batch, table, schema)
             written.append((tmp, existing))
             done.append(Appended(name, total - pq.ParquetFile(existing).metadata.num_rows, total, first, last))
-    except BaseException:
-        for tmp, _ in written:
-            tmp.unlink(missing_ok=True)
-        for name, table, existing, *_ in plans:
-            existing.with_name(f".{existing.name}.append.tmp").unlink(missing_ok=True)
+    except BaseException:  # the one being written too: every temporary file goes
+        for _, _, existing, *_ in plans:
+            _temporary(existing).unlink(missing_ok=True)
         raise
     for tmp, existing in written:  # every new file is whole before the first replaces its table
         os.chmod(tmp, 0o644)

@@ -90,18 +90,23 @@ def require_file(path: Path, table: Table) -> Path:
 TIME = schema.ARROW_TYPES["timestamp"]  # what every reader, join and store downstream compares
 
 
+def canonical_time(values):
+    """One time column (an arrow array or chunked array) as microseconds in UTC: another zone is
+    the same instant, no zone is read as UTC."""
+    import pyarrow.compute as pc
+
+    if values.type.tz is None:
+        values = pc.assume_timezone(values, "UTC")
+    return values.cast(TIME, safe=False)
+
+
 def canonical_times(arrow: pa.Table, table: Table) -> pa.Table:
     """`arrow` with the contract's time columns in one unit and zone, microseconds in UTC, whatever
     the writer used (pandas writes nanoseconds; a zone other than UTC is the same instant; times
     without a zone are read as UTC). Downstream, joins and the stores compare times of one type."""
-    import pyarrow.compute as pc
-
     for col in table.columns:
         if col.dtype == "timestamp" and col.name in arrow.column_names and arrow.schema.field(col.name).type != TIME:
-            values = arrow.column(col.name)
-            if values.type.tz is None:
-                values = pc.assume_timezone(values, "UTC")
-            arrow = arrow.set_column(arrow.column_names.index(col.name), col.name, values.cast(TIME, safe=False))
+            arrow = arrow.set_column(arrow.column_names.index(col.name), col.name, canonical_time(arrow.column(col.name)))
     return arrow
 
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from grec.data.contract import CONTRACT_FILE, SPLITS, TELECOM, Contract
 from grec.data.manifest import MANIFEST, TrainingSetManifest, file_sha256
 from grec.data.split import TimeSplit, split_masks
-from grec.data.tables import (TIME, canonical_times, check_arrow_schema, check_missing_values, join_tables, load_table,
+from grec.data.tables import (canonical_time, canonical_times, check_arrow_schema, check_missing_values, join_tables, load_table,
                                read_parquet, require_file)
 from grec.data.order import BLOCK_ROWS
 from grec.data.schema import SchemaError
@@ -57,10 +57,7 @@ def latest_timestamp(path: Path) -> pd.Series:
             latest = top
     if latest is None:
         raise SchemaError(f"{path}: no impressions with an event_timestamp (the table is empty)")
-    value = pa.array([latest.as_py()], latest.type)
-    if value.type.tz is None:  # read as UTC, as canonical_times reads the rows
-        value = pc.assume_timezone(value, "UTC")
-    return value.cast(TIME, safe=False).to_pandas()
+    return canonical_time(pa.array([latest.as_py()], latest.type)).to_pandas()  # as the rows are read
 
 
 class _BlockWriter:

@@ -93,7 +93,8 @@ class StepLog(io.TextIOBase):
                     self.say(f"    {shown}")
         elif self.finished:
             if RULE.match(line.strip()):
-                self._step(*self.finished[:1], "SUCCESS", self.finished[1], key_figures(self.outputs))
+                task, seconds = self.finished
+                self._step(task, "SUCCESS", seconds, key_figures(self.outputs))
                 self.finished = None
             else:
                 self.outputs.append(line)

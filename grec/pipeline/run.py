@@ -11,7 +11,6 @@ of pipelines/cluster.py.
 from __future__ import annotations
 
 import importlib
-import re
 import sys
 import tempfile
 import warnings
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from grec import settings
 from grec.errors import UserError
-from grec.pipeline.progress import quiet_run
+from grec.pipeline.progress import ANSI, quiet_run
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINES = ("training", "monitoring")
@@ -85,7 +84,7 @@ def run_local(name: str, params: dict | None = None, pipeline_root: Path | None 
             fn(**params)
     except RuntimeError as e:  # kfp reports a failed task as RuntimeError("Task '...' finished with status FAILURE")
         _finish(root, before, claim, "failed")
-        failed = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+        failed = ANSI.sub("", str(e))
         raise PipelineError(f"pipeline {name} failed: {failed}" + (f"; its full log: {log}" if log else "")) from None
     return _finish(root, before, claim, "succeeded") or root
 
