@@ -131,7 +131,7 @@ def data_append(
 
 @app.command("init")
 def data_init(
-    folder: Annotated[Path, typer.Argument(help="Folder with customers.parquet, items.parquet, impressions.parquet")],
+    folder: Annotated[Path, typer.Argument(help="Folder with a customers, an items and an impressions table (parquet)")],
     name: Annotated[Optional[str], typer.Option(help="The dataset's name (default: the folder's name)")] = None,
     label: Annotated[Optional[list[str]], typer.Option(
         "--label", help="An impressions label column, 0/1 (repeatable) (default: every int8/bool 0/1 column)")] = None,
@@ -148,6 +148,12 @@ def data_init(
     oracle: Annotated[Optional[list[str]], typer.Option(
         "--oracle", help="USE_CASE=COLUMN: where the logs are simulated, the column of that use case's true "
                          "probability (for every use case; the benchmarks' oracle, never a feature)")] = None,
+    file: Annotated[Optional[list[str]], typer.Option(
+        "--file", help="TABLE=FILE: the table's file, where it is not TABLE.parquet (repeatable)")] = None,
+    column: Annotated[Optional[list[str]], typer.Option(
+        "--column", help="[TABLE.]PART=COLUMN: your column playing a core part (customer_id, item_id, impression_id, "
+                         "event_timestamp, updated_at, flow, search_query, viewed_item_ids, visited_page_ids, description, "
+                         "image_embedding) where it is not recognised (repeatable)")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing contract.json")] = False,
 ):
     """Draft contract.json for your own tables: which columns are categorical and numerical
@@ -159,7 +165,7 @@ def data_init(
 
     refuse_existing(folder, force)
     with console.status(f"Reading {folder}"):
-        draft = draft_contract(folder, name, label, use_case, population, funnel, split, cast, oracle)
+        draft = draft_contract(folder, name, label, use_case, population, funnel, split, cast, oracle, file, column)
         path = write_draft(draft, force)
     contract = draft.contract
     table = Table(title=escape(f"Contract '{contract.name}' for {folder}"))
@@ -172,7 +178,11 @@ def data_init(
     tasks = contract.tasks
     labels = ", ".join(f"{u} = {tasks.labels[u]}" + (f" over rows where {tasks.populations[u]} = 1" if tasks.populations.get(u) else "")
                        for u in tasks.use_cases)
-    for key, value in (("Labels", ", ".join(tasks.label_columns)), ("Flows", ", ".join(tasks.flows)), ("Use cases", labels),
+    names = contract.names
+    renamed = [f"{contract.tables[t].file}: " + ", ".join(f"{c} = {p}" for p, c in names["columns"].get(t, {}).items())
+               for t in contract.tables if names["columns"].get(t)]
+    for key, value in (("Your names", "; ".join(renamed) or "the platform's own (customer_id, item_id, ...)"),
+                       ("Labels", ", ".join(tasks.label_columns)), ("Flows", ", ".join(tasks.flows)), ("Use cases", labels),
                        ("Tasks", f"{tasks.n_tasks}: " + ", ".join(tasks.task_name(t) for t in range(tasks.n_tasks))),
                        ("Funnel", ", ".join(f"{a} -> {b}" for a, b in contract.funnel) or "none"),
                        ("Split", f"column '{contract.split}'" if contract.split else "by time"),

@@ -140,6 +140,7 @@ def append_batch(data_dir: Path, batch_dir: Path) -> list[Appended]:
         raise SchemaError(f"{batch_dir}: no table of the contract's ({', '.join(t.file for t in contract.tables.values())})")
     plans = []
     for name, table in present.items():
+        table = table.stored_view()  # the files' own names: an append rewrites them as they are
         existing = require_file(data_dir / table.file, table)
         batch = batch_dir / table.file
         schema = _check_batch(batch, existing, table)

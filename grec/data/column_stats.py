@@ -71,11 +71,11 @@ class Stats:
 
 
 def scan(path: Path, arrow: pa.Schema) -> tuple[dict[str, Stats], int]:
-    """Per column statistics (lists: viewed_item_ids only; nested types: none) and the row count."""
+    """Per column statistics (lists of scalars: their lengths; deeper nesting: none) and the row count."""
     def wanted(f: pa.Field) -> bool:
         t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
         nested = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-        return f.name in ("viewed_item_ids", "visited_page_ids") if nested else not pa.types.is_nested(t)
+        return not pa.types.is_nested(t.value_type) if nested else not pa.types.is_nested(t)
 
     names = [f.name for f in arrow if wanted(f)]
     stats = {f.name: Stats(f.type) for f in arrow}

@@ -97,6 +97,19 @@ class Contract:
     source: str = ""  # where the data comes from (citation, URL)
     inputs: tuple[str, ...] = ALL_INPUTS  # the optional inputs (OPTIONAL_INPUTS) the source has
 
+    @property
+    def names(self) -> dict:
+        """The user's names for the tables' files and core columns, where they are not the
+        platform's: {"files": {table: file}, "columns": {table: {core column: user's column}}}."""
+        files = {n: t.source_file for n, t in self.tables.items() if t.source_file}
+        columns = {n: {c.name: c.source for c in t.columns if c.source} for n, t in self.tables.items()}
+        return {"files": files, "columns": {n: m for n, m in columns.items() if m}}
+
+    def user_name(self, table: str, column: str) -> str:
+        """What the user calls the platform's `column` of `table` (for messages and reports)."""
+        t = self.tables[table]
+        return next((c.stored for c in t.columns if c.name == column), column)
+
     def has(self, optional_input: str) -> bool:
         return optional_input in self.inputs
 
@@ -124,23 +137,39 @@ class Contract:
             "impression_context": self.features("impressions", "categorical") + self.features("impressions", "numerical"),
             "inputs": list(self.inputs),
             "tasks": self.tasks,
+            "user_names": self.user_names(),
         }
+
+    def user_names(self) -> dict[str, str]:
+        """{platform's name: the user's} of the core columns the user names otherwise (a key named
+        in several tables: as the impressions name it), for what the platform shows the user."""
+        names: dict[str, str] = {}
+        for table in ("impressions", "customers", "items"):
+            for c in self.tables[table].columns:
+                if c.source:
+                    names.setdefault(c.name, c.source)
+        return names
 
     @classmethod
     def define(cls, name: str, features: dict[str, dict[str, list[str]]], tasks: TaskVocabulary,
-               funnel=(), split: str | None = None, source: str = "", inputs=ALL_INPUTS) -> Contract:
+               funnel=(), split: str | None = None, source: str = "", inputs=ALL_INPUTS,
+               names: dict | None = None) -> Contract:
         """A contract from feature column names per table ({'customers': {'categorical': [...],
         'numerical': [...]}, ...}): categoricals int64 codes, numericals float32, labels int8.
-        `inputs`: the optional inputs the source has (the core columns of the others are left out)."""
+        `inputs`: the optional inputs the source has (the core columns of the others are left out).
+        `names`: the user's names for files and core columns ({"files": {table: file}, "columns":
+        {table: {core column: user's column}}}); the files are read under those names, nothing renamed."""
         unknown = sorted(set(inputs) - set(OPTIONAL_INPUTS))
         if unknown:
             raise SchemaError(f"contract {name!r}: unknown inputs {unknown}; known: {list(OPTIONAL_INPUTS)}")
         inputs = tuple(i for i in OPTIONAL_INPUTS if i in inputs)
         absent = {c for i, by_table in OPTIONAL_INPUTS.items() if i not in inputs for cols in by_table.values() for c in cols}
+        files, renamed = _check_names(name, names or {}, absent)
         tables = {}
         for table, core in CORE_COLUMNS.items():
             base = schema.TABLES[table]
-            columns = [dataclasses.replace(base.column(c), description=CORE_TEXT[(table, c)]) for c in core if c not in absent]
+            columns = [dataclasses.replace(base.column(c), description=CORE_TEXT[(table, c)],
+                                           source=renamed.get(table, {}).get(c, "")) for c in core if c not in absent]
             given = features.get(table, {})
             for kind, dtype, role in (("categorical", "int64", FEATURE_ROLES[table][0]),
                                       ("numerical", "float32", FEATURE_ROLES[table][1])):
@@ -151,7 +180,7 @@ class Contract:
                             for c in dict.fromkeys(tasks.oracles.values())]
                 if split:
                     columns.append(Column(split, "string", Role.SPLIT, "split of this row: train, valid or test"))
-            tables[table] = Table(table, base.key, tuple(columns))
+            tables[table] = Table(table, base.key, tuple(columns), files.get(table, ""))
         contract = cls(name, tables, tasks, tuple(tuple(p) for p in funnel), split, source, inputs)
         contract.check()
         return contract
@@ -162,12 +191,24 @@ class Contract:
         names = [c.name for t in self.tables.values() for c in t.columns if c.name not in _SHARED_NAMES]
         clashes = sorted({n for n in names if names.count(n) > 1})
         if clashes:
-            raise SchemaError(f"{where}: columns {clashes} appear twice (a column name is one column across the tables)")
+            raise SchemaError(f"{where}: columns {clashes} appear twice (a column name is one column "
+                              "across the tables, and a feature or label may not take a core column's name)")
         for side, tables in (("context", ("customers", "impressions")), ("item", ("items",))):
             for kind in ("categorical", "numerical"):
                 if not any(self.features(t, kind) for t in tables):
                     raise SchemaError(f"{where}: no {side} {kind} feature (the input layer needs at least one; "
                                       "a constant column will do)")
+        for table in self.tables.values():
+            stored = [c.stored for c in table.columns]
+            twice = sorted({n for n in stored if stored.count(n) > 1})
+            if twice:
+                roles = {n: [c.name for c in table.columns if c.stored == n] for n in twice}
+                raise SchemaError(f"{where}: {table.file}: " + "; ".join(
+                    f"column '{n}' is named for {' and '.join(r)}" for n, r in roles.items())
+                    + " (one column of the file plays one part)")
+        files = [t.file for t in self.tables.values()]
+        if len(set(files)) < len(files):
+            raise SchemaError(f"{where}: two tables are read from one file ({files})")
         labels = self.tasks.label_columns
         for a, b in self.funnel:
             if a not in labels or b not in labels:
@@ -177,7 +218,35 @@ class Contract:
         return {"version": VERSION, "name": self.name, "source": self.source,
                 "features": {t: {k: self.features(t, k) for k in ("categorical", "numerical")} for t in CORE_COLUMNS},
                 "tasks": self.tasks.to_dict(), "funnel": [list(p) for p in self.funnel], "split": self.split,
-                "inputs": list(self.inputs)}
+                "inputs": list(self.inputs), **({"names": self.names} if any(self.names.values()) else {})}
+
+
+def _check_names(contract: str, names: dict, absent: set[str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """A contract's "names" field checked: (file per table, {table: {core column: user's column}})."""
+    where = f"contract {contract!r}: field 'names'"
+    if not isinstance(names, dict) or set(names) - {"files", "columns"}:
+        raise SchemaError(f"{where} holds 'files' ({{table: file}}) and 'columns' ({{table: {{core column: your column}}}})")
+    files, columns = names.get("files", {}) or {}, names.get("columns", {}) or {}
+    if not isinstance(files, dict) or not isinstance(columns, dict):
+        raise SchemaError(f"{where}: 'files' and 'columns' are objects keyed by table ({list(CORE_COLUMNS)})")
+    for table in (*files, *columns):
+        if table not in CORE_COLUMNS:
+            raise SchemaError(f"{where}: no table {table!r}; tables are {list(CORE_COLUMNS)}")
+    for table, file in files.items():
+        if not isinstance(file, str) or not file or "/" in file or file.startswith("."):
+            raise SchemaError(f"{where}.files.{table}: {file!r} is not a file name in the data folder")
+    for table, mapping in columns.items():
+        if not isinstance(mapping, dict):
+            raise SchemaError(f"{where}.columns.{table}: an object {{core column: your column}}")
+        for core, user in mapping.items():
+            if core not in CORE_COLUMNS[table] or core in absent:
+                known = [c for c in CORE_COLUMNS[table] if c not in absent]
+                raise SchemaError(f"{where}.columns.{table}: {core!r} is not a core column of {table} (those are "
+                                  f"{known}; a feature keeps its own name)")
+            if not isinstance(user, str) or not user:
+                raise SchemaError(f"{where}.columns.{table}.{core}: {user!r} is not a column name")
+    return ({t: f for t, f in files.items() if f != f"{t}.parquet"},
+            {t: {c: u for c, u in m.items() if u != c} for t, m in columns.items()})
 
 
 # Key columns that are meant to appear in more than one table (the joins).
@@ -189,7 +258,7 @@ TELECOM = Contract("telecom", dict(schema.TABLES), schema.TELECOM_TASKS,
                    (("click", "add_to_cart"), ("add_to_cart", "purchase"), ("click", "purchase")),
                    source="grec simulate")
 
-_FIELDS = {"version", "name", "source", "features", "tasks", "funnel", "split", "inputs"}
+_FIELDS = {"version", "name", "source", "features", "tasks", "funnel", "split", "inputs", "names"}
 
 
 def read_contract(data_dir: Path) -> Contract:
@@ -201,7 +270,7 @@ def read_contract(data_dir: Path) -> Contract:
         d = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise SchemaError(f"{path}: not valid JSON ({e})") from None
-    unknown, missing = set(d) - _FIELDS, _FIELDS - set(d) - {"source", "split", "funnel", "inputs"}
+    unknown, missing = set(d) - _FIELDS, _FIELDS - set(d) - {"source", "split", "funnel", "inputs", "names"}
     if unknown or missing:
         raise SchemaError(f"{path}: " + "; ".join(
             ([f"unknown fields {sorted(unknown)}"] if unknown else []) + ([f"missing fields {sorted(missing)}"] if missing else [])))
@@ -222,7 +291,7 @@ def read_contract(data_dir: Path) -> Contract:
         if not isinstance(inputs, list | tuple):
             raise SchemaError(f"{path}: field 'inputs' must be a list of {list(OPTIONAL_INPUTS)}")
         return Contract.define(d["name"], d["features"], tasks, d.get("funnel", ()), d.get("split"), d.get("source", ""),
-                               inputs)
+                               inputs, d.get("names"))
     except SchemaError as e:
         raise SchemaError(f"{path}: {e}") from None
 
@@ -272,15 +341,22 @@ def to_arrow(frame: pd.DataFrame, table: Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=arrow)
 
 
+def _as_stored(frame: pd.DataFrame, table: Table) -> pa.Table:
+    """A frame under the platform's names as the user's file has it (their names, the contract's types)."""
+    renames = {c.name: c.source for c in table.columns if c.source}
+    return to_arrow(frame.rename(columns=renames) if renames else frame, table.stored_view())
+
+
 def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, contract: Contract = TELECOM) -> dict[str, Path]:
-    """Write each table to ``out_dir/<name>.parquet`` with the contract's arrow schema, each file
-    atomically; a contract other than the storefront's is written beside them as contract.json."""
+    """Write each table (frames under the platform's names) to its file in ``out_dir`` in the user's
+    layout (the contract's file and column names, its arrow schema), each file atomically; a contract
+    other than the storefront's is written beside them as contract.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     unknown = set(tables) - set(contract.tables)
     if unknown:
         raise SchemaError(f"unknown tables {sorted(unknown)}; the contract has {sorted(contract.tables)}")
-    paths = {name: write_parquet(out_dir / contract.tables[name].file, to_arrow(frame, contract.tables[name]))
+    paths = {name: write_parquet(out_dir / contract.tables[name].file, _as_stored(frame, contract.tables[name]))
              for name, frame in tables.items()}
     if contract is not TELECOM:
         paths["contract"] = write_json(out_dir / CONTRACT_FILE, contract.to_dict())

@@ -4,8 +4,10 @@ A new source arrives as three parquet tables (customers, items, impressions) and
 `draft_contract` reads their schemas and makes one streaming pass over the rows (batches, only the
 columns it classifies, never a whole table in memory) to decide what each column is:
 
-- the core columns by their names (keys, times, the flow; search_query, viewed_item_ids with
-  visited_page_ids, description with image_embedding where the source has those inputs);
+- the files and core columns (keys, times, the flow; search_query, viewed_item_ids with
+  visited_page_ids, description with image_embedding where the source has those inputs) under the
+  user's own names: given (--file, --column), the platform's names, or recognised from the columns
+  (grec.data.recognise); the contract records them and nothing is renamed on disk;
 - labels: the columns given (--label, --use-case, --population, --funnel), else every int8 or
   bool impressions column holding only 0 and 1;
 - categorical features: int64 columns of codes >= 0; numerical features: float32 columns;
@@ -32,15 +34,15 @@ import pyarrow.parquet as pq
 
 from grec.data import schema
 from grec.data.column_stats import MAX_VALUES, cast_advice, column_kind, funnel_violations, needs_cast, scan, type_name
-from grec.data.contract import CONTRACT_FILE, CORE_COLUMNS, CORE_TEXT, OPTIONAL_INPUTS, SPLITS, Contract, read_contract
+from grec.data.contract import CONTRACT_FILE, CORE_COLUMNS, OPTIONAL_INPUTS, SPLITS, Contract, read_contract
+from grec.data.recognise import OPTIONAL, TABLES, find_files, parse_columns, parse_files, propose
 from grec.data.schema import SchemaError, TaskVocabulary
 from grec.errors import UserError
 from grec.io import write_json, write_parquet
 
-TABLES = tuple(CORE_COLUMNS)  # customers, items, impressions
-_OPTIONAL = {c for by_table in OPTIONAL_INPUTS.values() for cols in by_table.values() for c in cols}
-REQUIRED = {t: tuple(c for c in cols if c not in _OPTIONAL) for t, cols in CORE_COLUMNS.items()}
-_SHARED = {"customer_id", "item_id", "updated_at"}  # names meant to be in several tables (the joins)
+REQUIRED = {t: tuple(c for c in cols if c not in OPTIONAL) for t, cols in CORE_COLUMNS.items()}
+_SHARED = {"customer_id", "item_id", "updated_at"}  # parts meant to be in several tables (the joins)
+_PLATFORM_NAMES = {c for cols in CORE_COLUMNS.values() for c in cols}
 MAX_CODE = 1_000_000  # a categorical's embedding table has max code + 1 rows
 TARGET = {"int64": pa.int64(), "float32": pa.float32(), "int8": pa.int8(), "string": pa.string()}
 
@@ -119,7 +121,7 @@ def _parse_pairs(items, what: str, sep: str = "=") -> list[tuple[str, str]]:
 class _Drafter:
     """Reads the folder and accumulates what each column is, what is unused and what is refused."""
 
-    def __init__(self, data_dir: Path, cast: bool):
+    def __init__(self, data_dir: Path, cast: bool, files=None, columns=None):
         self.data_dir, self.cast = Path(data_dir), cast
         self.problems: list[str] = []  # refusals: file, column, fix
         self.unused: list[Unused] = []
@@ -127,25 +129,36 @@ class _Drafter:
         self.notes: list[str] = []
         self.features = {t: {"categorical": [], "numerical": []} for t in TABLES}
         self.owner: dict[str, str] = {}  # column name -> the file that has it (one name, one column)
-        missing = [schema.TABLES[t].file for t in TABLES if not (self.data_dir / schema.TABLES[t].file).is_file()]
         if not self.data_dir.is_dir():
-            raise DraftError(f"{self.data_dir}: no such folder (it should hold customers.parquet, items.parquet "
-                             "and impressions.parquet)")
+            raise DraftError(f"{self.data_dir}: no such folder (it should hold a customers, an items and an "
+                             "impressions table as parquet files)")
+        try:
+            given_files, given_columns = parse_files(files), parse_columns(columns)
+        except ValueError as e:
+            raise DraftError(str(e)) from None
+        found, missing = find_files(self.data_dir, given_files)
         if missing:
-            raise DraftError(f"{self.data_dir}: missing {', '.join(missing)}: write "
-                             + "; ".join(f"{self.data_dir / f} with at least {', '.join(REQUIRED[f.removesuffix('.parquet')])}"
-                                         for f in missing))
+            raise DraftError(f"{self.data_dir}: " + "; ".join(missing))
+        self.files = found
         self.arrow, self.stats, self.rows = {}, {}, {}
         for t in TABLES:
-            path = self.data_dir / schema.TABLES[t].file
+            path = self.data_dir / self.files[t]
             try:
                 self.arrow[t] = pq.read_schema(path)
             except (pa.ArrowException, OSError) as e:
                 raise DraftError(f"{path}: not a readable parquet file ({e})") from None
-            self.stats[t], self.rows[t] = scan(path, self.arrow[t])
+        self.names = propose(self.files, self.arrow, given_columns)
+        self.problems += self.names.problems
+        self.notes += self.names.notes
+        for t in TABLES:
+            self.stats[t], self.rows[t] = scan(self.data_dir / self.files[t], self.arrow[t])
 
     def file(self, table: str) -> str:
-        return schema.TABLES[table].file
+        return self.files[table]
+
+    def col(self, table: str, part: str) -> str | None:
+        """The user's column playing core `part` of `table` (None: none)."""
+        return self.names.of(table, part)
 
     def refuse(self, table: str, column: str, why: str) -> None:
         self.problems.append(f"{self.file(table)}: column '{column}' {why}")
@@ -176,7 +189,7 @@ class _Drafter:
 
     def claim(self, table: str, column: str) -> bool:
         """One column name is one column across the tables (but the join keys)."""
-        if column in _SHARED:
+        if column in {self.col(t, p) for t in TABLES for p in _SHARED}:
             return True
         other = self.owner.get(column)
         if other and other != self.file(table):
@@ -190,17 +203,15 @@ class _Drafter:
 
     def core(self) -> None:
         for t in TABLES:
-            for name in CORE_COLUMNS[t]:
-                if name not in _SHARED:
+            for part, name in self.names.columns[t].items():
+                if part not in _SHARED:
                     self.owner.setdefault(name, self.file(t))
         for t in TABLES:
             base, stats = schema.TABLES[t], self.stats[t]
-            for name in REQUIRED[t]:
-                col = base.column(name)
-                if name not in self.arrow[t].names:
-                    self.problems.append(f"{self.file(t)}: missing column '{name}' ({col.dtype}: {CORE_TEXT[(t, name)]}); "
-                                         f"add it, or rename the column that holds it to '{name}'")
-                    continue
+            for part in REQUIRED[t]:
+                col, name = base.column(part), self.col(t, part)
+                if name is None:
+                    continue  # refused by the names' proposal
                 ok = self.typed(t, name, col.dtype)
                 if ok is None:
                     self.refuse(t, name, f"has type {type_name(self.arrow[t].field(name).type)}; the readers need {col.dtype}"
@@ -208,16 +219,17 @@ class _Drafter:
                 elif ok is False:
                     self.refuse(t, name, f"has type {type_name(self.arrow[t].field(name).type)}; {cast_advice(col.dtype)}")
                 if stats[name].nulls:
-                    self.refuse(t, name, f"has {stats[name].nulls:,} nulls; every row needs a {name}")
+                    self.refuse(t, name, f"has {stats[name].nulls:,} nulls; every row needs a {name} ({part})")
             if self.rows[t] == 0:
                 self.problems.append(f"{self.file(t)}: no rows")
 
     def flows(self) -> tuple[str, ...]:
-        stats = self.stats["impressions"].get("flow")
+        flow = self.col("impressions", "flow")
+        stats = self.stats["impressions"].get(flow)
         if stats is None or column_kind(stats.type) != "string":
             return ()
         if stats.more_values:
-            self.refuse("impressions", "flow", f"has more than {MAX_VALUES:,} distinct values: a flow is a scenario "
+            self.refuse("impressions", flow, f"is the flow but has more than {MAX_VALUES:,} distinct values: a flow is a scenario "
                                                "(a page, a channel, a campaign), each a task per use case")
         return tuple(sorted(stats.values))
 
@@ -229,7 +241,7 @@ class _Drafter:
             self.problems.append(f"{self.file(t)}: no column '{column}' (named as a label{why}; columns: "
                                  f"{', '.join(self.arrow[t].names)})")
             return False
-        if column in CORE_COLUMNS[t]:
+        if column in self.names.core(t):
             self.refuse(t, column, f"is a core column, not a label{why}")
             return False
         s = self.stats[t][column]
@@ -249,10 +261,10 @@ class _Drafter:
             given = list(dict.fromkeys(given))
             return [c for c in given if self.label_ok(c)], given
         t = "impressions"
-        found = [f.name for f in self.arrow[t] if f.name not in CORE_COLUMNS[t]
+        found = [f.name for f in self.arrow[t] if f.name not in self.names.core(t)
                  and (f.type == pa.int8() or pa.types.is_boolean(f.type)) and self.stats[t][f.name].binary]
         if not found:
-            binary = [f.name for f in self.arrow[t] if f.name not in CORE_COLUMNS[t]
+            binary = [f.name for f in self.arrow[t] if f.name not in self.names.core(t)
                       and column_kind(f.type) in ("int", "float", "bool") and self.stats[t][f.name].binary]
             raise DraftError(f"{self.file(t)}: no label column found (labels are int8 or bool columns of 0/1); name "
                              "yours with --label COL (repeatable)"
@@ -310,30 +322,33 @@ class _Drafter:
         have = []
         imp, items = self.arrow["impressions"], self.arrow["items"]
         s = self.stats["impressions"]
-        if "search_query" in imp.names:
-            if column_kind(imp.field("search_query").type) != "string" or pa.types.is_dictionary(imp.field("search_query").type):
-                self.leave_out("impressions", "search_query", "the search text must be a string column ('' where none)")
-            elif s["search_query"].non_empty:
+        query = self.col("impressions", "search_query")
+        if query:
+            if column_kind(imp.field(query).type) != "string" or pa.types.is_dictionary(imp.field(query).type):
+                self.leave_out("impressions", query, "the search text must be a string column ('' where none)")
+            elif s[query].non_empty:
                 have.append("search")
             else:
-                self.leave_out("impressions", "search_query", "every query is empty: no search input (readers fill '')")
-        seqs = [c for c in ("viewed_item_ids", "visited_page_ids") if c in imp.names]
+                self.leave_out("impressions", query, "every query is empty: no search input (readers fill '')")
+        viewed, visited = self.col("impressions", "viewed_item_ids"), self.col("impressions", "visited_page_ids")
+        seqs = [c for c in (viewed, visited) if c]
         if seqs:
             good = [c for c in seqs if column_kind(imp.field(c).type) == "list" and imp.field(c).type.value_type == pa.int64()]
             if len(good) < 2:
                 for c in seqs:
                     self.leave_out("impressions", c, "histories need both viewed_item_ids and visited_page_ids, each "
                                                      "list<int64>, aligned (a page per viewed item)")
-            elif s["viewed_item_ids"].non_empty:
+            elif s[viewed].non_empty:
                 have.append("histories")
             else:
                 for c in seqs:
                     self.leave_out("impressions", c, "every history is empty: no histories input (readers fill empty lists)")
-        vecs = [c for c in ("description", "image_embedding") if c in items.names]
+        description, image = self.col("items", "description"), self.col("items", "image_embedding")
+        vecs = [c for c in (description, image) if c]
         if vecs:
-            desc_ok = "description" in vecs and column_kind(items.field("description").type) == "string" \
-                and not pa.types.is_dictionary(items.field("description").type)
-            img = items.field("image_embedding").type if "image_embedding" in vecs else None
+            desc_ok = description is not None and column_kind(items.field(description).type) == "string" \
+                and not pa.types.is_dictionary(items.field(description).type)
+            img = items.field(image).type if image else None
             img_ok = img is not None and column_kind(img) == "list" and img.value_type == pa.float32()
             if desc_ok and img_ok:
                 have.append("item_vectors")
@@ -400,7 +415,11 @@ class _Drafter:
         metadata = self.arrow[t].pandas_metadata or {}
         index = {c for c in metadata.get("index_columns", []) if isinstance(c, str)}
         for f in self.arrow[t]:
-            if f.name in CORE_COLUMNS[t] or f.name in taken:
+            if f.name in self.names.core(t) or f.name in taken:
+                continue
+            if f.name in _PLATFORM_NAMES:
+                self.leave_out(t, f.name, f"'{f.name}' is the platform's name of a core column that another column "
+                                          "plays here, so it cannot also name a feature")
                 continue
             if f.name in index:
                 self.leave_out(t, f.name, "a pandas index written with the table, not a feature (write the frame with "
@@ -420,7 +439,8 @@ class _Drafter:
 def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | None = None,
                    use_cases: list[str] | dict[str, str] | None = None, populations: list[str] | dict[str, str] | None = None,
                    funnel: list[str] | list[tuple[str, str]] | None = None, split: str | None = None,
-                   cast: bool = False, oracles: list[str] | dict[str, str] | None = None) -> Draft:
+                   cast: bool = False, oracles: list[str] | dict[str, str] | None = None,
+                   files: list[str] | dict[str, str] | None = None, columns: list[str] | None = None) -> Draft:
     """A contract for the tables in `data_dir`, inferred from their schemas and one pass over their
     rows (see the module's docstring), with the columns left out and why.
 
@@ -430,13 +450,15 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
     only where a is); `split`: a train/valid/test column (default: one named 'split', else by time);
     `cast`: columns a type cast fixes are kept and cast by write_draft (else left out or refused);
     `oracles`: USE_CASE=COLUMN, the true probability of a use case's label where the logs are
-    simulated (benchmarks compare with it; never a feature).
+    simulated (benchmarks compare with it; never a feature). `files`: TABLE=FILE where a table's
+    file is not <table>.parquet; `columns`: [TABLE.]PART=COLUMN, the user's column for a core part
+    (customer_id, event_timestamp, flow...) that is not recognised (grec.data.recognise).
     Raises DraftError naming every file, column and fix when no usable contract can be drafted."""
     use_case_pairs = _parse_pairs(use_cases, "--use-case")
     population_pairs = _parse_pairs(populations, "--population")
     oracle_pairs = _parse_pairs(oracles, "--oracle")
     funnel_pairs = _parse_pairs(funnel, "--funnel", ",")
-    d = _Drafter(data_dir, cast)
+    d = _Drafter(data_dir, cast, files, columns)
     d.core()
     flows = d.flows()
 
@@ -480,7 +502,7 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
             d.problems.append(f"use case name {uc!r}: task names are FLOW+USE_CASE, so a use case name has no '+'")
     for flow in flows:
         if "+" in flow:
-            d.refuse("impressions", "flow", f"value {flow!r} has a '+': task names are FLOW+USE_CASE; rename the flow")
+            d.refuse("impressions", d.col("impressions", "flow"), f"value {flow!r} has a '+': task names are FLOW+USE_CASE; rename the flow")
     if not d.problems and not chosen:
         d.problems.append("no use case: pass --use-case NAME=LABEL or --label COL")
     if oracle_pairs and not d.problems and {uc for uc, _ in oracle_pairs} != set(chosen):
@@ -494,7 +516,7 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
     d.require_features()
 
     if not d.problems:
-        impressions = d.data_dir / schema.TABLES["impressions"].file
+        impressions = d.data_dir / d.file("impressions")
         for a, b in funnel_pairs:
             bad = funnel_violations(impressions, a, b)
             if bad:
@@ -506,7 +528,7 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
                          + (f"\nColumns it would leave out:{unused}" if unused else ""))
 
     if split_column is None:
-        ts = d.stats["impressions"]["event_timestamp"]
+        ts = d.stats["impressions"][d.col("impressions", "event_timestamp")]
         days = (ts.max - ts.min).total_seconds() / 86400 if ts.min is not None else 0
         d.notes.append(f"no split column: rows are split by time (the last 7 days are the test window, the 7 "
                        f"before them validation); the impressions span {days:.1f} days")
@@ -514,20 +536,27 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
             d.notes.append("the impressions span less than 15 days: the time split leaves (almost) no training rows; "
                            "add a split column (train/valid/test) and pass --split COL")
     for key, table in (("item_id", "items"), ("customer_id", "customers")):
-        top = d.stats[table][key].max
+        top = d.stats[table][d.col(table, key)].max
         if top is not None and top >= MAX_CODE:
-            d.notes.append(f"{schema.TABLES[table].file}: {key} goes up to {top:,}: the model has an embedding row per "
+            d.notes.append(f"{d.file(table)}: {d.col(table, key)} goes up to {top:,}: the model has an embedding row per "
                            f"id up to the largest; renumber them 0..K-1")
     tasks = TaskVocabulary(flows, tuple(chosen), dict(chosen), pops, oracle_columns)
     try:
         contract = Contract.define(name or Path(data_dir).resolve().name, d.features, tasks, funnel_pairs, split_column,
                                    source="drafted by grec data init (edit to cite where the data comes from)",
-                                   inputs=inputs)
+                                   inputs=inputs, names=_present_names(d.names.to_contract(), inputs))
     except SchemaError as e:
         raise DraftError(f"cannot draft a contract for {d.data_dir}: {e}") from None
-    used = {(t.file, c) for t in contract.tables.values() for c in t.names()}
+    used = {(t.file, c.stored) for t in contract.tables.values() for c in t.columns}
     casts = [c for c in d.casts if (c.file, c.column) in used]  # not those of columns left out after all
     return Draft(Path(data_dir), contract, d.rows, d.unused, casts, d.notes)
+
+
+def _present_names(names: dict, inputs: list[str]) -> dict:
+    """The contract's "names" without the columns of inputs the source turned out not to have."""
+    absent = {c for i, by_table in OPTIONAL_INPUTS.items() if i not in inputs for cols in by_table.values() for c in cols}
+    columns = {t: {p: c for p, c in m.items() if p not in absent} for t, m in names["columns"].items()}
+    return {"files": names["files"], "columns": {t: m for t, m in columns.items() if m}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,7 +618,7 @@ def write_draft(draft: Draft, force: bool = False) -> Path:
         try:
             for table in contract.tables.values():
                 path = draft.data_dir / table.file
-                check_arrow_schema(pq.read_schema(path), table, str(path))
+                check_arrow_schema(pq.read_schema(path), table.stored_view(), str(path))
         except SchemaError as e:
             raise refused(e) from None
         os.replace(tmp / CONTRACT_FILE, target)

@@ -8,7 +8,7 @@ types and roles from here rather than typing them again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -121,10 +121,16 @@ class Column:
     (see grec.data.spec.FeatureSpec) so real datasets with other cardinalities fit the same contract.
     """
 
-    name: str
+    name: str  # the platform's name for it: a core column's role (customer_id...), else the user's
     dtype: str  # int64 | int8 | float32 | string | timestamp | list<int64> | vector<float32>
     role: Role
     description: str
+    source: str = ""  # the column's name in the user's file, where it is not `name`
+
+    @property
+    def stored(self) -> str:
+        """The column's name in its file."""
+        return self.source or self.name
 
 
 @dataclass(frozen=True)
@@ -132,10 +138,31 @@ class Table:
     name: str
     key: str
     columns: tuple[Column, ...]
+    source_file: str = ""  # the user's file name, where it is not <name>.parquet
 
     @property
     def file(self) -> str:
-        return f"{self.name}.parquet"
+        return self.source_file or f"{self.name}.parquet"
+
+    def stored_view(self) -> Table:
+        """The table as its file has it: every column under its name in the file. Code that
+        reads or rewrites the user's file (checks, validation, appends) works on this view, so
+        every message names the user's own columns."""
+        if not any(c.source for c in self.columns):
+            return self
+        columns = tuple(replace(c, name=c.stored, source="") for c in self.columns)
+        return Table(self.name, self.column(self.key).stored, columns, self.source_file)
+
+    def renames(self) -> dict[str, str]:
+        """{name in the file: the platform's name} for the columns whose names differ."""
+        return {c.source: c.name for c in self.columns if c.source and c.source != c.name}
+
+    def platform_view(self) -> Table:
+        """The table under the platform's names in a file of its own (the tables the platform
+        derives and writes itself: feature sources, training sets)."""
+        if not self.source_file and not any(c.source for c in self.columns):
+            return self
+        return Table(self.name, self.key, tuple(replace(c, source="") for c in self.columns))
 
     def names(self, *roles: Role) -> list[str]:
         return [c.name for c in self.columns if not roles or c.role in roles]

@@ -107,6 +107,12 @@ class FeatureSpec:
     # each item's attributes as the training rows last showed them (grec.data.item_attributes): how a
     # history's items are looked up; empty in specs saved before it existed (all unknown)
     item_attributes: dict = field(default_factory=dict)
+    # the user's names of the core columns they name otherwise ({"flow": "surface"}): what reports
+    # and drift call them (the contract's user_names)
+    user_names: dict = field(default_factory=dict)
+
+    def user_name(self, column: str) -> str:
+        return self.user_names.get(column, column)
 
     def has(self, optional_input: str) -> bool:
         return optional_input in self.inputs

@@ -110,12 +110,23 @@ def canonical_times(arrow: pa.Table, table: Table) -> pa.Table:
     return arrow
 
 
+def as_roles(arrow: pa.Table, table: Table) -> pa.Table:
+    """A part of the user's file (read under its own names, `table.stored_view()`'s columns) under
+    the platform's names, its times canonical: what every reader downstream of the file sees."""
+    renames = table.renames()
+    if renames:
+        arrow = arrow.rename_columns([renames.get(n, n) for n in arrow.column_names])
+    return canonical_times(arrow, table)
+
+
 def load_table(path: Path, table: Table) -> pd.DataFrame:
-    path = require_file(path, table)
-    check_arrow_schema(read_parquet(path, schema_only=True), table, str(path))
-    arrow = read_parquet(path, columns=table.names())
-    check_missing_values(arrow, table, str(path))
-    return canonical_times(arrow, table).to_pandas()
+    """The contract's columns of one table, checked (errors name the user's own columns), under
+    the platform's names."""
+    path, stored = require_file(path, table), table.stored_view()
+    check_arrow_schema(read_parquet(path, schema_only=True), stored, str(path))
+    arrow = read_parquet(path, columns=stored.names())
+    check_missing_values(arrow, stored, str(path))
+    return as_roles(arrow, table).to_pandas()
 
 
 def load_tables(data_dir: Path, contract: Contract | None = None) -> dict[str, pd.DataFrame]:

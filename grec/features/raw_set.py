@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from grec.data.contract import CONTRACT_FILE, SPLITS, TELECOM, Contract
 from grec.data.manifest import MANIFEST, TrainingSetManifest, file_sha256
 from grec.data.split import TimeSplit, split_masks
-from grec.data.tables import (canonical_time, canonical_times, check_arrow_schema, check_missing_values, join_tables, load_table,
+from grec.data.tables import (as_roles, canonical_time, check_arrow_schema, check_missing_values, join_tables, load_table,
                                read_parquet, require_file)
 from grec.data.order import BLOCK_ROWS
 from grec.data.schema import SchemaError
@@ -47,11 +47,11 @@ def joined_bytes(data_dir: Path, contract: Contract) -> tuple[int, int]:
     return rows, int(raw + rows * per_row)
 
 
-def latest_timestamp(path: Path) -> pd.Series:
-    """The impressions' latest event_timestamp (all TimeSplit.from_timestamps needs), read one
-    batch at a time, as a one-row series in the contract's time type (microseconds, UTC)."""
+def latest_timestamp(path: Path, column: str = "event_timestamp") -> pd.Series:
+    """The impressions' latest event time (`column` in the file; all TimeSplit.from_timestamps
+    needs), read one batch at a time, as a one-row series in the contract's time type (us, UTC)."""
     latest = None
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=["event_timestamp"]):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=[column]):
         top = pc.max(batch.column(0))  # nulls skipped (refused later, by row)
         if top.is_valid and (latest is None or top.as_py() > latest.as_py()):
             latest = top
@@ -93,18 +93,21 @@ def write_raw_training_set(data_dir: Path, out_dir: Path, contract: Contract, te
     column and row as loading the tables whole does."""
     data_dir = Path(data_dir)
     impressions = contract.tables["impressions"]
+    stored = impressions.stored_view()  # the file's own names, in its checks' messages
     path = data_dir / impressions.file
-    check_arrow_schema(read_parquet(path, schema_only=True), impressions, str(path))
-    split = TimeSplit.from_timestamps(latest_timestamp(path), test_days, valid_days)
+    check_arrow_schema(read_parquet(path, schema_only=True), stored, str(path))
+    split = TimeSplit.from_timestamps(latest_timestamp(path, impressions.column("event_timestamp").stored),
+                                      test_days, valid_days)
     dims = {name: contract.fill_absent(name, load_table(data_dir / contract.tables[name].file, contract.tables[name]))
             for name in ("customers", "items")}
     writers: dict[str, _BlockWriter] = {}
     columns: list[str] = []
     with atomic_folder(out_dir) as tmp:
         first = 0  # the batch's first row in the impressions file
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=impressions.names()):
-            arrow = canonical_times(pa.Table.from_batches([batch]), impressions)
-            check_missing_values(arrow, impressions, str(path), first_row=first)
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=stored.names()):
+            arrow = pa.Table.from_batches([batch])
+            check_missing_values(arrow, stored, str(path), first_row=first)
+            arrow = as_roles(arrow, impressions)
             frame = join_tables({"impressions": contract.fill_absent("impressions", arrow.to_pandas()), **dims},
                                 first_row=first)
             table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -45,7 +45,8 @@ HISTORY_COLUMNS = ("viewed_item_ids", "visited_page_ids")
 def source_tables(contract: Contract = TELECOM) -> dict[str, Table]:
     """The source tables of a contract's data, by view name (the optional views only where the
     contract's source has that input)."""
-    customers, items, impressions = (contract.tables[n] for n in ("customers", "items", "impressions"))
+    # the platform's names: the sources are the platform's own files, whatever the user's are called
+    customers, items, impressions = (contract.tables[n].platform_view() for n in ("customers", "items", "impressions"))
     tables = [Table("customer_profile", "customer_id", customers.columns)]
     if contract.has("histories"):
         tables.append(Table("customer_activity", "customer_id", tuple(

@@ -84,9 +84,9 @@ class DriftPolicy:
 
 def feature_columns(spec) -> dict[str, str]:
     """{column: "numerical" | "categorical"} of the monitored inputs of a FeatureSpec: its context
-    and item feature columns and the flow, plus the history length where its data has histories
+    and item feature columns and the flow (under the user's name for it), plus the history length where its data has histories
     and whether there was a search where it has search."""
-    columns = {c: "categorical" for c in [*spec.context_categorical, *spec.item_categorical, "flow"]}
+    columns = {c: "categorical" for c in [*spec.context_categorical, *spec.item_categorical, spec.user_name("flow")]}
     columns |= {c: "numerical" for c in [*spec.context_numerical, *spec.item_numerical]}
     return columns | {c: kind for c, kind in DERIVED.items() if spec.has(DERIVED_FROM[c])}
 
@@ -98,7 +98,8 @@ def drift_rows(model, spec, frame: pd.DataFrame) -> pd.DataFrame:
     from grec.lifecycle.pyfunc import score_use_cases
 
     monitored = feature_columns(spec)
-    out = frame[[c for c in monitored if c not in DERIVED]].reset_index(drop=True).copy()
+    out = frame.rename(columns={"flow": spec.user_name("flow")})  # the report names the user's columns
+    out = out[[c for c in monitored if c not in DERIVED]].reset_index(drop=True).copy()
     if "history_length" in monitored:
         out["history_length"] = frame["viewed_item_ids"].map(len).to_numpy()
     if "has_search" in monitored:

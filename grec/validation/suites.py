@@ -62,15 +62,16 @@ def validation_frame(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def task_counts(impressions: pd.DataFrame, tasks: TaskVocabulary = TELECOM.tasks) -> pd.DataFrame:
-    """One row per task: its (example, task) rows and positives, as training will build them."""
+def task_counts(impressions: pd.DataFrame, tasks: TaskVocabulary = TELECOM.tasks, flow: str = "flow") -> pd.DataFrame:
+    """One row per task: its (example, task) rows and positives, as training will build them
+    (`flow`: the flow's column in `impressions`)."""
     rows = []
-    for flow in tasks.flows:
-        of_flow = impressions[impressions["flow"] == flow]
+    for name in tasks.flows:
+        of_flow = impressions[impressions[flow] == name]
         for use_case in tasks.use_cases:
             population = tasks.populations.get(use_case)
             pop = of_flow if population is None else of_flow[of_flow[population] == 1]
-            rows.append({"task": f"{flow}+{use_case}", "rows": len(pop),
+            rows.append({"task": f"{name}+{use_case}", "rows": len(pop),
                          "positives": int(pop[tasks.labels[use_case]].sum())})
     return pd.DataFrame(rows)
 

@@ -94,3 +94,23 @@ def write_own_logs(folder: Path, n_impressions: int = 2000, seed: int = 0) -> Pa
     for name, table in own_logs(n_impressions, seed).items():
         pq.write_table(table, folder / f"{name}.parquet")
     return folder
+
+
+# The same logs as a music service names them: its own files and its own name for every core column.
+NAMED_FILES = {"customers": "listeners.parquet", "items": "tracks.parquet", "impressions": "plays.parquet"}
+NAMED_COLUMNS = {
+    "customers": {"customer_id": "listener_id", "updated_at": "profile_at"},
+    "items": {"item_id": "track_id", "updated_at": "catalogued_at"},
+    "impressions": {"impression_id": "play_id", "event_timestamp": "shown_at", "customer_id": "listener_id",
+                    "item_id": "track_id", "flow": "surface"},
+}
+
+
+def write_named_logs(folder: Path, n_impressions: int = 2000, seed: int = 0) -> Path:
+    """`own_logs` under the music service's names (NAMED_FILES, NAMED_COLUMNS), no contract.json."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in own_logs(n_impressions, seed).items():
+        renames = NAMED_COLUMNS[name]
+        pq.write_table(table.rename_columns([renames.get(c, c) for c in table.column_names]), folder / NAMED_FILES[name])
+    return folder

@@ -194,13 +194,15 @@ def test_refusals_name_the_file_the_column_and_the_fix(logs):
     (logs / "items.parquet").unlink()
     result = init(logs)
     assert result.exit_code == 1 and isinstance(result.exception, DraftError)
-    assert f"missing items.parquet: write {logs / 'items.parquet'} with at least item_id, updated_at" in str(result.exception)
+    assert (f"{logs / 'items.parquet'}: not found (the default name) for the items table; name its file with --file "
+            "items=FILE (parquet files here: customers.parquet, impressions.parquet)") in str(result.exception)
     write_own_logs(logs)
 
     rewrite(logs, "impressions", lambda t: t.drop(["flow"]))
     # described in any dataset's words, not the storefront's ("Customer flow: AAL, EUP or NSE")
-    with pytest.raises(DraftError, match="impressions.parquet: missing column 'flow' \\(string: the flow, the first token of "
-                                         "each task: one of the contract's flows\\); add it, or rename"):
+    with pytest.raises(DraftError, match="impressions.parquet: no column for flow \\(the flow, the first token of "
+                                         "each task: one of the contract's flows\\); name yours with --column "
+                                         "impressions.flow=COLUMN \\(columns: "):
         draft_contract(logs)
     write_own_logs(logs)
 

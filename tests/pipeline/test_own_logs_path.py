@@ -1,6 +1,7 @@
-"""A user's own logs through the whole platform: tables with other names everywhere (flows
-WEB/APP/EMAIL, use cases CLICK/BUY, their own customer and item columns, no search text, no
-histories, no item vectors), scaffolded with `grec data init`, validated, trained, gated,
+"""A user's own logs through the whole platform: tables with other names everywhere (their own
+files and key, time and flow columns, flows WEB/APP/EMAIL, use cases CLICK/BUY, their own customer
+and item columns, no search text, no histories, no item vectors), never renamed on disk,
+scaffolded with `grec data init`, validated, trained, gated,
 registered and packaged by the training pipeline, served, and watched by the monitoring pipeline.
 A storefront request on that model is refused naming what it does not have."""
 
@@ -18,7 +19,7 @@ from grec.lifecycle.registry import Registry
 from grec.pipeline.run import run_local, task_outputs
 from grec.serving.bento import local_service
 from grec.serving.ranker import RankRequest, Ranker
-from tests.data.own_logs import START, USE_CASE_ARGS, write_own_logs
+from tests.data.own_logs import NAMED_FILES, START, USE_CASE_ARGS, write_named_logs
 from tests.pipeline.whole_path import cli, in_process_scores, train_with_pipeline
 
 pytestmark = pytest.mark.slow
@@ -27,8 +28,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("own-logs-state")
-    data = write_own_logs(tmp_path_factory.mktemp("own-logs") / "shop", n_impressions=8000)
-    init = cli(home, "data", "init", data, *USE_CASE_ARGS)
+    data = write_named_logs(tmp_path_factory.mktemp("own-logs") / "shop", n_impressions=8000)
+    files = [f"--file={t}={f}" for t, f in NAMED_FILES.items()]
+    init = cli(home, "data", "init", data, *files, "--column", "flow=surface", *USE_CASE_ARGS)
     assert init.returncode == 0, init.stdout + init.stderr
     validate = cli(home, "validate", "--data", data)
     assert validate.returncode == 0, validate.stdout + validate.stderr
@@ -50,8 +52,8 @@ def test_the_pipeline_takes_a_scaffolded_contract_to_a_champion(state):
 
 
 def test_the_service_ranks_with_the_models_own_vocabulary_and_refuses_the_storefronts(state):
-    impressions = pd.read_parquet(state["data"] / "impressions.parquet")
-    customer = int(impressions["customer_id"].value_counts().index[0])
+    impressions = pd.read_parquet(state["data"] / "plays.parquet")
+    customer = int(impressions["listener_id"].value_counts().index[0])
     body = {"customer_id": customer, "flow": "APP", "use_case": "CLICK", "item_ids": list(range(12)), "slot": 0}
     with local_service(state["home"]) as url, httpx.Client(base_url=url, timeout=60) as client:
         meta = client.post("/metadata").json()
@@ -86,6 +88,6 @@ def test_monitoring_watches_the_contracts_columns(state):
     last_week = (START + pd.Timedelta(days=21)).isoformat(), (START + pd.Timedelta(days=28)).isoformat()
     outputs = task_outputs(run_local("monitoring", {"data": str(state["data"]), "start": last_week[0], "end": last_week[1]}))
     result = json.loads(open(outputs["drift-report"]["artifacts"]["result"]["path"]).read())
-    assert {f["column"] for f in result["features"]} == {"segment", "country", "spend", "genre", "price_eur", "slot", "flow"}
+    assert {f["column"] for f in result["features"]} == {"segment", "country", "spend", "genre", "price_eur", "slot", "surface"}
     assert {t["column"].removeprefix("score ") for t in result["tasks"]} | set(result["not_compared"]) == {
         "APP+CLICK", "APP+BUY", "EMAIL+CLICK", "EMAIL+BUY", "WEB+CLICK", "WEB+BUY"}
