@@ -11,7 +11,7 @@ $GREC_HOME/features/sources/; `GREC_HOME=... feast -c feature_repo apply` sees t
 from datetime import timedelta
 
 from feast import Entity, FeatureService, FeatureView, Field, ValueType
-from feast.types import Array, Float32, Int64, String
+from feast.types import Array, Bool, Float32, Int64, String
 
 from grec.features import sources
 from grec.features.store import batch_source
@@ -24,9 +24,13 @@ FEAST_TYPES = {
     "int64": Int64,
     "float32": Float32,
     "string": String,
+    "bool": Bool,
     "list<int64>": Array(Int64),
+    "list<string>": Array(String),
     "vector<float32>": Array(Float32),
 }
+# A key's contract dtype -> its entity's value type (ids are integers or strings, as the logs have them).
+KEY_TYPES = {"int64": ValueType.INT64, "string": ValueType.STRING}
 
 
 def _view(name: str, entity: Entity, ttl: timedelta, **tags: str) -> FeatureView | None:
@@ -47,10 +51,12 @@ def _view(name: str, entity: Entity, ttl: timedelta, **tags: str) -> FeatureView
 
 
 # A customer, or a prospect who has not signed up yet (NSE flow); keyed like the raw tables.
-customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64, description="Customer or prospect")
+customer = Entity(name="customer", join_keys=["customer_id"], description="Customer or prospect",
+                  value_type=KEY_TYPES[contract.tables["customers"].column("customer_id").dtype])
 
 # A catalogue item (on the storefront: a device, plan add-on or accessory).
-item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.INT64, description="Catalogue item")
+item = Entity(name="item", join_keys=["item_id"], description="Catalogue item",
+              value_type=KEY_TYPES[contract.tables["items"].column("item_id").dtype])
 
 # A distinct search text, keyed by its hash so the online store can look a query's vector up.
 search_query = Entity(name="search_query", join_keys=["query_hash"], value_type=ValueType.STRING,

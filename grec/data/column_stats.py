@@ -121,16 +121,18 @@ def column_kind(t: pa.DataType) -> str:
 def needs_cast(dtype: str, t: pa.DataType) -> bool | None:
     """False: `t` is what the readers take for the contract dtype; True: a cast fixes it; None: no cast does."""
     kind = column_kind(t)
-    if dtype == "timestamp":
-        return None if kind != "timestamp" else t.tz is None
-    if dtype == "string":
-        return None if kind != "string" else pa.types.is_dictionary(t)
+    if dtype == "timestamp":  # any unit and zone: the readers take microseconds in UTC (no zone: UTC)
+        return None if kind != "timestamp" else False
+    if dtype == "string":  # dictionary-encoded (pandas' category dtype) or large: read as plain strings
+        return None if kind != "string" else False
+    if dtype == "bool":
+        return None if kind != "bool" else False
     if dtype == "int64":
         return False if t == pa.int64() else (True if kind in ("int", "bool") else None)
-    if dtype == "float32":
-        return False if t == pa.float32() else (True if kind in ("int", "float") else None)
-    if dtype == "int8":  # labels: any numeric or bool column of 0/1 values
-        return False if t == pa.int8() else (True if kind in ("int", "float", "bool") else None)
+    if dtype == "float32":  # any float is read as float32; integers need a cast to be numbers
+        return False if kind == "float" else (True if kind == "int" else None)
+    if dtype == "int8":  # labels: integers and booleans of 0/1 are read as int8; floats need a cast
+        return False if kind in ("int", "bool") else (True if kind == "float" else None)
     return None
 
 

@@ -105,6 +105,29 @@ class Contract:
         columns = {n: {c.name: c.source for c in t.columns if c.source} for n, t in self.tables.items()}
         return {"files": files, "columns": {n: m for n, m in columns.items() if m}}
 
+    @property
+    def types(self) -> dict:
+        """The columns whose values are not the platform's default type (string or boolean
+        categoricals, string ids, histories of string ids): {table: {column: dtype}}."""
+        out = {}
+        for name, table in self.tables.items():
+            changed = {c.name: c.dtype for c in table.columns if c.role in _TYPED_ROLES
+                       and c.dtype != _DEFAULT_TYPE[c.role]}
+            if changed:
+                out[name] = changed
+        return out
+
+    def value_types(self) -> dict[str, str]:
+        """{column: dtype} of the model's inputs whose values are not integers: the categorical
+        columns, "customer_id", "item_id" and "page" (a history's pages)."""
+        out = {}
+        for table in self.tables.values():
+            for c in table.columns:
+                if c.role in _TYPED_ROLES and c.dtype not in ("int64", "list<int64>"):
+                    key = {"viewed_item_ids": "item_id", "visited_page_ids": "page"}.get(c.name, c.name)
+                    out[key] = c.dtype.removeprefix("list<").removesuffix(">")
+        return out
+
     def user_name(self, table: str, column: str) -> str:
         """What the user calls the platform's `column` of `table` (for messages and reports)."""
         t = self.tables[table]
@@ -138,6 +161,7 @@ class Contract:
             "inputs": list(self.inputs),
             "tasks": self.tasks,
             "user_names": self.user_names(),
+            "value_types": self.value_types(),
         }
 
     def user_names(self) -> dict[str, str]:
@@ -153,12 +177,14 @@ class Contract:
     @classmethod
     def define(cls, name: str, features: dict[str, dict[str, list[str]]], tasks: TaskVocabulary,
                funnel=(), split: str | None = None, source: str = "", inputs=ALL_INPUTS,
-               names: dict | None = None) -> Contract:
+               names: dict | None = None, types: dict | None = None) -> Contract:
         """A contract from feature column names per table ({'customers': {'categorical': [...],
         'numerical': [...]}, ...}): categoricals int64 codes, numericals float32, labels int8.
         `inputs`: the optional inputs the source has (the core columns of the others are left out).
         `names`: the user's names for files and core columns ({"files": {table: file}, "columns":
-        {table: {core column: user's column}}}); the files are read under those names, nothing renamed."""
+        {table: {core column: user's column}}}); the files are read under those names, nothing renamed.
+        `types`: {table: {column: dtype}} for values that are not integer codes: "string" or "bool"
+        categoricals, "string" keys, "list<string>" histories (the model's vocabularies map them)."""
         unknown = sorted(set(inputs) - set(OPTIONAL_INPUTS))
         if unknown:
             raise SchemaError(f"contract {name!r}: unknown inputs {unknown}; known: {list(OPTIONAL_INPUTS)}")
@@ -180,8 +206,12 @@ class Contract:
                             for c in dict.fromkeys(tasks.oracles.values())]
                 if split:
                     columns.append(Column(split, "string", Role.SPLIT, "split of this row: train, valid or test"))
-            tables[table] = Table(table, base.key, tuple(columns), files.get(table, ""))
+            tables[table] = Table(table, base.key, _typed(name, table, columns, (types or {}).get(table, {})),
+                                  files.get(table, ""))
         contract = cls(name, tables, tasks, tuple(tuple(p) for p in funnel), split, source, inputs)
+        unknown_tables = sorted(set(types or {}) - set(CORE_COLUMNS))
+        if unknown_tables:
+            raise SchemaError(f"contract {name!r}: field 'types': no table {unknown_tables[0]!r}")
         contract.check()
         return contract
 
@@ -206,6 +236,15 @@ class Contract:
                 raise SchemaError(f"{where}: {table.file}: " + "; ".join(
                     f"column '{n}' is named for {' and '.join(r)}" for n, r in roles.items())
                     + " (one column of the file plays one part)")
+        for key, table in (("customer_id", "customers"), ("item_id", "items")):
+            theirs, ours = self.tables[table].column(key).dtype, self.tables["impressions"].column(key).dtype
+            if theirs != ours:
+                raise SchemaError(f"{where}: {key} is {theirs} in {table} but {ours} in impressions (the join's key has one type)")
+        if self.has("histories"):
+            item = self.tables["items"].column("item_id").dtype
+            viewed = self.tables["impressions"].column("viewed_item_ids").dtype
+            if viewed != f"list<{item}>":
+                raise SchemaError(f"{where}: viewed_item_ids is {viewed}, the item ids are {item}: a history lists item ids")
         files = [t.file for t in self.tables.values()]
         if len(set(files)) < len(files):
             raise SchemaError(f"{where}: two tables are read from one file ({files})")
@@ -218,7 +257,31 @@ class Contract:
         return {"version": VERSION, "name": self.name, "source": self.source,
                 "features": {t: {k: self.features(t, k) for k in ("categorical", "numerical")} for t in CORE_COLUMNS},
                 "tasks": self.tasks.to_dict(), "funnel": [list(p) for p in self.funnel], "split": self.split,
-                "inputs": list(self.inputs), **({"names": self.names} if any(self.names.values()) else {})}
+                "inputs": list(self.inputs), **({"names": self.names} if any(self.names.values()) else {}),
+                **({"types": self.types} if self.types else {})}
+
+
+# The roles whose values a contract may declare of another type than integer codes, and what each may be.
+_DEFAULT_TYPE = {Role.KEY: "int64", Role.CONTEXT_CATEGORICAL: "int64", Role.ITEM_CATEGORICAL: "int64",
+                 Role.SEQUENCE_ITEMS: "list<int64>", Role.SEQUENCE_PAGES: "list<int64>"}
+_TYPED_ROLES = set(_DEFAULT_TYPE)
+_ALLOWED_TYPES = {Role.KEY: ("int64", "string"), Role.CONTEXT_CATEGORICAL: ("int64", "string", "bool"),
+                  Role.ITEM_CATEGORICAL: ("int64", "string", "bool"), Role.SEQUENCE_ITEMS: ("list<int64>", "list<string>"),
+                  Role.SEQUENCE_PAGES: ("list<int64>", "list<string>")}
+
+
+def _typed(contract: str, table: str, columns: list[Column], types: dict) -> tuple[Column, ...]:
+    """`columns` with the dtypes `types` declares, each checked against what its role may hold."""
+    by_name = {c.name: c for c in columns}
+    for column, dtype in types.items():
+        c = by_name.get(column)
+        allowed = _ALLOWED_TYPES.get(c.role) if c else None
+        if not allowed or dtype not in allowed:
+            raise SchemaError(f"contract {contract!r}: field 'types.{table}.{column}': "
+                              + (f"no column {column!r} in {table}" if c is None else
+                                 f"{c.role.value} columns take {' or '.join(allowed)}" if allowed else
+                                 f"a {c.role.value} column's type is fixed ({c.dtype})"))
+    return tuple(dataclasses.replace(c, dtype=types[c.name]) if c.name in types else c for c in columns)
 
 
 def _check_names(contract: str, names: dict, absent: set[str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
@@ -258,7 +321,7 @@ TELECOM = Contract("telecom", dict(schema.TABLES), schema.TELECOM_TASKS,
                    (("click", "add_to_cart"), ("add_to_cart", "purchase"), ("click", "purchase")),
                    source="grec simulate")
 
-_FIELDS = {"version", "name", "source", "features", "tasks", "funnel", "split", "inputs", "names"}
+_FIELDS = {"version", "name", "source", "features", "tasks", "funnel", "split", "inputs", "names", "types"}
 
 
 def read_contract(data_dir: Path) -> Contract:
@@ -270,7 +333,7 @@ def read_contract(data_dir: Path) -> Contract:
         d = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise SchemaError(f"{path}: not valid JSON ({e})") from None
-    unknown, missing = set(d) - _FIELDS, _FIELDS - set(d) - {"source", "split", "funnel", "inputs", "names"}
+    unknown, missing = set(d) - _FIELDS, _FIELDS - set(d) - {"source", "split", "funnel", "inputs", "names", "types"}
     if unknown or missing:
         raise SchemaError(f"{path}: " + "; ".join(
             ([f"unknown fields {sorted(unknown)}"] if unknown else []) + ([f"missing fields {sorted(missing)}"] if missing else [])))
@@ -291,7 +354,7 @@ def read_contract(data_dir: Path) -> Contract:
         if not isinstance(inputs, list | tuple):
             raise SchemaError(f"{path}: field 'inputs' must be a list of {list(OPTIONAL_INPUTS)}")
         return Contract.define(d["name"], d["features"], tasks, d.get("funnel", ()), d.get("split"), d.get("source", ""),
-                               inputs, d.get("names"))
+                               inputs, d.get("names"), d.get("types"))
     except SchemaError as e:
         raise SchemaError(f"{path}: {e}") from None
 

@@ -54,24 +54,21 @@ def _numbers(table: pa.Table, names: list[str]) -> np.ndarray:
     return np.stack(columns, axis=1) if columns else np.zeros((len(table), 0), np.float64)
 
 
-def _codes(table: pa.Table, names: list[str], cardinalities: list[int]) -> np.ndarray:
-    out = []
-    for name, cardinality in zip(names, cardinalities):
-        x = _numpy(table, name)
-        if (x < 0).any():
-            row = int(np.flatnonzero(x < 0)[0])
-            raise SchemaError(f"column '{name}': negative category code {x[row]} at row {row}")
-        out.append(np.where(x >= cardinality, cardinality, x))
+def _codes(spec: FeatureSpec, table: pa.Table, names: list[str]) -> np.ndarray:
+    """(N, F) each column's vocabulary rows."""
+    out = [spec.vocabulary(name).index_arrow(table.column(name)) for name in names]
     return np.stack(out, axis=1) if out else np.zeros((len(table), 0), np.int64)
 
 
-def _lists(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A list column as (flat values, lengths), chunk by chunk: no concatenation of the lists."""
+def _lists(table: pa.Table, name: str, rows=None) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (flat values, lengths), chunk by chunk: no concatenation of the lists;
+    `rows(values)`: the flat values as their vocabulary's rows."""
     column = table.column(name)
     if column.null_count:
         raise SchemaError(f"column '{name}': {column.null_count} rows hold no list (null)")
     chunks = column.chunks or [pa.array([], column.type)]
-    return (np.concatenate([c.flatten().to_numpy(zero_copy_only=False) for c in chunks]),
+    flat = [c.flatten() for c in chunks]
+    return (np.concatenate([rows(f) if rows else f.to_numpy(zero_copy_only=False) for f in flat]),
             np.concatenate([c.value_lengths().to_numpy(zero_copy_only=False) for c in chunks]))
 
 
@@ -97,20 +94,21 @@ def encode_table(spec: FeatureSpec, table: pa.Table, texts: TextEmbeddingStore) 
     queries, search_index = _texts(table, "search_query")
     descriptions, text_index = _texts(table, "description")
     vectors = texts.lookup(np.concatenate([queries, descriptions]))
-    item = _numpy(table, "item_id")
-    seq_items, seq_items_len = _lists(table, "viewed_item_ids")
-    seq_pages, seq_pages_len = _lists(table, "visited_page_ids")
-    history = pad_flat(seq_items.astype(np.int64, copy=False), seq_items_len, spec.seq_len, 2, spec.n_items)
+    items, pages = spec.vocabulary("item_id"), spec.vocabulary("page")
+    item = items.index_arrow(table.column("item_id"))
+    seq_items, seq_items_len = _lists(table, "viewed_item_ids", items.index_arrow)
+    seq_pages, seq_pages_len = _lists(table, "visited_page_ids", pages.index_arrow)
+    history = pad_flat(seq_items, seq_items_len, spec.seq_len, 2, items.size)
     seq_categorical, seq_numerical = spec.history_attributes(history)
     arrays = dict(
-        context_categorical=_codes(table, spec.context_categorical, spec.context_cardinalities),
+        context_categorical=_codes(spec, table, spec.context_categorical),
         context_numerical=signed_log1p(_numbers(table, spec.context_numerical)),
-        item=np.where((item < 0) | (item >= spec.n_items), 1, item + 2),
-        item_categorical=_codes(table, spec.item_categorical, spec.item_cardinalities),
+        item=np.where(item >= spec.n_items, 1, item + 2),
+        item_categorical=_codes(spec, table, spec.item_categorical),
         item_numerical=signed_log1p(_numbers(table, spec.item_numerical)),
         item_image=image.astype(np.float32, copy=False).reshape(n, spec.image_dim),
         seq_items=history,
-        seq_pages=pad_flat(seq_pages.astype(np.int64, copy=False), seq_pages_len, spec.seq_len, 2, spec.n_pages),
+        seq_pages=pad_flat(seq_pages, seq_pages_len, spec.seq_len, 2, pages.size),
         flow=flows.to_numpy().astype(np.int64),
         seq_item_categorical=seq_categorical,
         seq_item_numerical=seq_numerical,

@@ -37,28 +37,30 @@ class ItemAttributesFit:
         self.latest = both.drop_duplicates("item_id", keep="last")
 
     def result(self) -> dict:
-        """The table as features.json keeps it: the items' ids and each column's values."""
+        """The table as features.json keeps it: the items' ids and each column's values, as the
+        logs have them."""
         latest = self.latest if self.latest is not None else pd.DataFrame(columns=self.columns)
         latest = latest.sort_values("item_id")
-        return {"item_ids": latest["item_id"].astype(np.int64).tolist(),
-                "categorical": {c: latest[c].astype(np.int64).tolist() for c in self.categorical},
+        return {"item_ids": latest["item_id"].tolist(),
+                "categorical": {c: latest[c].tolist() for c in self.categorical},
                 "numerical": {c: latest[c].astype(np.float64).tolist() for c in self.numerical}}
 
 
 def lookup_tables(attributes: dict, categorical: Sequence[str], numerical: Sequence[str], cardinalities: Sequence[int],
-                  n_items: int, encode_numbers) -> tuple[np.ndarray, np.ndarray]:
-    """Tables indexed by the encoded item index (0 padding, 1 unknown, id + 2): (n_items + 2, Fi)
+                  n_items: int, encode_numbers, rows_of) -> tuple[np.ndarray, np.ndarray]:
+    """Tables indexed by the encoded item index (0 padding, 1 unknown, item row + 2): (n_items + 2, Fi)
     codes, the unknown code (the column's cardinality) where the item's attributes are not known,
-    and (n_items + 2, Fn) numbers encoded by `encode_numbers` (zeros where unknown)."""
+    and (n_items + 2, Fn) numbers encoded by `encode_numbers` (zeros where unknown). `rows_of(column,
+    values)`: the vocabularies' rows of values ("item_id" or a categorical column)."""
     codes = np.tile(np.asarray(cardinalities, np.int64), (n_items + 2, 1)).reshape(n_items + 2, len(categorical))
     values = np.zeros((n_items + 2, len(numerical)), np.float32)
-    ids = np.asarray(attributes.get("item_ids", []), np.int64)
-    inside = (ids >= 0) & (ids < n_items)
-    rows = ids[inside] + 2
-    for j, (column, cardinality) in enumerate(zip(categorical, cardinalities)):
+    ids = attributes.get("item_ids", [])
+    item_rows = rows_of("item_id", np.asarray(ids)) if len(ids) else np.zeros(0, np.int64)
+    inside = item_rows < n_items  # items without a row of their own are the unknown item
+    rows = item_rows[inside] + 2
+    for j, column in enumerate(categorical):
         if column in attributes.get("categorical", {}):
-            x = np.asarray(attributes["categorical"][column], np.int64)[inside]
-            codes[rows, j] = np.where((x < 0) | (x >= cardinality), cardinality, x)
+            codes[rows, j] = rows_of(column, np.asarray(attributes["categorical"][column]))[inside]
     for j, column in enumerate(numerical):
         if column in attributes.get("numerical", {}):
             values[rows, j] = encode_numbers(np.asarray(attributes["numerical"][column], np.float64)[inside])

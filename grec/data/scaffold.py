@@ -43,7 +43,6 @@ from grec.io import write_json, write_parquet
 REQUIRED = {t: tuple(c for c in cols if c not in OPTIONAL) for t, cols in CORE_COLUMNS.items()}
 _SHARED = {"customer_id", "item_id", "updated_at"}  # parts meant to be in several tables (the joins)
 _PLATFORM_NAMES = {c for cols in CORE_COLUMNS.values() for c in cols}
-MAX_CODE = 1_000_000  # a categorical's embedding table has max code + 1 rows
 TARGET = {"int64": pa.int64(), "float32": pa.float32(), "int8": pa.int8(), "string": pa.string()}
 
 
@@ -128,6 +127,7 @@ class _Drafter:
         self.casts: list[Cast] = []
         self.notes: list[str] = []
         self.features = {t: {"categorical": [], "numerical": []} for t in TABLES}
+        self.types: dict[str, dict[str, str]] = {t: {} for t in TABLES}  # values that are not integer codes
         self.owner: dict[str, str] = {}  # column name -> the file that has it (one name, one column)
         if not self.data_dir.is_dir():
             raise DraftError(f"{self.data_dir}: no such folder (it should hold a customers, an items and an "
@@ -212,7 +212,10 @@ class _Drafter:
                 col, name = base.column(part), self.col(t, part)
                 if name is None:
                     continue  # refused by the names' proposal
-                ok = self.typed(t, name, col.dtype)
+                dtype = col.dtype
+                if col.role == schema.Role.KEY and column_kind(self.arrow[t].field(name).type) == "string":
+                    dtype = self.types[t][part] = "string"  # ids as the logs have them: strings too
+                ok = self.typed(t, name, dtype)
                 if ok is None:
                     self.refuse(t, name, f"has type {type_name(self.arrow[t].field(name).type)}; the readers need {col.dtype}"
                                      + (" (re-encode the values as integer codes)" if col.dtype == "int64" else ""))
@@ -333,13 +336,22 @@ class _Drafter:
         viewed, visited = self.col("impressions", "viewed_item_ids"), self.col("impressions", "visited_page_ids")
         seqs = [c for c in (viewed, visited) if c]
         if seqs:
-            good = [c for c in seqs if column_kind(imp.field(c).type) == "list" and imp.field(c).type.value_type == pa.int64()]
-            if len(good) < 2:
+            element = {c: _list_element(imp.field(c).type) for c in seqs}
+            good = [c for c in seqs if element[c] is not None]
+            item_type = self.types["items"].get("item_id", "int64")
+            if len(good) == 2 and element[viewed] != item_type:
                 for c in seqs:
-                    self.leave_out("impressions", c, "histories need both viewed_item_ids and visited_page_ids, each "
-                                                     "list<int64>, aligned (a page per viewed item)")
+                    self.leave_out("impressions", c, f"viewed_item_ids lists {element[viewed]} values but the item ids are "
+                                                     f"{item_type}: a history lists item ids")
+            elif len(good) < 2:
+                for c in seqs:
+                    self.leave_out("impressions", c, "histories need both viewed_item_ids and visited_page_ids, each a "
+                                                     "list of integers or strings, aligned (a page per viewed item)")
             elif s[viewed].non_empty:
                 have.append("histories")
+                for part, c in (("viewed_item_ids", viewed), ("visited_page_ids", visited)):
+                    if element[c] == "string":
+                        self.types["impressions"][part] = "list<string>"
             else:
                 for c in seqs:
                     self.leave_out("impressions", c, "every history is empty: no histories input (readers fill empty lists)")
@@ -370,9 +382,17 @@ class _Drafter:
             self.leave_out(t, name, f"not a split: it holds {sorted(s.values)[:5]}{' and nulls' if s.nulls else ''}, "
                                     "a split column holds only train, valid and test (pass --split COL for one)")
             return
-        if kind == "string":
-            self.leave_out(t, name, "a string column: encode it as integer codes (int64, 0..K-1; e.g. pandas "
-                                    ".astype('category').cat.codes) to use it as a categorical feature")
+        if kind in ("string", "bool"):  # categorical values as they are: the model's vocabulary maps them
+            if s.nulls:
+                self.leave_out(t, name, f"{s.nulls:,} nulls: fill them with a value (e.g. 'unknown') to use it")
+                return
+            if kind == "bool" and t == "impressions" and s.binary and not self.labels_given:
+                self.leave_out(t, name, "a 0/1 column that is not a label (int8 and bool are label types): pass --label "
+                                        f"{name} to predict it, or --use-case for the labels to use it as a feature")
+                return
+            if self.claim(t, name):
+                self.features[t]["categorical"].append(name)
+                self.types[t][name] = kind
             return
         if kind == "timestamp":
             self.leave_out(t, name, "a time is not a feature: derive numbers from it (hour, day of week, age in days) "
@@ -391,15 +411,7 @@ class _Drafter:
             if s.nulls:
                 self.leave_out(t, name, f"{s.nulls:,} nulls: fill them with a code (e.g. max + 1) to use it")
                 return
-            if s.min is not None and s.min < 0:
-                self.leave_out(t, name, f"negative codes (min {s.min}): categorical codes are >= 0; re-encode "
-                                        "them as 0..K-1 (or store it as float32 to use it as a number)")
-                return
-            if s.max is not None and s.max >= MAX_CODE:
-                self.leave_out(t, name, f"codes up to {s.max:,}: the embedding table would have max + 1 rows; "
-                                        "re-encode them as 0..K-1")
-                return
-            if t == "impressions" and (s.type == pa.int8() or pa.types.is_boolean(s.type)) and s.binary:
+            if t == "impressions" and s.type == pa.int8() and s.binary:
                 self.leave_out(t, name, "a 0/1 column that is not a label (int8 and bool are label types): pass --label "
                                         f"{name} to predict it, or store it as int64 to use it as a feature")
                 return
@@ -510,6 +522,7 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
                           f"every use case ({', '.join(chosen)}) or for none")
 
     # features: every other column of every table
+    d.labels_given = bool(given)
     for t in ("customers", "items", "impressions"):
         d.features_of(t, taken if t == "impressions" else set())
     inputs = d.inputs()
@@ -535,21 +548,36 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
         if days < 15:
             d.notes.append("the impressions span less than 15 days: the time split leaves (almost) no training rows; "
                            "add a split column (train/valid/test) and pass --split COL")
-    for key, table in (("item_id", "items"), ("customer_id", "customers")):
-        top = d.stats[table][d.col(table, key)].max
-        if top is not None and top >= MAX_CODE:
-            d.notes.append(f"{d.file(table)}: {d.col(table, key)} goes up to {top:,}: the model has an embedding row per "
-                           f"id up to the largest; renumber them 0..K-1")
     tasks = TaskVocabulary(flows, tuple(chosen), dict(chosen), pops, oracle_columns)
     try:
         contract = Contract.define(name or Path(data_dir).resolve().name, d.features, tasks, funnel_pairs, split_column,
                                    source="drafted by grec data init (edit to cite where the data comes from)",
-                                   inputs=inputs, names=_present_names(d.names.to_contract(), inputs))
+                                   inputs=inputs, names=_present_names(d.names.to_contract(), inputs),
+                                   types=_present_types(d.types, d.features, inputs))
     except SchemaError as e:
         raise DraftError(f"cannot draft a contract for {d.data_dir}: {e}") from None
     used = {(t.file, c.stored) for t in contract.tables.values() for c in t.columns}
     casts = [c for c in d.casts if (c.file, c.column) in used]  # not those of columns left out after all
     return Draft(Path(data_dir), contract, d.rows, d.unused, casts, d.notes)
+
+
+def _list_element(t: pa.DataType) -> str | None:
+    """'int64' or 'string' where `t` is a list of integers or strings (a history), else None."""
+    if column_kind(t) != "list":
+        return None
+    kind = column_kind(t.value_type)
+    return {"int": "int64", "string": "string"}.get(kind) if kind != "int" or t.value_type == pa.int64() else None
+
+
+def _present_types(types: dict, features: dict, inputs: list[str]) -> dict:
+    """The contract's "types": those of the keys, of the features kept and of the inputs the source has."""
+    kept = {c for kinds in features.values() for cols in kinds.values() for c in cols}
+    keep = {"customer_id", "item_id", "impression_id", *kept, *(OPTIONAL_INPUTS["histories"]["impressions"]
+                                                             if "histories" in inputs else ())}
+    out = {t: {c: d for c, d in m.items() if c in keep} for t, m in types.items()}
+    if "item_id" in out.get("items", {}):
+        out["impressions"] = {"item_id": out["items"]["item_id"], **out.get("impressions", {})}
+    return {t: m for t, m in out.items() if m}
 
 
 def _present_names(names: dict, inputs: list[str]) -> dict:

@@ -122,7 +122,7 @@ class Column:
     """
 
     name: str  # the platform's name for it: a core column's role (customer_id...), else the user's
-    dtype: str  # int64 | int8 | float32 | string | timestamp | list<int64> | vector<float32>
+    dtype: str  # int64 | int8 | float32 | string | bool | timestamp | list<int64> | list<string> | vector<float32>
     role: Role
     description: str
     source: str = ""  # the column's name in the user's file, where it is not `name`
@@ -250,7 +250,9 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "float32": pa.float32(),
     "string": pa.string(),
     "timestamp": pa.timestamp("us", tz="UTC"),
+    "bool": pa.bool_(),
     "list<int64>": pa.list_(pa.int64()),
+    "list<string>": pa.list_(pa.string()),
     "vector<float32>": pa.list_(pa.float32()),
 }
 

@@ -1,6 +1,7 @@
 """The feature spec: which columns feed which input, the vocabularies fitted on training rows
-(unknown codes to a reserved bucket), and the encoding of a frame into Features. Saved beside
-the model weights: serving encodes requests with the same spec.
+(grec.data.vocabulary: values as the logs have them, rare and unseen ones to a reserved bucket),
+and the encoding of a frame into Features. Saved beside the model weights: serving encodes
+requests with the same spec.
 
 Dimension letters: N impressions, L sequence length, F feature fields.
 """
@@ -22,20 +23,13 @@ from grec.data.item_attributes import ItemAttributesFit, lookup_tables
 from grec.data.contract import ALL_INPUTS, OPTIONAL_INPUTS, fill_absent_inputs
 from grec.data.schema import TELECOM_TASKS, SchemaError, TaskVocabulary
 from grec.data.text import ENCODER_NAME, EMBEDDING_DIM, TextEmbeddingStore
+from grec.data.vocabulary import MIN_COUNT, Codes, Vocabulary, VocabularyFit
 from grec.data.batch import Features
 
 
 def signed_log1p(x: np.ndarray) -> np.ndarray:
     # Prices, bills and counts are heavy-tailed; this keeps their order and tames the tail.
     return (np.sign(x) * np.log1p(np.abs(x))).astype(np.float32)
-
-
-def _codes(frame: pd.DataFrame, column: str, cardinality: int) -> np.ndarray:
-    x = frame[column].to_numpy()
-    if (x < 0).any():
-        row = int(np.flatnonzero(x < 0)[0])
-        raise SchemaError(f"column '{column}': negative category code {x[row]} at row {row}")
-    return np.where(x >= cardinality, cardinality, x)
 
 
 def _vectors(frame: pd.DataFrame, column: str, dim: int) -> np.ndarray:
@@ -45,11 +39,6 @@ def _vectors(frame: pd.DataFrame, column: str, dim: int) -> np.ndarray:
         row = int(np.flatnonzero(lengths != dim)[0])
         raise SchemaError(f"column '{column}': row {row} has length {lengths[row]}, expected {dim}")
     return np.stack(values).astype(np.float32) if len(values) else np.zeros((0, dim), np.float32)
-
-
-def _list_max(values: pd.Series) -> int:
-    """The largest id in a column of id lists; -1 where every list is empty."""
-    return max((int(v.max()) for v in values.to_numpy() if len(v)), default=-1)
 
 
 def pad_right_aligned(values: np.ndarray, length: int, shift: int, vocabulary: int) -> np.ndarray:
@@ -91,8 +80,8 @@ class FeatureSpec:
     item_numerical: list[str] = field(default_factory=lambda: list(schema.ITEM_NUMERICAL))
     context_cardinalities: list[int] = field(default_factory=list)
     item_cardinalities: list[int] = field(default_factory=list)
-    n_items: int = 0  # item ids 0..n_items-1 were seen in training
-    n_pages: int = 0
+    n_items: int = 0  # the item ids with their own embedding row (the "item_id" vocabulary)
+    n_pages: int = 0  # the pages with their own row (the "page" vocabulary)
     seq_len: int = 20
     text_encoder: str = ENCODER_NAME  # encodes search queries and item descriptions
     search_dim: int = EMBEDDING_DIM
@@ -110,6 +99,30 @@ class FeatureSpec:
     # the user's names of the core columns they name otherwise ({"flow": "surface"}): what reports
     # and drift call them (the contract's user_names)
     user_names: dict = field(default_factory=dict)
+    # {column: its values with their own row}: every categorical column, "item_id" (the candidates'
+    # and the histories' items) and "page" (the histories' pages); empty in specs saved before
+    # vocabularies (integer codes, grec.data.vocabulary.Codes)
+    vocabularies: dict = field(default_factory=dict)
+    min_count: int = MIN_COUNT  # the frequency floor of a value's own row
+    # {column: "string"} for the key, categorical and history columns whose values are not integers
+    value_types: dict = field(default_factory=dict)
+
+    def vocabulary(self, column: str) -> Vocabulary | Codes:
+        """How `column`'s values map to rows ("item_id", "page" or a categorical column)."""
+        cache = self.__dict__.setdefault("_vocabularies", {})  # built once per spec; not a field: never saved
+        if column not in cache:
+            if column in self.vocabularies:
+                cache[column] = Vocabulary(self.vocabularies[column])
+            else:
+                sizes = {"item_id": self.n_items, "page": self.n_pages,
+                         **dict(zip(self.context_categorical + self.item_categorical,
+                                    self.context_cardinalities + self.item_cardinalities))}
+                cache[column] = Codes(sizes[column])
+        return cache[column]
+
+    def rows(self, column: str, values) -> np.ndarray:
+        """(N,) each value's embedding row (its vocabulary's size where it has none)."""
+        return self.vocabulary(column).index(values)
 
     def user_name(self, column: str) -> str:
         return self.user_names.get(column, column)
@@ -121,7 +134,7 @@ class FeatureSpec:
         """Encoded history ids (N, L) -> their items' (N, L, Fi) codes and (N, L, Fin) numbers."""
         if getattr(self, "_tables", None) is None:  # built once per spec (not a field: never saved)
             self._tables = lookup_tables(self.item_attributes, self.item_categorical, self.item_numerical,
-                                         self.item_cardinalities, self.n_items, signed_log1p)
+                                         self.item_cardinalities, self.n_items, signed_log1p, self.rows)
         codes, values = self._tables
         return codes[seq_items], values[seq_items]
 
@@ -138,8 +151,9 @@ class FeatureSpec:
         """One pass over the training rows in parts (parquet row groups, for data larger than
         memory): every fitted value is a maximum, so the parts give the spec the whole would."""
         spec = cls(**overrides)
-        context, item = [-1] * len(spec.context_categorical), [-1] * len(spec.item_categorical)
-        n_items = n_pages = rows = 0
+        categorical = [*spec.context_categorical, *spec.item_categorical]
+        fits = {c: VocabularyFit() for c in [*categorical, "item_id", "page"]}
+        rows = 0
         image_dim = None
         attributes = ItemAttributesFit(spec.item_categorical, spec.item_numerical)
         for frame in frames:
@@ -147,17 +161,20 @@ class FeatureSpec:
                 continue
             rows += len(frame)
             attributes.add(frame)
-            context = [max(m, int(frame[c].max())) for m, c in zip(context, spec.context_categorical)]
-            item = [max(m, int(frame[c].max())) for m, c in zip(item, spec.item_categorical)]
-            n_items = max(n_items, int(frame["item_id"].max()) + 1, _list_max(frame["viewed_item_ids"]) + 1)
-            n_pages = max(n_pages, _list_max(frame["visited_page_ids"]) + 1)
+            for c in categorical:
+                fits[c].add(frame[c].to_numpy())
+            fits["item_id"].add(frame["item_id"].to_numpy())
+            fits["item_id"].add_lists(frame["viewed_item_ids"].to_numpy())
+            fits["page"].add_lists(frame["visited_page_ids"].to_numpy())
             if image_dim is None:
                 image_dim = len(frame["image_embedding"].iloc[0])
         if not rows:
             raise SchemaError("no training rows to fit the feature vocabularies on")
-        spec.context_cardinalities = [m + 1 for m in context]
-        spec.item_cardinalities = [m + 1 for m in item]
-        spec.n_items, spec.n_pages, spec.image_dim = n_items, n_pages, image_dim
+        spec.vocabularies = {c: fit.result(spec.min_count) for c, fit in fits.items()}
+        spec.context_cardinalities = [len(spec.vocabularies[c]) for c in spec.context_categorical]
+        spec.item_cardinalities = [len(spec.vocabularies[c]) for c in spec.item_categorical]
+        spec.n_items, spec.n_pages = len(spec.vocabularies["item_id"]), len(spec.vocabularies["page"])
+        spec.image_dim = image_dim
         spec.item_attributes = attributes.result()
         return spec
 
@@ -172,29 +189,39 @@ class FeatureSpec:
         texts = texts if texts is not None else TextEmbeddingStore()
         if texts.encoder.name != self.text_encoder:
             raise SchemaError(f"texts are encoded with {texts.encoder.name}; this spec needs {self.text_encoder}")
-        item = frame["item_id"].to_numpy()
-        seq_items = pad_right_aligned(frame["viewed_item_ids"].to_numpy(), self.seq_len, 2, self.n_items)
+        item = self.rows("item_id", frame["item_id"].to_numpy())
+        seq_items = self.history_rows(frame["viewed_item_ids"].to_numpy(), "item_id")
         seq_categorical, seq_numerical = self.history_attributes(seq_items)
         tensors = dict(
-            context_categorical=np.stack(
-                [_codes(frame, c, k) for c, k in zip(self.context_categorical, self.context_cardinalities)], axis=1
-            ),
+            context_categorical=self.categorical_rows(frame, self.context_categorical),
             context_numerical=signed_log1p(frame[self.context_numerical].to_numpy(np.float64)),
             search=texts.lookup(frame["search_query"].to_numpy()),
-            item=np.where((item < 0) | (item >= self.n_items), 1, item + 2),
-            item_categorical=np.stack(
-                [_codes(frame, c, k) for c, k in zip(self.item_categorical, self.item_cardinalities)], axis=1
-            ),
+            item=np.where(item >= self.n_items, 1, item + 2),
+            item_categorical=self.categorical_rows(frame, self.item_categorical),
             item_numerical=signed_log1p(frame[self.item_numerical].to_numpy(np.float64)),
             item_image=_vectors(frame, "image_embedding", self.image_dim),
             item_text=texts.lookup(frame["description"].to_numpy()),
             seq_items=seq_items,
-            seq_pages=pad_right_aligned(frame["visited_page_ids"].to_numpy(), self.seq_len, 2, self.n_pages),
+            seq_pages=self.history_rows(frame["visited_page_ids"].to_numpy(), "page"),
             flow=self.flow_codes(frame),
             seq_item_categorical=seq_categorical,
             seq_item_numerical=seq_numerical,
         )
         return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
+
+    def categorical_rows(self, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+        """(N, F) the embedding row of each of `columns`' values."""
+        rows = [self.rows(c, frame[c].to_numpy()) for c in columns]
+        return np.stack(rows, axis=1) if rows else np.zeros((len(frame), 0), np.int64)
+
+    def history_rows(self, lists: np.ndarray, vocabulary: str) -> np.ndarray:
+        """Ragged lists of values -> (N, seq_len) rows right-aligned (0 padding, 1 unknown, row + 2)."""
+        lens = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
+        if lens.sum() == 0:
+            return np.zeros((len(lists), self.seq_len), dtype=np.int64)
+        vocab = self.vocabulary(vocabulary)
+        flat = vocab.index(np.concatenate([np.asarray(v) for v in lists if len(v)]))
+        return pad_flat(flat, lens, self.seq_len, 2, vocab.size)
 
     def flow_codes(self, frame: pd.DataFrame) -> np.ndarray:
         """(N,) int64 index of each row's flow in the task vocabulary; an unknown flow is an error."""

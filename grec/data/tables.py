@@ -21,11 +21,18 @@ def _arrow_type_matches(dtype: str, t: pa.DataType) -> bool:
     want = schema.ARROW_TYPES[dtype]
     if pa.types.is_list(want):
         is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-        return is_list and t.value_type == want.value_type
+        element = {"list<int64>": "int64", "list<string>": "string", "vector<float32>": "float32"}[dtype]
+        return is_list and _arrow_type_matches(element, t.value_type)
     if pa.types.is_timestamp(want):
         return pa.types.is_timestamp(t)
     if pa.types.is_string(want):
+        if pa.types.is_dictionary(t):  # pandas' category dtype: strings stored once
+            t = t.value_type
         return pa.types.is_string(t) or pa.types.is_large_string(t)
+    if dtype == "int8":  # a label: booleans or integers (0/1, which validation checks), read as int8
+        return pa.types.is_boolean(t) or pa.types.is_integer(t)
+    if dtype == "float32":  # numbers: any float (pandas writes float64), read as float32
+        return pa.types.is_floating(t)
     return t == want
 
 
@@ -112,11 +119,27 @@ def canonical_times(arrow: pa.Table, table: Table) -> pa.Table:
 
 def as_roles(arrow: pa.Table, table: Table) -> pa.Table:
     """A part of the user's file (read under its own names, `table.stored_view()`'s columns) under
-    the platform's names, its times canonical: what every reader downstream of the file sees."""
+    the platform's names, its times canonical and its texts plain strings (not dictionary-encoded
+    nor large), its numbers float32 and its labels int8: what every reader downstream of the file sees."""
     renames = table.renames()
     if renames:
         arrow = arrow.rename_columns([renames.get(n, n) for n in arrow.column_names])
+    for col in table.columns:
+        if col.dtype != "timestamp" and col.name in arrow.column_names:
+            want = schema.ARROW_TYPES[col.dtype]
+            if arrow.schema.field(col.name).type != want:
+                i = arrow.column_names.index(col.name)
+                arrow = arrow.set_column(i, col.name, _cast(arrow.column(i), want, col.name))
     return canonical_times(arrow, table)
+
+
+def _cast(values, want: pa.DataType, name: str):
+    """A column in the contract's type: texts decoded, numbers to float32, labels to int8 (a value
+    that does not fit is refused, naming the column, never wrapped)."""
+    try:
+        return values.cast(want, safe=not pa.types.is_floating(want))
+    except (pa.ArrowException, ValueError) as e:
+        raise SchemaError(f"column '{name}': its values do not fit {want} ({e})") from None
 
 
 def load_table(path: Path, table: Table) -> pd.DataFrame:

@@ -220,10 +220,16 @@ def _service_features(store, service: str, views: tuple[str, ...]) -> list[str]:
     return refs
 
 
+def _key(value):
+    """An entity key as Feast takes it: a Python int or str (numpy scalars are neither)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (int, str)) else value
+
+
 class OnlineReader:
     """Reads the serving feature service from the online store (one store handle, reused)."""
 
     CUSTOMER_VIEWS = ("customer_profile", "customer_activity")
+
     ITEM_VIEWS = ("item_catalog", "item_embeddings")
 
     def __init__(self, service: str = SERVING_SERVICE):
@@ -236,7 +242,7 @@ class OnlineReader:
         if not self.customer_refs:  # a source whose customers have no features
             return {}
         found = self.store.get_online_features(
-            features=self.customer_refs, entity_rows=[{"customer_id": int(customer_id)}]).to_dict()
+            features=self.customer_refs, entity_rows=[{"customer_id": _key(customer_id)}]).to_dict()
         return {k: v[0] for k, v in found.items()}
 
     def items(self, item_ids) -> pd.DataFrame:
@@ -244,7 +250,7 @@ class OnlineReader:
         if not self.item_refs:
             return pd.DataFrame({"item_id": list(item_ids)})
         return self.store.get_online_features(
-            features=self.item_refs, entity_rows=[{"item_id": int(i)} for i in item_ids]).to_df()
+            features=self.item_refs, entity_rows=[{"item_id": _key(i)} for i in item_ids]).to_df()
 
     def read(self, customer_id: int, item_ids: list[int]) -> OnlineFeatures:
         return OnlineFeatures(self.customer(customer_id), self.items(item_ids))

@@ -44,18 +44,26 @@ class RequestError(UserError, ValueError):
     """A request the service refuses: the message names the field and the reason."""
 
 
-def _check_id(name: str, value) -> None:
-    """Refuse what is not an id the stores and the model hold: a non-negative int64 (bool is not a number here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_ID:
+def _check_id(name: str, value, kind: str = "int64") -> None:
+    """Refuse what is not a value of the column's type in the logs: a string where the logs hold
+    strings (ids, categories), a boolean where they hold booleans, else a non-negative int64
+    (bool is not a number here)."""
+    if kind == "string":
+        if not isinstance(value, str) or not value or len(value) > MAX_TEXT_CHARS:
+            raise RequestError(f"{name}: must be a non-empty string (this model's values are strings), got {value!r}")
+    elif kind == "bool":
+        if not isinstance(value, (bool, np.bool_)):
+            raise RequestError(f"{name}: must be true or false, got {value!r}")
+    elif isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_ID:
         raise RequestError(f"{name}: must be a non-negative integer of at most {MAX_ID} (int64), got {value!r}")
 
 
 @dataclass
 class RankRequest:
-    customer_id: int
+    customer_id: int | str  # as the logs have it
     flow: str
     use_case: str
-    item_ids: list[int]
+    item_ids: list[int | str]
     search_query: str = ""
     context: dict[str, float] = field(default_factory=dict)  # the impression's own context features (page...)
 
@@ -67,13 +75,13 @@ class RankRequest:
             raise RequestError(f"flow: unknown flow {self.flow!r}; this model's flows: {list(tasks.flows)}")
         if self.use_case not in tasks.use_cases:
             raise RequestError(f"use_case: unknown use case {self.use_case!r}; this model's use cases: {list(tasks.use_cases)}")
-        _check_id("customer_id", self.customer_id)
+        _check_id("customer_id", self.customer_id, spec.value_types.get("customer_id", "int64"))
         unknown = sorted(set(self.context) - set(spec.impression_context))
         if unknown:
             raise RequestError(f"{unknown[0]}: not an input of this model; its request context: {spec.impression_context}")
         for name, value in self.context.items():
             if name in spec.context_categorical:
-                _check_id(name, value)
+                _check_id(name, value, spec.value_types.get(name, "int64"))
             if name in spec.context_numerical and not (isinstance(value, (int, float, np.number)) and math.isfinite(value)):
                 raise RequestError(f"{name}: must be a finite number, got {value!r}")
         if not self.item_ids:
@@ -81,7 +89,7 @@ class RankRequest:
         if len(self.item_ids) > max_candidates:
             raise RequestError(f"item_ids: {len(self.item_ids)} candidates, at most {max_candidates} per request")
         for i, item in enumerate(self.item_ids):
-            _check_id(f"item_ids[{i}]", item)
+            _check_id(f"item_ids[{i}]", item, spec.value_types.get("item_id", "int64"))
         if not isinstance(self.search_query, str):
             raise RequestError(f"search_query: must be text, got {type(self.search_query).__name__}")
         if len(self.search_query) > MAX_TEXT_CHARS:
@@ -94,9 +102,9 @@ class RankRequest:
 @dataclass
 class RankResult:
     task: str
-    item_ids: list[int]  # best first
+    item_ids: list[int | str]  # best first, as the request named them
     scores: list[float]  # probability of the task's label, aligned with item_ids
-    cold_start_items: list[int]  # candidates the catalogue does not know
+    cold_start_items: list[int | str]  # candidates the catalogue does not know
     cold_start_customer: bool
     features: pd.DataFrame = field(repr=False, default=None)  # what was scored, one row per candidate (for the log)
 
@@ -123,11 +131,9 @@ class RequestTexts:
         return np.stack([self.known.get(text_hash(t), zeros) if t.strip() else zeros for t in texts])
 
 
-def _unknown_code(spec: FeatureSpec, column: str) -> int:
-    """A code the spec maps to its unknown bucket (any code >= the fitted cardinality)."""
-    names = spec.context_categorical + spec.item_categorical
-    cards = spec.context_cardinalities + spec.item_cardinalities
-    return cards[names.index(column)]
+def _is_text(spec: FeatureSpec, history: str) -> bool:
+    """Whether a history column lists strings (the logs' item ids or pages are strings)."""
+    return spec.value_types.get({"viewed_item_ids": "item_id", "visited_page_ids": "page"}[history]) == "string"
 
 
 class Catalogue:
@@ -146,9 +152,9 @@ class Catalogue:
         items = self.reader.items(ids)
         known = items[self.spec.item_numerical[0]].notna()
         items = items[known].reset_index(drop=True)
-        table = pd.DataFrame({"item_id": items["item_id"].astype(np.int64)})
+        table = pd.DataFrame({"item_id": items["item_id"]})  # values as the logs have them: the spec maps them
         for name in self.spec.item_categorical:
-            table[name] = items[name].astype(np.int64)
+            table[name] = items[name]
         for name in self.spec.item_numerical:
             table[name] = items[name].astype(np.float64)
         if self.spec.has("item_vectors"):
@@ -163,15 +169,15 @@ class Catalogue:
         if time.monotonic() - self._loaded_at > self.refresh_seconds:
             self._table, self._loaded_at = self._load(), time.monotonic()
         table = self._table
-        ids = np.asarray(item_ids, dtype=np.int64)
-        known = np.isin(ids, table.index.to_numpy())
-        rows = table.reindex(ids).reset_index(drop=True)
-        rows["item_id"] = ids
-        for name in rows.columns:
-            if name in self.spec.item_categorical:
-                rows[name] = rows[name].fillna(_unknown_code(self.spec, name)).astype(np.int64)
-            elif name in self.spec.item_numerical:
-                rows[name] = rows[name].fillna(0.0)
+        position = table.index.get_indexer(pd.Index(list(item_ids), dtype=object))
+        known = position >= 0
+        rows = table.iloc[np.where(known, position, 0)].reset_index(drop=True)  # each id's row (any row where unknown)
+        rows["item_id"] = pd.Series(list(item_ids), dtype=object)
+        if not known.all():
+            for name in self.spec.item_categorical:  # no value: the vocabulary's unknown bucket
+                rows[name] = rows[name].astype(object).where(known, None)
+            for name in self.spec.item_numerical:
+                rows[name] = rows[name].where(known, 0.0)
         if not known.all():
             zeros = np.zeros(self.spec.image_dim, dtype=np.float32)
             rows["image_embedding"] = [v if k else zeros for v, k in zip(rows["image_embedding"], known)]
@@ -209,7 +215,7 @@ class Ranker:
         for name in profile:
             value = customer.get(name)
             if name in spec.context_categorical:
-                columns[name] = _unknown_code(spec, name) if value is None else int(value)
+                columns[name] = value  # None (an unknown customer): the vocabulary's unknown bucket
             else:
                 columns[name] = 0.0 if value is None else float(value)
         for name in spec.impression_context:  # what the request says, else the slot every candidate is scored at
@@ -218,11 +224,11 @@ class Ranker:
         items, known = self.catalogue.rows(request.item_ids)
         n = len(items)
         for name in ("viewed_item_ids", "visited_page_ids"):
-            history = np.asarray(customer.get(name) or [], dtype=np.int64)
+            history = np.asarray(customer.get(name) or [], dtype=object if _is_text(spec, name) else np.int64)
             columns[name] = [history] * n
         frame = pd.concat([items, pd.DataFrame({k: v if isinstance(v, list) else [v] * n for k, v in columns.items()})],
                           axis=1)
-        cold_items = [int(i) for i, k in zip(request.item_ids, known) if not k]
+        cold_items = [i for i, k in zip(request.item_ids, known) if not k]
         return frame, cold_customer, cold_items
 
     def query_vector(self, query: str) -> None:
@@ -247,7 +253,7 @@ class Ranker:
         batch = Batch.single(features, torch.full((len(frame),), use_case))
         scores = torch.sigmoid(self.net(task).score_request(batch).logits.float()).numpy()
         order = np.argsort(-scores, kind="stable")
-        return RankResult(f"{request.flow}+{request.use_case}", [int(request.item_ids[i]) for i in order],
+        return RankResult(f"{request.flow}+{request.use_case}", [request.item_ids[i] for i in order],
                           [float(scores[i]) for i in order], cold_items, cold_customer, frame.assign(score=scores))
 
     @torch.no_grad()

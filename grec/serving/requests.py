@@ -21,7 +21,19 @@ from grec.serving.limits import MAX_CANDIDATES, MAX_HISTORY, MAX_ID, MAX_TEXT_CH
 Id = Annotated[int, Field(ge=0, le=MAX_ID, strict=True)]  # int64, what the stores and the model hold
 Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
-History = Annotated[list[Id], Field(max_length=MAX_HISTORY)]
+Key = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, strict=True)]  # a string id or category
+Flag = Annotated[bool, Field(strict=True)]
+VALUE_TYPES = {"int64": Id, "string": Key, "bool": Flag}
+
+
+def value_type(spec: FeatureSpec, column: str):
+    """The request type of a key, categorical or history ("item_id", "page") column: the type its
+    values have in the logs (integer ids, strings, booleans), so a request names them as the logs do."""
+    return VALUE_TYPES[spec.value_types.get(column, "int64")]
+
+
+def _history(spec: FeatureSpec, vocabulary: str):
+    return Annotated[list[value_type(spec, vocabulary)], Field(max_length=MAX_HISTORY)]
 FORBID_EXTRA = ConfigDict(extra="forbid")
 
 
@@ -44,15 +56,15 @@ def rank_input_model(spec: FeatureSpec) -> type[BaseModel]:
     """/rank's body: a customer, the task, candidates, and the impression's own context columns
     (each optional, 0 when left out; the customer's come from the feature store)."""
     fields: dict[str, Any] = {
-        "customer_id": (Id, Field(description="Customer id (unknown ids are cold-start)")),
+        "customer_id": (value_type(spec, "customer_id"), Field(description="Customer id (unknown ids are cold-start)")),
         **_task_fields(spec),
-        "item_ids": (Annotated[list[Id], Field(min_length=1, max_length=MAX_CANDIDATES)],
+        "item_ids": (Annotated[list[value_type(spec, "item_id")], Field(min_length=1, max_length=MAX_CANDIDATES)],
                      Field(description=f"Candidate item ids, 1 to {MAX_CANDIDATES}")),
     }
     if spec.has("search"):
         fields["search_query"] = (Text, Field("", description="What the customer searched for ('' if nothing)"))
     for name in spec.impression_context:
-        kind = Id if name in spec.context_categorical else Finite
+        kind = value_type(spec, name) if name in spec.context_categorical else Finite
         fields[name] = (kind, Field(0, description="Impression context; every candidate is scored with this value"))
     return create_model("RankRequest", __config__=FORBID_EXTRA, **fields)
 
@@ -73,9 +85,9 @@ class _AlignedHistories(BaseModel):
 
 def score_row_model(spec: FeatureSpec) -> type[BaseModel]:
     """One /score row: the model's input columns in the pyfunc's layout, plus the task."""
-    fields: dict[str, Any] = {name: (Id, ...) for name in spec.context_categorical + spec.item_categorical}
+    fields: dict[str, Any] = {name: (value_type(spec, name), ...) for name in spec.context_categorical + spec.item_categorical}
     fields |= {name: (Finite, ...) for name in spec.context_numerical + spec.item_numerical}
-    fields["item_id"] = (Id, ...)
+    fields["item_id"] = (value_type(spec, "item_id"), ...)
     if spec.has("search"):
         fields["search_query"] = (Text, "")
     if spec.has("item_vectors"):
@@ -84,7 +96,7 @@ def score_row_model(spec: FeatureSpec) -> type[BaseModel]:
                                               description=f"The item's image vector, {spec.image_dim} numbers")]
         fields |= {"description": (Text, ""), "image_embedding": (vector, ...)}
     if spec.has("histories"):
-        fields |= {"viewed_item_ids": (History, []), "visited_page_ids": (History, [])}
+        fields |= {"viewed_item_ids": (_history(spec, "item_id"), []), "visited_page_ids": (_history(spec, "page"), [])}
     return create_model("ScoreRow", __base__=_AlignedHistories, **fields, **_task_fields(spec))
 
 

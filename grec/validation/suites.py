@@ -17,7 +17,10 @@ from grec.data.contract import SPLITS, TELECOM, Contract
 from grec.data.schema import Role, Table, TaskVocabulary
 
 LENGTH = "__length"
-NUMERIC_DTYPES = {"int64", "int8", "float32"}
+# The pandas dtypes each numeric contract dtype is read from (the readers cast them): labels may be
+# booleans or any integers of 0/1, numbers any float (pandas writes float64).
+NUMERIC_DTYPES = {"int64": ["int64"], "int8": ["int8", "int16", "int32", "int64", "bool"],
+                  "float32": ["float32", "float64"]}
 # Value ranges the storefront's column descriptions promise (column -> (min, max), None: open): the
 # simulated storefront's alone; another contract's columns of the same names are other columns.
 RANGES: dict[str, tuple[float | None, float | None]] = {
@@ -57,7 +60,7 @@ def validation_frame(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
     """The table plus derived `<list column>__length` columns GX can check."""
     out = frame.copy()
     for col in table.columns:
-        if col.dtype in ("list<int64>", "vector<float32>") and col.name in frame:
+        if col.dtype in ("list<int64>", "list<string>", "vector<float32>") and col.name in frame:
             out[col.name + LENGTH] = frame[col.name].map(lambda v: -1 if v is None else len(v)).astype(np.int64)
     return out
 
@@ -96,10 +99,11 @@ def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPoli
         # count and example rows, not found after training as a NaN score.
         ex.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
         if col.dtype in NUMERIC_DTYPES:
-            ex.append(gxe.ExpectColumnValuesToBeOfType(column=col.name, type_=col.dtype))
-        if col.role in (Role.KEY, Role.CONTEXT_CATEGORICAL, Role.ITEM_CATEGORICAL) and col.dtype == "int64":
-            low, high = (0, policy.n_pages - 1) if storefront and col.name == "page_id" else (0, None)
-            ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=low, max_value=high))
+            ex.append(gxe.ExpectColumnValuesToBeInTypeList(column=col.name, type_list=NUMERIC_DTYPES[col.dtype]))
+        if col.role == Role.KEY and col.dtype == "int64":  # what the ranking service takes (categorical values are any)
+            ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=0, max_value=None))
+        if storefront and col.name == "page_id":
+            ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=0, max_value=policy.n_pages - 1))
         if storefront and col.name in RANGES:
             low, high = RANGES[col.name]
             ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=low, max_value=high))
@@ -122,8 +126,8 @@ def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPoli
         for a, b in contract.funnel:
             ex.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=a, column_B=b, or_equal=True))
         if contract.has("histories"):
-            ex.append(gxe.ExpectColumnPairValuesToBeEqual(
-                column_A="viewed_item_ids" + LENGTH, column_B="visited_page_ids" + LENGTH))
+            viewed, visited = (table.names(role)[0] for role in (Role.SEQUENCE_ITEMS, Role.SEQUENCE_PAGES))  # the file's names
+            ex.append(gxe.ExpectColumnPairValuesToBeEqual(column_A=viewed + LENGTH, column_B=visited + LENGTH))
         if policy.start is not None or policy.end is not None:
             # GX compares timestamps exclusive of nothing: the end is a bound, so subtract 1 us.
             end = None if policy.end is None else policy.end - pd.Timedelta(microseconds=1)

@@ -114,3 +114,62 @@ def write_named_logs(folder: Path, n_impressions: int = 2000, seed: int = 0) -> 
         renames = NAMED_COLUMNS[name]
         pq.write_table(table.rename_columns([renames.get(c, c) for c in table.column_names]), folder / NAMED_FILES[name])
     return folder
+
+
+# The same logs as pandas writes them by default, named as the music service names them: string
+# and boolean categoricals, string ids of any size, int ids past any embedding table, nanosecond
+# times, bool labels, float64 numbers and list<string> histories (the listener's last plays and
+# their surfaces).
+PANDAS_FILES = NAMED_FILES
+PANDAS_COLUMNS = ["--column", "flow=surface", "--column", "viewed_item_ids=recent_tracks",
+                  "--column", "visited_page_ids=recent_surfaces"]
+PLANS = np.array(["free", "student", "family", "premium"], dtype=object)
+COUNTRIES = np.array(["FR", "DE", "AT", "IT", "ES", "PT"], dtype=object)
+GENRES = np.array(["jazz", "rock", "pop", "folk", "techno"], dtype=object)
+
+
+def pandas_logs(n_impressions: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """`own_logs` as a team's pandas frames (see above), the same rows and signal."""
+    tables = {name: t.to_pandas() for name, t in own_logs(n_impressions, seed).items()}
+    rng = np.random.default_rng(seed + 100)
+    customers, items, imp = tables["customers"], tables["items"], tables["impressions"]
+    listener = np.array([f"listener-{v:012d}" for v in rng.choice(10**12, len(customers), replace=False)], dtype=object)
+    track = np.array([f"trk_{v}" for v in rng.choice(10**7, len(items), replace=False)], dtype=object)
+    listeners = pd.DataFrame({
+        "listener_id": listener, "profile_at": customers["updated_at"].astype("datetime64[ns, UTC]"),
+        "plan": PLANS[customers["segment"]], "country": COUNTRIES[customers["country"]],
+        "spend": customers["spend"].astype(np.float64)})
+    tracks = pd.DataFrame({
+        "track_id": track, "catalogued_at": items["updated_at"].astype("datetime64[ns, UTC]"),
+        "genre": GENRES[items["genre"]], "price_eur": items["price_eur"].astype(np.float64),
+        "explicit": rng.random(len(items)) < 0.3})  # a boolean categorical
+    plays = pd.DataFrame({
+        "play_id": 10**12 + imp["impression_id"].to_numpy() * 7, "shown_at": imp["event_timestamp"].astype("datetime64[ns, UTC]"),
+        "listener_id": listener[imp["customer_id"]], "track_id": track[imp["item_id"]], "surface": imp["flow"],
+        "slot": imp["slot"], "clicked": imp["clicked"].astype(bool), "bought": imp["bought"].astype(bool)})
+    recent, surfaces, last = [], [], {}
+    for who, what, where in zip(plays["listener_id"], plays["track_id"], plays["surface"]):
+        before = last.get(who, [])
+        recent.append([t for t, _ in before])
+        surfaces.append([s for _, s in before])
+        last[who] = (before + [(what, where)])[-3:]
+    plays["recent_tracks"], plays["recent_surfaces"] = recent, surfaces
+    return {"customers": listeners, "items": tracks, "impressions": plays}
+
+
+def write_pandas_logs(folder: Path, n_impressions: int = 2000, seed: int = 0, later: Path | None = None,
+                      later_days: int = 0) -> Path:
+    """`pandas_logs` written with `DataFrame.to_parquet` as it is; with `later`, the impressions of the
+    last `later_days` go there instead, as a batch that arrives after the rest."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = pandas_logs(n_impressions, seed)
+    if later is not None:
+        plays = frames["impressions"]
+        cut = plays["shown_at"] >= START + pd.Timedelta(days=DAYS - later_days)
+        Path(later).mkdir(parents=True, exist_ok=True)
+        plays[cut].reset_index(drop=True).to_parquet(Path(later) / PANDAS_FILES["impressions"])
+        frames["impressions"] = plays[~cut].reset_index(drop=True)
+    for name, frame in frames.items():
+        frame.to_parquet(folder / PANDAS_FILES[name])
+    return folder

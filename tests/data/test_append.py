@@ -66,10 +66,14 @@ def test_a_batch_with_other_columns_or_types_is_refused_naming_them(split_folder
     with pytest.raises(SchemaError, match=r"not in the folder's file \['note'\]"):
         append_batch(base, batch)
     clicks = table.schema.get_field_index("click")
-    pq.write_table(table.set_column(clicks, "click", table.column(clicks).cast(pa.int64())), batch / "impressions.parquet")
-    with pytest.raises(SchemaError, match="column 'click' has type int64, expected int8"):
+    pq.write_table(table.set_column(clicks, "click", table.column(clicks).cast(pa.string())), batch / "impressions.parquet")
+    with pytest.raises(SchemaError, match="column 'click' has type string, expected int8"):
         append_batch(base, batch)
     assert (base / "impressions.parquet").read_bytes() == before
+    # a label another writer stored as int64 (0/1) is a label still: appended in the folder's int8
+    pq.write_table(table.set_column(clicks, "click", table.column(clicks).cast(pa.int64())), batch / "impressions.parquet")
+    (done,) = append_batch(base, batch)
+    assert done.rows == len(table) and pq.read_schema(base / "impressions.parquet").field("click").type == pa.int8()
 
 
 def test_later_snapshots_are_appended_and_a_repeated_one_refused(split_folder):

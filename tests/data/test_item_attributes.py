@@ -19,8 +19,9 @@ def rows(item_ids, genre, price, days, histories):
         "flow": "AAL"})
 
 
+# min_count=1: every value of these few rows has its own row (the floor is tests/data/test_vocabulary.py's)
 SPEC = dict(context_categorical=["segment"], context_numerical=["spend"], item_categorical=["genre"],
-            item_numerical=["price_eur"], seq_len=4)
+            item_numerical=["price_eur"], seq_len=4, min_count=1)
 
 
 def test_each_item_keeps_its_latest_attributes_from_the_training_rows_in_parts():
@@ -30,19 +31,21 @@ def test_each_item_keeps_its_latest_attributes_from_the_training_rows_in_parts()
     assert spec.item_attributes == {"item_ids": [0, 1, 2], "categorical": {"genre": [4, 1, 2]},
                               "numerical": {"price_eur": [12.0, 25.0, 30.0]}}
     assert spec == FeatureSpec(**{**SPEC, **{k: getattr(spec, k) for k in ("context_cardinalities", "item_cardinalities",
-                                                                           "n_items", "n_pages", "image_dim", "item_attributes")}})
+                                                                           "n_items", "n_pages", "image_dim", "item_attributes",
+                                                                           "vocabularies")}})
 
 
 def test_a_historys_items_carry_their_attributes_and_unknown_ones_the_unknown_code(tmp_path):
-    spec = FeatureSpec.fit(rows([0, 1, 2], [3, 1, 2], [10, 20, 30], [0, 1, 2], [[], [], []]), **SPEC)
-    spec.n_items = 4  # item 3 is in the vocabulary (a history held it) but was never shown: no attributes
+    spec = FeatureSpec.fit(rows([0, 1, 2], [3, 1, 2], [10, 20, 30], [0, 1, 2], [[], [], [3]]), **SPEC)
+    # item 3 is in the vocabulary (a history held it) but was never shown: no attributes
+    assert spec.vocabularies["item_id"] == [0, 1, 2, 3] and spec.vocabularies["genre"] == [1, 2, 3]
     frame = rows([0, 0], [3, 3], [10, 10], [9, 9], [[2, 0, 3], [1, 7]])  # 7: outside the vocabulary
     for s in (spec, _reloaded(spec, tmp_path)):
         f = s.encode(frame)
-        unknown = spec.item_cardinalities[0]  # 5: codes 0..4 were seen
+        unknown = spec.item_cardinalities[0]  # 3: genres 1, 2 and 3 were seen (rows 0, 1, 2)
         np.testing.assert_array_equal(f.seq_items.numpy(), [[0, 4, 2, 5], [0, 0, 3, 1]])
-        np.testing.assert_array_equal(f.seq_item_categorical[..., 0].numpy(), [[unknown, 2, 3, unknown],
-                                                                               [unknown, unknown, 1, unknown]])
+        np.testing.assert_array_equal(f.seq_item_categorical[..., 0].numpy(), [[unknown, 1, 2, unknown],
+                                                                               [unknown, unknown, 0, unknown]])
         np.testing.assert_allclose(f.seq_item_numerical[..., 0].numpy(),
                                    [[0, signed_log1p(np.array([30.0]))[0], signed_log1p(np.array([10.0]))[0], 0],
                                     [0, 0, signed_log1p(np.array([20.0]))[0], 0]], rtol=1e-6)
