@@ -85,7 +85,7 @@ def encode_table(spec: FeatureSpec, table: pa.Table, texts: TextEmbeddingStore) 
     flows = pc.index_in(table.column("flow"), value_set=pa.array(spec.tasks.flows))
     if flows.null_count:
         row = int(np.flatnonzero(flows.is_null().to_numpy(zero_copy_only=False))[0])
-        raise SchemaError(f"column 'flow': unknown flow {table.column('flow')[row].as_py()!r} at row {row}; "
+        raise SchemaError(f"column '{spec.user_name('flow')}': unknown flow {table.column('flow')[row].as_py()!r} at row {row}; "
                           f"known: {spec.tasks.flows}")
     image, lengths = _lists(table, "image_embedding")
     if (lengths != spec.image_dim).any():

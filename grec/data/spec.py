@@ -229,7 +229,8 @@ class FeatureSpec:
         codes = pd.Categorical(frame["flow"], categories=flows).codes.astype(np.int64)
         if (codes < 0).any():
             row = int(np.flatnonzero(codes < 0)[0])
-            raise SchemaError(f"column 'flow': unknown flow {frame['flow'].iloc[row]!r} at row {row}; known: {flows}")
+            raise SchemaError(f"column '{self.user_name('flow')}': unknown flow {frame['flow'].iloc[row]!r} at row {row}; "
+                              f"known: {flows}")
         return codes
 
     def fill_absent(self, frame: pd.DataFrame, table: str | None = None) -> pd.DataFrame:

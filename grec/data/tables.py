@@ -159,24 +159,30 @@ def load_tables(data_dir: Path, contract: Contract | None = None) -> dict[str, p
     return {name: contract.fill_absent(name, load_table(Path(data_dir) / t.file, t)) for name, t in contract.tables.items()}
 
 
-def join_tables(tables: dict[str, pd.DataFrame], first_row: int | None = None) -> pd.DataFrame:
+def join_tables(tables: dict[str, pd.DataFrame], first_row: int | None = None, contract: Contract | None = None) -> pd.DataFrame:
     """One flat row per impression with its customer's and item's features joined on. Where the
-    impressions are a part of their file, starting at row `first_row`, errors say so."""
+    impressions are a part of their file, starting at row `first_row`, errors say so; with the
+    `contract`, they name the user's files and columns."""
     imp = tables["impressions"]
     frame = imp
     for name, key in (("customers", "customer_id"), ("items", "item_id")):
         other = tables[name].drop(columns=["updated_at"])
+        theirs, ours = (contract.user_name(name, key), contract.tables[name].file) if contract else (key, name)
+        logged = contract.user_name("impressions", key) if contract else key
+        impressions = contract.tables["impressions"].file if contract else "impressions"
         if other[key].duplicated().any():
             dup = other.loc[other[key].duplicated(), key].iloc[0]
-            raise SchemaError(f"{name}: duplicate {key} {dup} (several snapshots); the raw join takes one per {key}: "
+            raise SchemaError(f"{ours}: duplicate {theirs} {dup} (several snapshots); the raw join takes one per key: "
                               "build a point-in-time training set with `grec features training-set` instead")
         missing = ~imp[key].isin(other[key])
         if missing.any():
             row = int(np.flatnonzero(missing.to_numpy())[0])
+            value = imp[key].iloc[row]
+            value = value.item() if isinstance(value, np.generic) else value  # 12, 'listener-7': as the logs write it
             among = "" if first_row is None else f" of rows {first_row:,}-{first_row + len(imp) - 1:,}"
             raise SchemaError(
-                f"impressions: {int(missing.sum())} rows{among} reference a {key} absent from {name} "
-                f"(first: row {row + (first_row or 0)}, {key}={int(imp[key].iloc[row])})"
+                f"{impressions}: {int(missing.sum())} rows{among} reference a {logged} absent from {ours} "
+                f"(first: row {row + (first_row or 0)}, {logged}={value!r})"
             )
         frame = frame.merge(other, on=key, how="left", validate="many_to_one")
     return frame

@@ -109,7 +109,7 @@ def write_raw_training_set(data_dir: Path, out_dir: Path, contract: Contract, te
             check_missing_values(arrow, stored, str(path), first_row=first)
             arrow = as_roles(arrow, impressions)
             frame = join_tables({"impressions": contract.fill_absent("impressions", arrow.to_pandas()), **dims},
-                                first_row=first)
+                                first_row=first, contract=contract)
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if not writers:
                 columns = list(frame.columns)

@@ -363,7 +363,7 @@ def open_source(path: Path, splits: tuple[str, ...] = SPLITS, test_days: int = 7
         files.append(path / CONTRACT_FILE)
     if encoded_bytes(*joined_bytes(path, contract)) > settings.memory_budget():
         return _raw_as_training_set(path, contract, _fingerprint(files), splits, test_days, valid_days)
-    frame = join_tables(load_tables(path, contract))
+    frame = join_tables(load_tables(path, contract), contract=contract)
     split = TimeSplit.from_timestamps(frame["event_timestamp"], test_days, valid_days)
     masks = split_masks(frame, contract, split)
     keep = np.logical_or.reduce([masks[name] for name in splits])

@@ -17,6 +17,7 @@ from grec.data.contract import CONTRACT_FILE, Contract, read_contract
 from grec.data.scaffold import DraftError, draft_contract, write_draft
 from grec.data.schema import SchemaError
 from grec.data.tables import load_tables
+from grec.features.training_set import open_source
 from grec.validation.run import validate
 from tests.data.own_logs import FEATURES, NAMED_COLUMNS, NAMED_FILES, USE_CASE_ARGS, own_logs, write_named_logs
 
@@ -86,6 +87,12 @@ def test_refusals_and_validation_speak_of_the_users_columns(music, tmp_path):
     docs = (tmp_path / "report").rglob("*.html")
     assert any("surface" in p.read_text() for p in docs)  # the Data Docs name the user's column
 
+    rewrite(music, "plays.parquet", lambda t: t.set_column(t.schema.get_field_index("surface"), "surface",
+                                                         pa.array(["WEB"] * len(t))))
+    rewrite(music, "listeners.parquet", lambda t: t.slice(1))  # listener 0 gone: the join names the user's key
+    with pytest.raises(SchemaError, match=r"plays.parquet: \d+ rows reference a listener_id absent from listeners.parquet "
+                                          r"\(first: row \d+, listener_id=0\)"):
+        open_source(music)
     rewrite(music, "plays.parquet", lambda t: t.drop(["surface"]))
     with pytest.raises(SchemaError, match="plays.parquet: does not match the 'impressions' schema: missing column "
                                           "'surface' \\(expected string: the flow"):

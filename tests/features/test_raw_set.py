@@ -74,8 +74,8 @@ def test_a_bad_row_in_a_later_batch_is_named_by_its_row_in_the_file(small_data, 
     unknown = impressions.copy()
     unknown.loc[12_345, "customer_id"] = 10**12
     unknown.to_parquet(data / "impressions.parquet")
-    with pytest.raises(SchemaError, match=r"impressions: 1 rows of rows 10,000-14,999 reference a customer_id absent "
-                                          r"from customers \(first: row 12345, customer_id=1000000000000\)"):
+    with pytest.raises(SchemaError, match=r"impressions.parquet: 1 rows of rows 10,000-14,999 reference a customer_id absent "
+                                          r"from customers.parquet \(first: row 12345, customer_id=1000000000000\)"):
         open_source(data)
     missing = impressions.copy()
     missing.loc[23_456, "search_query"] = None
