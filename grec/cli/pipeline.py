@@ -55,7 +55,13 @@ def print_training_summary(outputs: dict) -> None:
     from grec.lifecycle.registry import Registry
 
     console.rule("Data checks")
-    console.print(_read(outputs, "validate-data", "report"), highlight=False)
+    # the step stops the pipeline on any failure (its own error says which); passed, one line says what was checked
+    checks = outputs["validate-data"]["artifacts"]["checks"]["metadata"]
+    rows = outputs["validate-data"]["artifacts"]["tables"]["metadata"]
+    tables = [k.removesuffix(".expectations") for k in checks if k != "tasks.expectations"]
+    console.print(f"Passed: {sum(checks.values())} expectations on " + ", ".join(
+        f"{t} ({rows[f'rows.{t}']:,} rows)" for t in tables) + " and the rows and positives of every task "
+        "(the Data Docs: under Reports)", highlight=False, soft_wrap=True)
     features = outputs["build-features"]["artifacts"]["training_set"]["metadata"]
     lost = {k.removeprefix("left_out."): v for k, v in features.items() if k.startswith("left_out.")}
     console.print("Training set: " + ", ".join(f"{k} {features[f'rows.{k}']:,}" for k in ("train", "valid", "test"))
@@ -81,13 +87,17 @@ def print_training_summary(outputs: dict) -> None:
         console.print(f"Bento: [bold]{bento['parameters']['Output']}[/bold] ({bento['artifacts']['bento']['path']})", highlight=False)
     else:
         console.print("Bento: not built (the champion did not change)")
-    console.rule("Reports")
-    for task, artifact in (("validate-data", "data_docs"), ("evaluate-and-gate", "comparison"), ("evaluate-and-gate", "gate_report")):
-        console.print(f"{task}/{artifact}: {outputs[task]['artifacts'][artifact]['path']}", soft_wrap=True, highlight=False)
+    _reports(outputs, (("validate-data", "data_docs"), ("evaluate-and-gate", "comparison"), ("evaluate-and-gate", "gate_report")))
+
+
+def _reports(outputs: dict, which) -> None:
+    """One line: the reports a user opens, as paths under the run's outputs folder (printed after)."""
+    paths = [Path(outputs[task]["artifacts"][artifact]["path"]) for task, artifact in which]
+    console.print("Reports (in the pipeline's outputs, below): " + ", ".join(str(Path(*p.parts[-2:])) for p in paths),
+                  soft_wrap=True, highlight=False)
 
 
 def print_monitoring_summary(outputs: dict) -> None:
-    drift = outputs["drift-report"]
     result = json.loads(_read(outputs, "drift-report", "result"))
     console.rule("Drift")
     console.print(f"Window {result['window']['start']} to {result['window']['end']} against {result['reference']['model']} "
@@ -100,9 +110,7 @@ def print_monitoring_summary(outputs: dict) -> None:
     if result["decision"] == "drift":
         console.print(f"Marked {result['reference']['model']} v{result['reference']['version']} for retraining "
                       "(tag grec.retrain_requested=true)")
-    console.rule("Reports")
-    for artifact in ("report", "summary", "result"):
-        console.print(f"drift-report/{artifact}: {drift['artifacts'][artifact]['path']}", soft_wrap=True, highlight=False)
+    _reports(outputs, (("drift-report", artifact) for artifact in ("report", "summary", "result")))
 
 
 @app.command("compile")

@@ -49,11 +49,12 @@ def test_training_pipeline_registers_promotes_and_packages(state):
     # one line per step and the summary; every task's own streams in the log the run names
     steps = [line.split() for line in out.splitlines() if line.startswith("  ok ")]
     assert [s[1] for s in steps][:2] == ["validate-data", "build-features"] and "package-service" in {s[1] for s in steps}
-    assert len(out.splitlines()) < 200, f"{len(out.splitlines())} lines printed"
+    assert len(out.splitlines()) < 80, f"{len(out.splitlines())} lines printed"  # make run: two screens in all
     (log,) = (state["home"] / "logs").glob("training-*.log")
     assert str(log) in out and "Executing task" in log.read_text() and "Executing task" not in out
     assert "Decision: PROMOTE" in out and "Registered grec v1; aliases: challenger=v1, champion=v1" in out
-    assert "| customers |" in out and "GRec - mmoe" in out  # data checks and the baseline comparison
+    assert "Passed: " in out and "expectations on customers" in out and "GRec - mmoe" in out  # data checks, comparison
+    assert "Reports (in the pipeline's outputs, below): validate-data/data_docs" in out
     assert "GRec - lightgbm" in out and "against lightgbm: ahead on" in out  # the incumbents beside it
     assert "| lightgbm | " in out and "node comparisons" in out  # and what serving each takes
     # where each training's time went: epochs run, the best one, and the phases of the step

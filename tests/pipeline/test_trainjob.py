@@ -49,7 +49,8 @@ def test_the_training_step_trains_as_a_two_node_trainjob_and_collects_its_model(
     # one CPU a pod: the two pods share this machine's two cores
     launch = Launch(on="trainjob", nodes=2, procs_per_node=1, cpu="1", memory="6Gi", image=IMAGE, poll_s=1, timeout_s=600)
     out = tmp_path / "model"
-    run = steps.train(training_set, out, "mmoe", epochs=1, seed=0, tags={"kfp.run_id": "r-1"}, launch=launch,
+    # three epochs: one on 20k impressions leaves a network at chance (0.45-0.53 test AUC by seed and init)
+    run = steps.train(training_set, out, "mmoe", epochs=3, seed=0, tags={"kfp.run_id": "r-1"}, launch=launch,
                       backend=backend(cluster))
 
     (job,) = cluster.created
@@ -85,7 +86,7 @@ def test_the_training_step_trains_as_a_two_node_trainjob_and_collects_its_model(
     configure()
     logged = mlflow.get_run(run.run_id)
     assert logged.info.status == "FINISHED" and logged.data.tags["kfp.run_id"] == "r-1"
-    assert logged.data.tags["grec.model"] == "mmoe" and run.summary["best_epoch"] == 1
+    assert logged.data.tags["grec.model"] == "mmoe" and 1 <= run.summary["best_epoch"] <= 3
     assert steps.headline_metrics(run.report)["test_auc.mean_of_use_cases"] > 0.5
     assert_allowed_by_the_rbac(cluster.requests)
 
