@@ -171,7 +171,10 @@ class Catalogue:
         table = self._table
         position = table.index.get_indexer(pd.Index(list(item_ids), dtype=object))
         known = position >= 0
-        rows = table.iloc[np.where(known, position, 0)].reset_index(drop=True)  # each id's row (any row where unknown)
+        if len(table):
+            rows = table.iloc[np.where(known, position, 0)].reset_index(drop=True)  # each id's row (any row where unknown)
+        else:  # a store without items: every candidate is cold-start
+            rows = pd.DataFrame(index=range(len(position)), columns=table.columns)
         rows["item_id"] = pd.Series(list(item_ids), dtype=object)
         if not known.all():
             for name in self.spec.item_categorical:  # no value: the vocabulary's unknown bucket

@@ -72,3 +72,16 @@ def test_rank_scores_a_job_boards_request_like_the_registered_pyfunc(served_jobs
     other["visited_page_ids"] = [np.zeros(3, np.int64)] * len(other)
     changed = pyfunc.predict(request_frame(other, "APPLY", served_jobs["spec"].input_columns()))["score"]
     assert not np.allclose(changed, pd.Series(expected).loc[other["item_id"]].to_numpy())
+
+
+def test_a_store_without_items_serves_every_candidate_cold(served_jobs, monkeypatch):
+    import time
+
+    monkeypatch.setenv("GREC_HOME", str(served_jobs["home"]))
+    imp = served_jobs["tables"]["impressions"]
+    ranker = Ranker(served_jobs["model"], served_jobs["spec"], OnlineReader())
+    catalogue = ranker.catalogue
+    catalogue._table, catalogue._loaded_at = catalogue._load().iloc[0:0], time.monotonic()  # the store lost its items
+    result = ranker.rank(RankRequest(int(imp["customer_id"].iloc[-1]), "SEARCH", "APPLY", [0, 3, 6]))
+    assert sorted(result.cold_start_items) == [0, 3, 6] and sorted(result.item_ids) == [0, 3, 6]
+    assert np.isfinite(result.scores).all()
