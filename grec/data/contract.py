@@ -53,6 +53,8 @@ CORE_TEXT = {
     ("impressions", "viewed_item_ids"): "the items viewed before this impression, oldest first",
     ("impressions", "visited_page_ids"): "the page of each viewed item, aligned with viewed_item_ids",
 }
+# The vocabulary each history column's values belong to (the feature spec's "item_id" and "page").
+HISTORY_VOCABULARY = {"viewed_item_ids": "item_id", "visited_page_ids": "page"}
 # Which input a table's categorical and numerical features feed.
 FEATURE_ROLES = {
     "customers": (Role.CONTEXT_CATEGORICAL, Role.CONTEXT_NUMERICAL),
@@ -124,7 +126,7 @@ class Contract:
         for table in self.tables.values():
             for c in table.columns:
                 if c.role in _TYPED_ROLES and c.dtype not in ("int64", "list<int64>"):
-                    key = {"viewed_item_ids": "item_id", "visited_page_ids": "page"}.get(c.name, c.name)
+                    key = HISTORY_VOCABULARY.get(c.name, c.name)
                     out[key] = c.dtype.removeprefix("list<").removesuffix(">")
         return out
 

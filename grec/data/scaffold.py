@@ -565,8 +565,9 @@ def _list_element(t: pa.DataType) -> str | None:
     """'int64' or 'string' where `t` is a list of integers or strings (a history), else None."""
     if column_kind(t) != "list":
         return None
-    kind = column_kind(t.value_type)
-    return {"int": "int64", "string": "string"}.get(kind) if kind != "int" or t.value_type == pa.int64() else None
+    if t.value_type == pa.int64():
+        return "int64"
+    return "string" if column_kind(t.value_type) == "string" else None
 
 
 def _present_types(types: dict, features: dict, inputs: list[str]) -> dict:

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from grec.data.batch import Batch
+from grec.data.contract import HISTORY_VOCABULARY
 from grec.data.spec import FeatureSpec
 from grec.data.text import SentenceEncoder, text_hash
 from grec.errors import UserError
@@ -133,7 +134,7 @@ class RequestTexts:
 
 def _is_text(spec: FeatureSpec, history: str) -> bool:
     """Whether a history column lists strings (the logs' item ids or pages are strings)."""
-    return spec.value_types.get({"viewed_item_ids": "item_id", "visited_page_ids": "page"}[history]) == "string"
+    return spec.value_types.get(HISTORY_VOCABULARY[history]) == "string"
 
 
 class Catalogue:
