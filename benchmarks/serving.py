@@ -7,14 +7,18 @@
 (b) Experts scaled 8, 16, 32, 64 at top-4: the sub-network's latency against its 8-expert figure
     (target: within 1.2x), and its throughput at batch 1024 against token-level GRec's (target:
     at least 1.8x, the Task-MoE paper's 1.9x).
-(c) Over HTTP: `/rank` with 50 candidates at concurrency 1, 8 and 32 against `grec serve` (the
+(c) Over HTTP: `/rank` with 50 candidates at concurrency 1 and 8 against `grec serve` (the
     registry champion) in the state folder given by --state, once per Feast online store: the
     state's SQLite store, and Redis (started on loopback by deploy/local/services.py, the state's
-    repository applied and materialized into it): throughput and p50/p99 latency, and the
-    in-process read of one request's features (1 customer + 50 items). The load generator runs on
-    the same machine as the server.
+    repository applied and materialized into it): throughput, p50/p99 latency and failures, quiet
+    and with a spinning process per core beside the server (a busy neighbour); where a request's
+    time goes, from the stages the server reports in its Server-Timing header; and the in-process
+    read of one request's features. With --before, a checkout of earlier code is served the same
+    way in the same run, side by side. The load generator runs on the same machine as the server.
 
     make run && python benchmarks/serving.py --state .grec     # the committed run (about 10 minutes)
+    git worktree add /tmp/before <commit> && python benchmarks/serving.py --state .grec --skip-in-process \\
+        --before /tmp/before                                    # (c) before and after, side by side
     python benchmarks/serving.py --skip-http                    # (a) and (b) only
 
 Dimension letters: B rows per call.
@@ -24,9 +28,11 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -157,75 +163,129 @@ def expert_scaling() -> dict:
 # (c) HTTP
 
 
-def http_rank(state: Path, concurrencies=(1, 8, 32), seconds: float = 20.0, candidates: int = 50) -> dict:
-    """{concurrency: figures} of `grec serve` over the online store the environment selects."""
+def _bodies(state: Path, url: str, n: int, candidates: int, seed: int) -> list[dict]:
+    """`n` /rank bodies: the state's customers, its catalogue's items, the served model's own flows
+    and use cases (its /metadata), a search query of make run's logs in half of them."""
     import httpx
     import pandas as pd
 
-    customers = pd.read_parquet(state / "data" / "default" / "customers.parquet", columns=["customer_id"])["customer_id"].unique()
-    queries = pd.read_parquet(state / "data" / "default" / "impressions.parquet", columns=["search_query"])["search_query"]
-    queries = queries[queries != ""].drop_duplicates().sample(200, random_state=0).tolist()
-    n_items = len(pd.read_parquet(state / "data" / "default" / "items.parquet", columns=["item_id"]))
-    rng = np.random.default_rng(0)
+    from grec.features import sources
 
-    def body():
-        return {"customer_id": int(rng.choice(customers)), "flow": str(rng.choice(["AAL", "EUP", "NSE"])),
-                "use_case": str(rng.choice(["CTR", "ATC", "CVR", "CTCVR"])),
-                "item_ids": rng.choice(n_items, candidates, replace=False).tolist(),
-                "search_query": str(rng.choice(queries)) if rng.random() < 0.5 else ""}
+    os.environ["GREC_HOME"] = str(state)
+    meta = httpx.post(f"{url}/metadata", timeout=30).json()
+    customers = pd.read_parquet(sources.source_path("customer_profile"), columns=["customer_id"])["customer_id"].unique()
+    items = pd.read_parquet(sources.source_path("item_catalog"), columns=["item_id"])["item_id"].unique()
+    queries = [""]
+    impressions = state / "data" / "default" / "impressions.parquet"  # make run's logs
+    if "search" in meta["inputs"] and impressions.exists():
+        logged = pd.read_parquet(impressions, columns=["search_query"])["search_query"]
+        queries = logged[logged != ""].drop_duplicates().sample(200, random_state=0).tolist()
+    rng = np.random.default_rng(seed)
 
-    with local_service(state) as url:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            for _ in range(30):  # warm: first requests encode queries and fill caches
-                client.post("/rank", json=body()).raise_for_status()
-        results = {}
+    def body() -> dict:
+        out = {"customer_id": rng.choice(customers).item(), "flow": str(rng.choice(meta["flows"])),
+               "use_case": str(rng.choice(meta["use_cases"])),
+               "item_ids": [i.item() for i in rng.choice(items, min(candidates, len(items)), replace=False)]}
+        if "search" in meta["inputs"] and rng.random() < 0.5:
+            out["search_query"] = str(rng.choice(queries))
+        return out
+
+    return [body() for _ in range(n)]
+
+
+def load(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict:
+    """`concurrency` clients posting `bodies` in turn for `seconds`: requests/s, latency percentiles,
+    failures, and the median of each stage the server reports (its Server-Timing header)."""
+    import httpx
+
+    latencies: list[float] = []
+    stages: dict[str, list[float]] = {}
+    failed = [0]
+    stop = time.monotonic() + seconds
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            i = k
+            while time.monotonic() < stop:
+                t = time.perf_counter()
+                response = http.post("/rank", json=bodies[i % len(bodies)])
+                latencies.append(time.perf_counter() - t)
+                if response.status_code != 200:
+                    failed[0] += 1
+                for part in filter(None, response.headers.get("server-timing", "").split(",")):
+                    name, _, value = part.strip().partition(";dur=")
+                    stages.setdefault(name, []).append(float(value))
+                i += concurrency
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(client, range(concurrency)))
+    wall = time.monotonic() - start
+    lat = np.array(latencies) * 1e3
+    return {"requests": len(lat), "failed": failed[0], "requests_per_s": len(lat) / wall,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)), "mean_ms": float(lat.mean()),
+            "stages_ms": {k: statistics.median(v) for k, v in stages.items()}}
+
+
+@contextmanager
+def busy_neighbour(processes: int):
+    """`processes` processes spinning on the CPU beside the server (another pod on the node)."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+
+
+def http_rank(state: Path, concurrencies=(1, 8), seconds: float = 20.0, candidates: int = 50,
+              source: Path | None = None, env: dict | None = None) -> dict:
+    """{"levels": {concurrency: figures}, "busy": {concurrency: figures}} of `grec serve` (the code
+    at `source`, default this checkout; `env`: its settings) over the online store the
+    environment selects; "busy" with a spinning process per core beside it."""
+    env = (env or {}) | ({"PYTHONPATH": str(source)} if source else {})
+    with local_service(state, env=env, timeout=600) as url:
+        bodies = _bodies(state, url, 5000, candidates, seed=0)
+        load(url, bodies[:50], 1, 2.0)  # warm: first requests encode queries and fill caches
+        results = {"levels": {}, "busy": {}}
         for c in concurrencies:
-            bodies = [body() for _ in range(20000)]
-            latencies: list[float] = []
-            stop = time.monotonic() + seconds
-
-            def worker(k: int) -> None:
-                with httpx.Client(base_url=url, timeout=30) as client:
-                    i = k
-                    while time.monotonic() < stop:
-                        t = time.perf_counter()
-                        client.post("/rank", json=bodies[i % len(bodies)]).raise_for_status()
-                        latencies.append(time.perf_counter() - t)
-                        i += c
-
-            start = time.monotonic()
-            with ThreadPoolExecutor(c) as pool:
-                list(pool.map(worker, range(c)))
-            wall = time.monotonic() - start
-            lat = np.array(latencies) * 1e3
-            results[c] = {"requests": len(lat), "requests_per_s": len(lat) / wall, "p50_ms": float(np.percentile(lat, 50)),
-                          "p99_ms": float(np.percentile(lat, 99)), "mean_ms": float(lat.mean())}
-            typer.echo(f"  concurrency {c}: {results[c]['requests_per_s']:.1f} req/s, p50 {results[c]['p50_ms']:.1f} ms, "
-                       f"p99 {results[c]['p99_ms']:.1f} ms")
+            results["levels"][c] = r = load(url, bodies, c, seconds)
+            typer.echo(f"  concurrency {c}: {r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
+                       f"p99 {r['p99_ms']:.1f} ms, failed {r['failed']}")
+        with busy_neighbour(os.cpu_count() or 1):
+            for c in concurrencies:
+                results["busy"][c] = r = load(url, bodies, c, seconds)
+                typer.echo(f"  concurrency {c}, busy neighbour: {r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
+                           f"p99 {r['p99_ms']:.1f} ms")
         return results
 
 
 def feature_reads(state: Path, n: int = 300, candidates: int = 50) -> dict:
-    """In-process OnlineReader.read of one request (a customer and `candidates` items): p50/p99 ms."""
+    """In-process OnlineReader.read of one request (a customer and `candidates` items): p50/p99 ms
+    (what a request read before the catalogue was held in memory; now only the customer is read)."""
     import pandas as pd
 
     from grec.features.store import OnlineReader
 
-    customers = pd.read_parquet(state / "data" / "default" / "customers.parquet", columns=["customer_id"])["customer_id"].unique()
-    n_items = len(pd.read_parquet(state / "data" / "default" / "items.parquet", columns=["item_id"]))
+    from grec.features import sources
+
+    customers = pd.read_parquet(sources.source_path("customer_profile"), columns=["customer_id"])["customer_id"].unique()
+    items = pd.read_parquet(sources.source_path("item_catalog"), columns=["item_id"])["item_id"].unique()
     reader, rng, times = OnlineReader(), np.random.default_rng(1), []
     for i in range(n + 20):
-        ids = rng.choice(n_items, candidates, replace=False).tolist()
+        ids = [i.item() for i in rng.choice(items, min(candidates, len(items)), replace=False)]
         t = time.perf_counter()
-        reader.read(int(rng.choice(customers)), ids)
+        reader.read(rng.choice(customers).item(), ids)
         if i >= 20:  # the first reads open connections and warm caches
             times.append(time.perf_counter() - t)
     ms = np.array(times) * 1e3
     return {"reads": n, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
-def online_stores(state: Path, stores: list[str], seconds: float) -> dict:
-    """(c) once per online store; Redis gets the state's repository applied and materialized first."""
+def online_stores(state: Path, stores: list[str], seconds: float, variants: dict[str, tuple[Path | None, dict]]) -> dict:
+    """(c) once per online store and service variant (`variants`: name -> (a checkout, None for
+    this one; its environment)); Redis gets the state's repository applied and materialized first."""
     import pandas as pd
 
     from grec.features.store import feature_store, materialize, online_store_description, repo_objects
@@ -248,7 +308,10 @@ def online_stores(state: Path, stores: list[str], seconds: float) -> dict:
                 raise typer.BadParameter(f"--online-stores: {store!r}; known: sqlite, redis")
             where = online_store_description(feature_store())
             typer.echo(f"  {where}")
-            out[store] = {"online_store": where, "reads": feature_reads(state), "levels": http_rank(state, seconds=seconds)}
+            out[store] = {"online_store": where, "reads": feature_reads(state), "code": {}}
+            for name, (source, env) in variants.items():
+                typer.echo(f"  {name} ({source or 'this checkout'}, {env})")
+                out[store]["code"][name] = http_rank(state, seconds=seconds, source=source, env=env)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -308,22 +371,38 @@ def in_process_markdown(payload: dict) -> list[str]:
 
 
 def http_markdown(h: dict) -> list[str]:
-    stores = h.get("stores") or {"sqlite": {"online_store": "sqlite", "levels": h["levels"]}}  # older runs: SQLite only
-    names = list(stores)
+    stores = h["stores"]
     lines = ["", f"## (c) HTTP `/rank`, {h['candidates']} candidates, {h['seconds']:.0f} s per level, per online store",
-              "", f"State: `{h['state']}` (champion {h['model']}). Server, online store and load generator share the "
-              "machine. Stores: " + "; ".join(f"{n}: `{stores[n]['online_store']}`" for n in names) + ".", "",
-              "| concurrency | " + " | ".join(f"{n} requests/s | {n} p50 | {n} p99" for n in names) + " |",
-              "|---:|" + "---:|---:|---:|" * len(names)]
-    for c in stores[names[0]]["levels"]:
-        cells = [(stores[n]["levels"][c]) for n in names]
-        lines.append(f"| {c} | " + " | ".join(f"{r['requests_per_s']:.1f} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms"
-                                             for r in cells) + " |")
-    if all("reads" in stores[n] for n in names):
-        lines += ["", "In-process feature read of one request (1 customer + 50 items, `OnlineReader.read`):", "",
-                  "| store | reads | p50 | p99 |", "|---|---:|---:|---:|"]
-        for n in names:
-            r = stores[n]["reads"]
+             "", f"State: `{h['state']}` (champion {h['model']}). Server ({h['workers']} workers), online store and load "
+             "generator share the machine; \"busy\" runs one spinning process per core beside them (a neighbour "
+             "saturating the node). Services: " + "; ".join(f"{k}: `{v['source'] or 'this checkout'}` {v['env'] or ''}"
+                                                     for k, v in h["variants"].items())
+             + ". Stores: " + "; ".join(f"{n}: `{s['online_store']}`" for n, s in stores.items()) + ".", "",
+             "| store | service | concurrency | neighbour | requests/s | p50 | p99 | failed |",
+             "|---|---|---:|---|---:|---:|---:|---:|"]
+    for store, s in stores.items():
+        for code, r in s["code"].items():
+            for kind in ("levels", "busy"):
+                for c, f in r[kind].items():
+                    lines.append(f"| {store} | {code} | {c} | {'busy' if kind == 'busy' else 'quiet'} | "
+                                 f"{f['requests_per_s']:.1f} | {f['p50_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['failed']} |")
+    lines += ["", "Where a request's time goes (concurrency 1, quiet; medians of the server's `Server-Timing` stages; "
+              "the rest is HTTP, BentoML's request parsing and response, and the client, the p50 less the stages):", ""]
+    stage_names = sorted({k for s in stores.values() for r in s["code"].values() for k in r["levels"][1]["stages_ms"]},
+                         key=["validate", "read", "encode", "score"].index)
+    lines += ["| store | service | " + " | ".join(stage_names) + " | rest | p50 |", "|---|---|" + "---:|" * (len(stage_names) + 2)]
+    for store, s in stores.items():
+        for code, r in s["code"].items():
+            f = r["levels"][1]
+            stages = f["stages_ms"]
+            rest = f"{f['p50_ms'] - sum(stages.values()):.2f} ms" if stages else "(no stages reported)"
+            lines.append(f"| {store} | {code} | " + " | ".join(f"{stages[k]:.2f} ms" if k in stages else "-" for k in stage_names)
+                         + f" | {rest} | {f['p50_ms']:.2f} ms |")
+    if all("reads" in s for s in stores.values()):
+        lines += ["", "In-process feature read of one customer and 50 items (`OnlineReader.read`; a request now reads only "
+                  "the customer, the catalogue is in memory):", "", "| store | reads | p50 | p99 |", "|---|---:|---:|---:|"]
+        for n, s in stores.items():
+            r = s["reads"]
             lines.append(f"| {n} | {r['reads']} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms |")
     return lines
 
@@ -335,6 +414,7 @@ def main(
     repeats: Annotated[int, typer.Option(help="Repeats of (b), reported as median and range")] = 3,
     stores: Annotated[str, typer.Option("--online-stores", help="Online stores (c) runs against, comma-separated")] = "sqlite,redis",
     skip_in_process: Annotated[bool, typer.Option(help="Only (c), the HTTP part")] = False,
+    before: Annotated[Optional[Path], typer.Option(help="A checkout of earlier code to serve side by side (c)")] = None,
 ):
     payload = {"machine": machine(), "command": " ".join(["python", "benchmarks/serving.py", *sys.argv[1:]])}
     if not skip_in_process:
@@ -355,8 +435,12 @@ def main(
 
         os.environ["GREC_HOME"] = str(state)
         champion = Registry("grec").aliases().get("champion")
+        variants = {"before": (before.resolve(), {})} if before else {}
+        variants |= {"uncompiled": (None, {"GREC_SERVE_COMPILE": "0"}), "compiled": (None, {"GREC_SERVE_COMPILE": "1"})}
         payload["http"] = {"state": str(state), "model": f"grec v{champion}", "candidates": 50, "seconds": seconds,
-                           "stores": online_stores(state, stores.split(","), seconds)}
+                           "workers": int(os.environ.get("GREC_SERVE_WORKERS", os.cpu_count() or 1)),
+                           "variants": {k: {"source": str(v) if v else None, "env": e} for k, (v, e) in variants.items()},
+                           "stores": online_stores(state, stores.split(","), seconds, variants)}
     json_path, md_path = write_results("serving_http" if skip_in_process else "serving", payload, markdown(payload))
     typer.echo(f"Wrote {json_path} and {md_path}")
 

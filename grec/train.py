@@ -33,6 +33,7 @@ from grec.data.task_rows import TaskRows
 from grec.data.order import BUFFER_BLOCKS
 from grec.data.schema import SchemaError
 from grec.data.stream import StreamedRows
+from grec.errors import UserError
 from grec.evaluate import mean_auc_by_use_case, predict
 from grec.model.trees import PerTaskTrees, fit_trees
 
@@ -90,10 +91,46 @@ def _atomic_torch_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, labels: torch.Tensor) -> float:
-    """One optimizer step on a batch; returns its loss (label cross-entropy plus the router's auxiliary losses)."""
+class NonFiniteLoss(UserError, FloatingPointError):
+    """Training met a loss that is not a number: stopped before the step that would spread it to
+    every weight."""
+
+
+def nonfinite_message(step: int, epoch: int, loss: str, batch: Batch, spec) -> str:
+    """Where a non-finite loss came from: the input columns with infinities or NaN in the batch
+    (by the contract's names), else a training that diverged."""
+    f, found = batch.features, []
+    for field_name, names in (("context_numerical", spec.context_numerical), ("item_numerical", spec.item_numerical),
+                              ("seq_item_numerical", spec.item_numerical)):
+        values = getattr(f, field_name)
+        bad = ~torch.isfinite(values.reshape(-1, values.shape[-1])).all(0) if values.numel() else []
+        found += [spec.user_name(names[j]) + (" (of a history's items)" if field_name.startswith("seq") else "")
+                  for j in np.flatnonzero(np.asarray(bad))]
+    for field_name, name in (("search", "the search query vectors"), ("item_image", "image_embedding"),
+                             ("item_text", "the description vectors")):
+        if not torch.isfinite(getattr(f, field_name)).all():
+            found.append(name)
+    where = (f"non-finite values in this batch's {', '.join(dict.fromkeys(found))}: check those columns "
+             "(`grec validate` refuses NaN and infinities in the tables)" if found else
+             "every input of this batch is finite: the training diverged; lower the learning rate (--lr)")
+    return f"training stopped at step {step} (epoch {epoch}): {loss}; {where}"
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, labels: torch.Tensor,
+               world: distributed.World | None = None) -> float:
+    """One optimizer step on a batch; returns its loss (label cross-entropy plus the router's
+    auxiliary losses). A non-finite loss raises FloatingPointError before any weight changes; under
+    torchrun every rank sees the same verdict (a rank stopping alone would leave the others
+    waiting in the gradients' all-reduce)."""
     out = model(batch)
     loss = F.binary_cross_entropy_with_logits(out.logits, labels) + out.aux_loss
+    verdict = loss.detach().clone()
+    if world is not None and world.distributed:
+        import torch.distributed as dist
+
+        dist.all_reduce(verdict)
+    if not torch.isfinite(verdict):
+        raise FloatingPointError(f"loss {float(loss)}")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -172,7 +209,10 @@ def fit(
             leave=False,
         )
         for batch, labels, _ in bar:
-            loss = train_step(stepped, optimizer, batch.to(device), labels.to(device))
+            try:
+                loss = train_step(stepped, optimizer, batch.to(device), labels.to(device), world)
+            except FloatingPointError as e:
+                raise NonFiniteLoss(nonfinite_message(result.steps + 1, epoch, str(e), batch, data.spec)) from None
             total += loss * len(labels)
             n += len(labels)
             result.steps += 1

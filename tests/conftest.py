@@ -21,6 +21,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(_threads)
     torch.set_num_threads(_threads)
 
+# The ranking services the tests start serve uncompiled: compiling every task network costs each
+# worker a minute on 2 cores with Inductor's cache cold (every test's state folder is new). The
+# compiled path is checked in process against the eager one (tests/serving/test_ranker.py).
+os.environ.setdefault("GREC_SERVE_COMPILE", "0")
+
 SIZES = dict(
     context_cardinalities=[12, 6, 3, 6, 24, 3, 6],
     item_cardinalities=[8, 8, 4],

@@ -46,12 +46,17 @@ def test_simulate_validate_features_train_evaluate(fresh_state, monkeypatch):
     report = json.loads((model / "eval-test.json").read_text())
     assert set(report["by_use_case"]) == {"CTR", "ATC", "CVR", "CTCVR"}
     assert report["flops_per_example"]["mixing"] > 0
-    result = invoke("registry", "promote", "--decided-by", "cli-test")
+    strict = fresh_state / "strict-gate.yaml"  # floors no model reaches: the gate refuses, and says so by its exit status
+    strict.write_text("version: 1\nfloors: {default: 0.999}\n")
+    refused = runner.invoke(app, ["registry", "promote", "--decided-by", "cli-test", "--policy", str(strict)])
+    assert refused.exit_code == 3 and "REFUSED grec v1" in refused.output, refused.output
+    result = runner.invoke(app, ["registry", "promote", "--decided-by", "cli-test"])
     assert "Promotion gate: grec v1 against no champion" in result.output and "Gate report:" in result.output
     status = json.loads(invoke("registry", "status", "--json").output)
     tags = status["versions"][0]["tags"]
     assert tags["grec.gate.by"] == "cli-test" and tags["grec.gate.against"] == "none"
     assert status["aliases"].get("champion") == ("1" if tags["grec.gate.decision"] == "promote" else None)
+    assert result.exit_code == (0 if tags["grec.gate.decision"] == "promote" else 3), result.output
     assert "challenger" in invoke("registry", "status").output
     # `grec evaluate` without --model judges a registered version, the champion by default
     result = invoke("evaluate", "--version", "grec/1", "--training-set", training_set)

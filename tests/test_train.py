@@ -69,3 +69,24 @@ def test_grec_learns_ctr_close_to_the_oracle(tmp_path_factory):
     ctr = evaluate(model, data, "test")["by_use_case"]["CTR"]
     assert ctr["auc"] >= 0.70
     assert ctr["auc"] >= ctr["oracle_auc"] - 0.05
+
+
+def test_a_non_finite_input_stops_training_at_its_step_naming_the_column(small_dataset):
+    """An infinity that reached the tables (past validation, or in a float32 overflow) stops the
+    run at the first step whose loss is not a number, before any weight changes, naming the column
+    by the contract's name; not an epoch of loss=nan."""
+    import dataclasses
+
+    from grec.train import NonFiniteLoss
+
+    column = small_dataset.spec.context_numerical.index("monthly_bill")
+    numbers = small_dataset.features.context_numerical.clone()
+    numbers[::50, column] = float("inf")
+    data = dataclasses.replace(small_dataset, features=dataclasses.replace(small_dataset.features,
+                                                                          context_numerical=numbers))
+    torch.manual_seed(0)
+    model = grec_for(data, d_model=16)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    with pytest.raises(NonFiniteLoss, match=r"training stopped at step 1 \(epoch 1\).*monthly_bill"):
+        train_model(model, data, TrainConfig(epochs=1, batch_size=4096, progress=False))
+    assert all(torch.equal(before[k], v) for k, v in model.named_parameters())

@@ -41,6 +41,11 @@ def registry_status(name: NameOpt = "grec", tracking_uri: TrackingOpt = None,
     console.print(table)
 
 
+# `grec registry promote`'s exit status when the gate refuses the version: a script or a pipeline
+# step tells a refusal (nothing changed, by decision) from a promotion (0) and from an error (1).
+REFUSED = 3
+
+
 @app.command("promote")
 def registry_promote(
     version: Annotated[Optional[str], typer.Option(help="Version to gate [default: the challenger]")] = None,
@@ -51,7 +56,8 @@ def registry_promote(
     decided_by: ActorOpt = None,
     tracking_uri: TrackingOpt = None,
 ):
-    """Gate a version against the champion on the held-out week; promote it if the gate passes."""
+    """Gate a version against the champion on the held-out week; promote it if the gate passes.
+    Exit status: 0 promoted (or already the champion), 3 refused by the gate, 1 an error."""
     from grec.lifecycle.gate import GatePolicy
     from grec.lifecycle.registry import Registry
     from grec.lifecycle.store import ui_command
@@ -64,6 +70,8 @@ def registry_promote(
     mark = "[green]PROMOTED[/green]" if result.changed else ("[red]REFUSED[/red]" if result.report else "[yellow]UNCHANGED[/yellow]")
     console.print(f"{mark} {name} v{result.version}: {result.message}. Champion: v{result.champion_after or '-'}", highlight=False)
     console.print(f"Browse the registry with: {ui_command(tracking_uri)}", soft_wrap=True)
+    if result.report is not None and not result.changed:
+        raise typer.Exit(REFUSED)
 
 
 @app.command("rollback")

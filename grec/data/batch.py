@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
+# Which Features fields describe the candidate item; the others describe the request (its customer,
+# context, query, history and flow), the same for every candidate of one ranking request.
+ITEM_FIELDS = ("item", "item_categorical", "item_numerical", "item_image", "item_text")
 
 
 @dataclass
@@ -38,6 +41,20 @@ class Features:
 
     def take(self, index: torch.Tensor) -> Features:
         return Features(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+
+    @classmethod
+    def candidates(cls, request: Features, items: dict[str, torch.Tensor]) -> Features:
+        """The N candidates of one request: their item fields (`items`, N rows each) beside the
+        request side of `request` (its first row), broadcast to N rows as views, not copies."""
+        n = len(items["item"])
+        fields = {}
+        for f in dataclasses.fields(cls):
+            if f.name in ITEM_FIELDS:
+                fields[f.name] = items[f.name]
+            else:
+                value = getattr(request, f.name)[:1]
+                fields[f.name] = value.expand(n, *value.shape[1:])
+        return cls(**fields)
 
     def to(self, device) -> Features:
         return Features(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})

@@ -32,13 +32,19 @@ def signed_log1p(x: np.ndarray) -> np.ndarray:
     return (np.sign(x) * np.log1p(np.abs(x))).astype(np.float32)
 
 
-def _vectors(frame: pd.DataFrame, column: str, dim: int) -> np.ndarray:
-    values = frame[column].to_numpy()
+def _vectors(values: np.ndarray, column: str, dim: int) -> np.ndarray:
     lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
     if (lengths != dim).any():
         row = int(np.flatnonzero(lengths != dim)[0])
         raise SchemaError(f"column '{column}': row {row} has length {lengths[row]}, expected {dim}")
     return np.stack(values).astype(np.float32) if len(values) else np.zeros((0, dim), np.float32)
+
+
+def _numbers(column, names: list[str], n: int) -> np.ndarray:
+    """(N, F) float64 of the numeric columns `names`."""
+    if not names:
+        return np.zeros((n, 0), np.float64)
+    return np.stack([np.asarray(column(c), dtype=np.float64) for c in names], axis=1)
 
 
 def pad_right_aligned(values: np.ndarray, length: int, shift: int, vocabulary: int) -> np.ndarray:
@@ -183,36 +189,44 @@ class FeatureSpec:
         return [*self.context_categorical, *self.item_categorical, *self.item_numerical, "item_id", "event_timestamp",
                 "viewed_item_ids", "visited_page_ids", "image_embedding"]
 
-    def encode(self, frame: pd.DataFrame, texts: TextEmbeddingStore | None = None) -> Features:
-        """Frame rows -> model inputs. Search queries and descriptions get their vectors from
-        `texts` (default: the state folder's text-embedding table), encoding unseen texts once."""
+    def encode(self, frame: pd.DataFrame | dict[str, np.ndarray], texts: TextEmbeddingStore | None = None) -> Features:
+        """Frame rows -> model inputs; `frame` a DataFrame, or a dict of equal-length arrays (a
+        ranking request's one row, without building a DataFrame). Search queries and descriptions
+        get their vectors from `texts` (default: the state folder's text-embedding table), encoding
+        unseen texts once."""
         texts = texts if texts is not None else TextEmbeddingStore()
         if texts.encoder.name != self.text_encoder:
             raise SchemaError(f"texts are encoded with {texts.encoder.name}; this spec needs {self.text_encoder}")
-        item = self.rows("item_id", frame["item_id"].to_numpy())
-        seq_items = self.history_rows(frame["viewed_item_ids"].to_numpy(), "item_id")
+        column = frame.__getitem__ if isinstance(frame, dict) else (lambda name: frame[name].to_numpy())
+        n = len(column("item_id"))
+        seq_items = self.history_rows(column("viewed_item_ids"), "item_id")
         seq_categorical, seq_numerical = self.history_attributes(seq_items)
         tensors = dict(
-            context_categorical=self.categorical_rows(frame, self.context_categorical),
-            context_numerical=signed_log1p(frame[self.context_numerical].to_numpy(np.float64)),
-            search=texts.lookup(frame["search_query"].to_numpy()),
-            item=np.where(item >= self.n_items, 1, item + 2),
-            item_categorical=self.categorical_rows(frame, self.item_categorical),
-            item_numerical=signed_log1p(frame[self.item_numerical].to_numpy(np.float64)),
-            item_image=_vectors(frame, "image_embedding", self.image_dim),
-            item_text=texts.lookup(frame["description"].to_numpy()),
+            context_categorical=self._categorical(column, self.context_categorical, n),
+            context_numerical=signed_log1p(_numbers(column, self.context_numerical, n)),
+            search=texts.lookup(column("search_query")),
+            item=self.item_codes(column("item_id")),
+            item_categorical=self._categorical(column, self.item_categorical, n),
+            item_numerical=signed_log1p(_numbers(column, self.item_numerical, n)),
+            item_image=_vectors(column("image_embedding"), "image_embedding", self.image_dim),
+            item_text=texts.lookup(column("description")),
             seq_items=seq_items,
-            seq_pages=self.history_rows(frame["visited_page_ids"].to_numpy(), "page"),
-            flow=self.flow_codes(frame),
+            seq_pages=self.history_rows(column("visited_page_ids"), "page"),
+            flow=self.flow_codes(column("flow")),
             seq_item_categorical=seq_categorical,
             seq_item_numerical=seq_numerical,
         )
         return Features(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
 
-    def categorical_rows(self, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-        """(N, F) the embedding row of each of `columns`' values."""
-        rows = [self.rows(c, frame[c].to_numpy()) for c in columns]
-        return np.stack(rows, axis=1) if rows else np.zeros((len(frame), 0), np.int64)
+    def item_codes(self, item_ids) -> np.ndarray:
+        """(N,) candidate item ids -> the model's item codes (row + 2; 1 for an id it never saw)."""
+        rows = self.rows("item_id", item_ids)
+        return np.where(rows >= self.n_items, 1, rows + 2)
+
+    def _categorical(self, column, names: list[str], n: int) -> np.ndarray:
+        """(N, F) the embedding row of each of `names`' values."""
+        rows = [self.rows(c, column(c)) for c in names]
+        return np.stack(rows, axis=1) if rows else np.zeros((n, 0), np.int64)
 
     def history_rows(self, lists: np.ndarray, vocabulary: str) -> np.ndarray:
         """Ragged lists of values -> (N, seq_len) rows right-aligned (0 padding, 1 unknown, row + 2)."""
@@ -223,14 +237,16 @@ class FeatureSpec:
         flat = vocab.index(np.concatenate([np.asarray(v) for v in lists if len(v)]))
         return pad_flat(flat, lens, self.seq_len, 2, vocab.size)
 
-    def flow_codes(self, frame: pd.DataFrame) -> np.ndarray:
-        """(N,) int64 index of each row's flow in the task vocabulary; an unknown flow is an error."""
-        flows = self.tasks.flows
-        codes = pd.Categorical(frame["flow"], categories=flows).codes.astype(np.int64)
+    def flow_codes(self, flows) -> np.ndarray:
+        """(N,) int64 index of each row's flow (a frame's "flow" column, or its values) in the task
+        vocabulary; an unknown flow is an error."""
+        values = flows["flow"].to_numpy() if isinstance(flows, pd.DataFrame) else np.asarray(flows, dtype=object)
+        known = self.tasks.flows
+        codes = pd.Categorical(values, categories=known).codes.astype(np.int64)
         if (codes < 0).any():
             row = int(np.flatnonzero(codes < 0)[0])
-            raise SchemaError(f"column '{self.user_name('flow')}': unknown flow {frame['flow'].iloc[row]!r} at row {row}; "
-                              f"known: {flows}")
+            raise SchemaError(f"column '{self.user_name('flow')}': unknown flow {values[row]!r} at row {row}; "
+                              f"known: {known}")
         return codes
 
     def fill_absent(self, frame: pd.DataFrame, table: str | None = None) -> pd.DataFrame:

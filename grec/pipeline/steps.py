@@ -234,7 +234,9 @@ def compare(training_set: Path, models: dict[str, Path], challenger: str = "GRec
 def serving_cost(net, data, rows, candidates: int = 50, repeats: int = 20) -> dict:
     """What serving `net` takes: separately trained models to keep, work per row (FLOPs, or node
     comparisons for trees), and the median seconds to score one request of `candidates` rows of
-    one task through the path the ranking service uses (a task-routed GRec's dense sub-network)."""
+    one task through the path the ranking service uses (a task-routed GRec's dense sub-network),
+    at one intra-op thread as each serving worker runs (one worker per core): more threads on a
+    core shared with a training step or a neighbour made a 2 ms request read 200 ms."""
     import statistics
     import time
 
@@ -253,11 +255,16 @@ def serving_cost(net, data, rows, candidates: int = 50, repeats: int = 20) -> di
     if getattr(net.config, "routing", None) in TASK_ROUTINGS:
         serving = export_subnetworks(net)[int(batch.task(net.config.n_use_cases)[0])]
     score, seconds = getattr(serving, "score_request", serving), []  # single-task members: their forward
-    with torch.no_grad():
-        for _ in range(repeats + 1):  # the first call warms up
-            start = time.perf_counter()
-            score(batch)
-            seconds.append(time.perf_counter() - start)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            for _ in range(repeats + 1):  # the first call warms up
+                start = time.perf_counter()
+                score(batch)
+                seconds.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
     return {"models": n_models, "flops_per_row": work["total"], "comparisons_per_row": work.get("comparisons"),
             "request_seconds": statistics.median(seconds[1:]), "candidates": len(batch)}
 
@@ -294,7 +301,9 @@ def comparison_markdown(table: pd.DataFrame, challenger: str, baselines: list[st
             diffs.append("-" if pd.isna(d) else f"{d:+.4f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""))
         lines.append(f"| {task} | {int(row['positives']):,} | {values} | {' | '.join(diffs)} |")
     if costs:
-        lines += ["", "What serving each takes (one request: 50 candidates of one task, CPU, median of 20):", "",
+        lines += ["", "What serving each takes (one request: 50 candidates of one task, scored in process on one CPU "
+                  "thread as a serving worker scores it, median of 20; HTTP and the feature read come on top, "
+                  "see the serving benchmark):", "",
                   "| model | models to keep | work per row | request latency |", "|---|---:|---:|---:|"]
         for name, c in costs.items():
             work = (f"{c['comparisons_per_row']:,.0f} node comparisons" if c.get("comparisons_per_row") is not None

@@ -54,11 +54,12 @@ def build(model_tag: str) -> str:
 
 
 @contextmanager
-def local_service(state: Path, port: int | None = None, timeout: float = 180.0):
-    """`grec serve` for the state folder `state` on a free loopback port, in its own process group;
-    yields the base URL once /readyz answers 200, stops the whole group on exit."""
+def local_service(state: Path, port: int | None = None, timeout: float = 180.0, env: dict | None = None):
+    """`grec serve` for the state folder `state` on a free loopback port, in its own process group
+    (`env`: more environment variables); yields the base URL once /readyz answers 200, stops the
+    whole group on exit."""
     port = port or _free_port()
-    env = os.environ | {"GREC_HOME": str(state)}
+    env = os.environ | (env or {}) | {"GREC_HOME": str(state)}
     env.pop("MLFLOW_TRACKING_URI", None)  # the state folder's own registry
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a busy server's access log would fill a pipe and block
     proc = subprocess.Popen([str(Path(sys.executable).with_name("grec")), "serve", "--port", str(port)], env=env,

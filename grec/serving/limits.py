@@ -26,6 +26,20 @@ def _limit(name: str, default: int) -> int:
     return int(value)
 
 
+def seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment variable `name` (else `default`)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        parsed = float(value)
+    except ValueError:
+        parsed = -1.0
+    if not 0 < parsed < float("inf"):
+        raise ValueError(f"{name}={value!r}: expected a positive number of seconds")
+    return parsed
+
+
 MAX_CANDIDATES = _limit("GREC_SERVE_MAX_CANDIDATES", 1000)  # /rank item_ids
 MAX_SCORE_ROWS = _limit("GREC_SERVE_MAX_SCORE_ROWS", 4096)  # /score rows per request (also its batch size)
 MAX_TEXT_CHARS = _limit("GREC_SERVE_MAX_TEXT_CHARS", 1000)  # a search query or an item description

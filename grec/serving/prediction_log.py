@@ -1,13 +1,24 @@
-"""The prediction log: every served request's features and scores, written off the request path.
+"""The prediction log: every served request's inputs and scores, written off the request path.
 
-`append` only puts a frame on a queue. A writer thread gathers frames and writes one parquet part
-file per `flush_rows` rows or `flush_seconds`, whichever comes first, under
-`<folder>/date=YYYY-MM-DD/part-<time>-<uuid>.parquet` (temporary name, then rename: a reader never
-sees half a file). `close` writes what is left. The monitoring pipeline reads it with `read_log`.
+`append` puts rows on a queue and returns: a frame (the /score endpoint's rows, as sent), or one
+dict per /rank request: its request side as scored (the customer's features as read, the
+impression context, query, flow and histories), its labels (request id, time, model) and, as lists
+in request order, each candidate's `item_id`, `score`, `rank` (0 = shown first) and
+`cold_start_item` (and how many: `candidates`). A ranking request's candidates' item features are the catalogue's: the row says
+which snapshot (`catalogue_at`) rather than copying 50 items' vectors per request, which cost
+more than scoring them.
+
+A writer thread writes what is queued every `flush_seconds` (or `flush_rows` rows), one parquet
+part per layout, under `<folder>/date=YYYY-MM-DD/part-<time>-<uuid>.parquet` (temporary name, then
+rename: a reader never sees half a file); `close` writes what is left. The loss window: a worker
+killed without its shutdown loses what it answered since its last write, at most `flush_seconds`
+(the service's GREC_SERVE_LOG_FLUSH_SECONDS) plus the write itself. `read_log` gives one row per
+candidate for both layouts.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -21,6 +32,9 @@ import pyarrow as pa
 from grec.io import write_parquet
 
 _STOP = object()
+log = logging.getLogger(__name__)
+# A /rank row's per-candidate columns (lists, request order); read_log gives one row per element.
+CANDIDATE_COLUMNS = ("item_id", "score", "rank", "cold_start_item")
 
 
 class PredictionLog:
@@ -31,9 +45,9 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def append(self, frame: pd.DataFrame) -> None:
-        """Queue rows for writing; returns at once."""
-        self._queue.put(frame)
+    def append(self, rows: pd.DataFrame | dict) -> None:
+        """Queue a frame of rows, or one /rank request's row (a dict); returns at once."""
+        self._queue.put(rows)
 
     def close(self) -> None:
         """Write everything queued, then stop the writer."""
@@ -41,7 +55,7 @@ class PredictionLog:
         self._thread.join()
 
     def _run(self) -> None:
-        pending: list[pd.DataFrame] = []
+        pending: list = []
         rows, deadline = 0, time.monotonic() + self.flush_seconds
         while True:
             try:
@@ -50,14 +64,23 @@ class PredictionLog:
                 item = None
             if item is not None and item is not _STOP:
                 pending.append(item)
-                rows += len(item)
+                rows += len(item) if isinstance(item, pd.DataFrame) else 1
             if pending and (item is _STOP or rows >= self.flush_rows or time.monotonic() >= deadline):
-                self._write(pd.concat(pending, ignore_index=True))
+                self._flush(pending)
                 pending, rows = [], 0
             if time.monotonic() >= deadline:
                 deadline = time.monotonic() + self.flush_seconds
             if item is _STOP:
                 return
+
+    def _flush(self, pending: list) -> None:
+        frames = [p for p in pending if isinstance(p, pd.DataFrame)]
+        requests = [p for p in pending if not isinstance(p, pd.DataFrame)]
+        for frame in ([pd.concat(frames, ignore_index=True)] if frames else []) + ([pd.DataFrame(requests)] if requests else []):
+            try:
+                self._write(frame)
+            except Exception:  # never the writer's end: the next flush is written; the loss said here
+                log.exception("prediction log: %d rows could not be written under %s", len(frame), self.folder)
 
     def _write(self, frame: pd.DataFrame) -> Path:
         now = datetime.now(timezone.utc)
@@ -68,8 +91,19 @@ class PredictionLog:
 
 
 def read_log(folder: Path) -> pd.DataFrame:
-    """Every logged row under `folder` (empty frame if nothing was logged yet), oldest part first."""
+    """Every logged row under `folder`, one per scored candidate (empty frame if nothing was logged
+    yet), oldest part first."""
     parts = sorted(Path(folder).glob("date=*/part-*.parquet"))
     if not parts:
         return pd.DataFrame()
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    return pd.concat([_candidate_rows(pd.read_parquet(p)) for p in parts], ignore_index=True)
+
+
+def _candidate_rows(part: pd.DataFrame) -> pd.DataFrame:
+    """A part of /rank rows (lists per candidate; they say how many in `candidates`) as one row per
+    candidate; other parts as they are."""
+    if "candidates" not in part:
+        return part
+    rows = part.explode(list(CANDIDATE_COLUMNS), ignore_index=True)
+    return rows.astype({"score": "float64", "rank": "int64", "cold_start_item": "bool"}).assign(
+        item_id=rows["item_id"].infer_objects())

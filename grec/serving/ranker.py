@@ -4,11 +4,11 @@ A request names a customer, a task (flow + use case), candidate item ids and opt
 query and the impression's own context columns (the model's `impression_context`: on the
 storefront the page and channel it comes from); the model's feature spec says which flows, use
 cases and columns exist, nothing here names a dataset. The customer's profile and recent activity are read
-from the online store (serving feature service) per request; the candidates' catalogue entries and
-vectors come from an in-memory snapshot of the store's item views (`Catalogue`, refreshed every
-few minutes);
-the query's vector comes from the store's query_embeddings view, or is encoded on the spot for a
-query never seen before (kept in memory, never written from the request path).
+from the online store (serving feature service) per request and encoded once (one row); the
+candidates' rows are gathered from the worker's encoded catalogue (grec.serving.catalogue, swapped
+when the store changes), so no candidate is encoded per request. The query's vector comes from the
+store's query_embeddings view, or is encoded on the spot for a query never seen before (kept in
+memory, never written from the request path). Each stage's time is kept on the result (`stages`).
 
 Unknown customers and items get cold-start defaults (the spec's unknown bucket for categorical
 codes, zeros for numbers and vectors, an empty history) and are flagged in the result. Position is
@@ -22,18 +22,20 @@ RequestError naming the field; the service answers them with a 4xx.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import torch
 
-from grec.data.batch import Batch
-from grec.data.contract import HISTORY_VOCABULARY
+from grec.data.batch import Batch, Features
 from grec.data.spec import FeatureSpec
 from grec.data.text import SentenceEncoder, text_hash
 from grec.errors import UserError
+from grec.serving.catalogue import Catalogue, Snapshot, request_columns
 from grec.serving.limits import MAX_CANDIDATES, MAX_ID, MAX_TEXT_CHARS
 
 # An impression context column the request leaves out: 0 (for a position, the slot every candidate
@@ -107,7 +109,80 @@ class RankResult:
     scores: list[float]  # probability of the task's label, aligned with item_ids
     cold_start_items: list[int | str]  # candidates the catalogue does not know
     cold_start_customer: bool
-    features: pd.DataFrame = field(repr=False, default=None)  # what was scored, one row per candidate (for the log)
+    stages: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds (see Ranker.rank)
+    scored: ScoredRows | None = field(repr=False, default=None)  # what was scored (for the log)
+
+    @property
+    def features(self) -> pd.DataFrame:
+        """What was scored, one row per candidate in request order, in the training-set layout, with
+        its score and rank: built on demand (the prediction log builds many at once, off the
+        request path)."""
+        return scored_frame([self.scored])
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    """One scored request, kept as references: the catalogue snapshot's rows, the request side's
+    columns, the scores in request order."""
+
+    snapshot: Snapshot
+    rows: np.ndarray  # (N,) each candidate's row in snapshot.table
+    item_ids: list
+    request: dict[str, object]
+    scores: np.ndarray  # (N,) request order
+
+    def log_row(self) -> dict[str, object]:
+        """The prediction log's row of this request (grec.serving.prediction_log): the request side
+        once, the candidates as lists in request order, the catalogue snapshot their features are."""
+        return {**self.request, "item_id": self.item_ids, "score": self.scores, "rank": _ranks(self.scores),
+                "cold_start_item": self.rows == self.snapshot.size, "candidates": len(self.rows),
+                "catalogue_at": datetime.fromtimestamp(self.snapshot.loaded_at, timezone.utc)}
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """(N,) each candidate's place in the ranking (0 = first; ties keep request order)."""
+    return np.argsort(np.argsort(-scores, kind="stable"), kind="stable")
+
+
+def scored_frame(records: list[ScoredRows]) -> pd.DataFrame:
+    """Scored requests as one frame, one row per candidate in the training-set layout: its catalogue
+    row, the request's columns, its score, rank (0 = first) and whether it was cold-start. One
+    gather per catalogue snapshot, whatever the number of requests."""
+    parts = []
+    for snapshot in {id(r.snapshot): r.snapshot for r in records}.values():
+        group = [r for r in records if r.snapshot is snapshot]
+        counts = [len(r.rows) for r in group]
+        rows = np.concatenate([r.rows for r in group])
+        frame = snapshot.table.iloc[rows].reset_index(drop=True)
+        frame["item_id"] = pd.Series([i for r in group for i in r.item_ids], dtype=object)
+        for key in group[0].request:
+            frame[key] = pd.Series([r.request[key] for r in group]).repeat(counts).to_numpy()
+        frame["score"] = np.concatenate([r.scores for r in group])
+        frame["rank"] = np.concatenate([_ranks(r.scores) for r in group])
+        frame["cold_start_item"] = rows == snapshot.size
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _one(value) -> np.ndarray:
+    """A one-row column holding `value` as it is (a list or vector stays one cell)."""
+    cell = np.empty(1, dtype=object)
+    cell[0] = value
+    return cell
+
+
+class Stages:
+    """Wall time per stage of one request, in milliseconds: `mark(name)` closes the stage that
+    began at the previous mark."""
+
+    def __init__(self):
+        self.stages: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.stages[name] = (now - self._last) * 1e3
+        self._last = now
 
 
 class RequestTexts:
@@ -132,63 +207,6 @@ class RequestTexts:
         return np.stack([self.known.get(text_hash(t), zeros) if t.strip() else zeros for t in texts])
 
 
-def _is_text(spec: FeatureSpec, history: str) -> bool:
-    """Whether a history column lists strings (the logs' item ids or pages are strings)."""
-    return spec.value_types.get(HISTORY_VOCABULARY[history]) == "string"
-
-
-class Catalogue:
-    """Every catalogue item's serving features, read from the online store in one call and kept in
-    memory, refreshed every `refresh_seconds`: the catalogue is small and changes rarely, so a
-    request reads only its customer from the store. Unknown ids get cold-start rows."""
-
-    def __init__(self, reader, spec: FeatureSpec, texts: RequestTexts, refresh_seconds: float = 300.0):
-        self.reader, self.spec, self.texts, self.refresh_seconds = reader, spec, texts, refresh_seconds
-        self._table, self._loaded_at = None, -math.inf
-
-    def _load(self) -> pd.DataFrame:
-        from grec.features import sources
-
-        ids = pd.read_parquet(sources.source_path("item_catalog"), columns=["item_id"])["item_id"].unique()
-        items = self.reader.items(ids)
-        known = items[self.spec.item_numerical[0]].notna()
-        items = items[known].reset_index(drop=True)
-        table = pd.DataFrame({"item_id": items["item_id"]})  # values as the logs have them: the spec maps them
-        for name in self.spec.item_categorical:
-            table[name] = items[name]
-        for name in self.spec.item_numerical:
-            table[name] = items[name].astype(np.float64)
-        if self.spec.has("item_vectors"):
-            self.texts.remember(items["description"], items["text_embedding"])
-            table["image_embedding"] = [np.asarray(v, np.float32) for v in items["image_embedding"]]
-            table["description"] = items["description"].astype(str)
-        # a source without item vectors: the constants the model was trained with
-        return self.spec.fill_absent(table, "items").set_index("item_id", drop=False)
-
-    def rows(self, item_ids: list[int]) -> tuple[pd.DataFrame, np.ndarray]:
-        """(one row per id, in order; known mask)."""
-        if time.monotonic() - self._loaded_at > self.refresh_seconds:
-            self._table, self._loaded_at = self._load(), time.monotonic()
-        table = self._table
-        position = table.index.get_indexer(pd.Index(list(item_ids), dtype=object))
-        known = position >= 0
-        if len(table):
-            rows = table.iloc[np.where(known, position, 0)].reset_index(drop=True)  # each id's row (any row where unknown)
-        else:  # a store without items: every candidate is cold-start
-            rows = pd.DataFrame(index=range(len(position)), columns=table.columns)
-        rows["item_id"] = pd.Series(list(item_ids), dtype=object)
-        if not known.all():
-            for name in self.spec.item_categorical:  # no value: the vocabulary's unknown bucket
-                rows[name] = rows[name].astype(object).where(known, None)
-            for name in self.spec.item_numerical:
-                rows[name] = rows[name].where(known, 0.0)
-        if not known.all():
-            zeros = np.zeros(self.spec.image_dim, dtype=np.float32)
-            rows["image_embedding"] = [v if k else zeros for v, k in zip(rows["image_embedding"], known)]
-            rows["description"] = rows["description"].where(known, "")
-        return rows, known
-
-
 class Ranker:
     """Scores the candidates of one request with the task's sub-network (or the full model for
     token-routed models and baselines), the customer side encoded once per request."""
@@ -202,38 +220,70 @@ class Ranker:
         self.subnetworks = export_subnetworks(model) if routing in TASK_ROUTINGS else {}
         self.texts = RequestTexts(encoder or SentenceEncoder())
         self.catalogue = Catalogue(reader, spec, self.texts)
+        self.catalogue.snapshot  # read and encoded before the first request
+        self.compiled: dict[int, torch.nn.Module] = {}  # task -> compiled scorer (`compile`)
 
     def net(self, task: int) -> torch.nn.Module:
         return self.subnetworks.get(task, self.model)
 
-    # -- features --------------------------------------------------------------------------
+    def compile_or_explain(self) -> dict:
+        """`compile`, or why not: a missing C++ compiler (Inductor needs one; the slim serving image
+        has none) or a failed compile leaves the eager path serving, said in the log and the result."""
+        import logging
+        import shutil
 
-    def request_frame(self, request: RankRequest) -> tuple[pd.DataFrame, bool, list[int]]:
-        """One row per candidate in the training-set layout, plus the cold-start flags."""
+        log = logging.getLogger(__name__)
+        compiler = os.environ.get("CXX") or next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
+        if compiler is None:
+            log.warning("no C++ compiler on PATH: the task networks serve uncompiled (about 2x slower to score)")
+            return {"compiled": False, "reason": "no C++ compiler on PATH (torch.compile's Inductor needs one)"}
+        try:
+            return {"compiled": True, "seconds": round(self.compile(), 1), "tasks": len(self.compiled)}
+        except Exception as e:  # a compiler bug or a mismatch: the eager path is the model as registered
+            log.exception("compiling the task networks failed; serving them uncompiled")
+            self.compiled = {}
+            return {"compiled": False, "reason": f"{type(e).__name__}: {e}"[:500]}
+
+    def compile(self, only: list[int] | None = None) -> float:
+        """Compile every task's scoring path (or the tasks `only`; grec.serving.compiled), each
+        checked against the eager one on an example request of the catalogue's items; returns the
+        seconds it took."""
+        from grec.serving.compiled import compile_tasks
+
+        tasks, examples = self.spec.tasks, {}
+        chosen = range(tasks.n_tasks) if only is None else only
+        snapshot = self.catalogue.snapshot
+        rows = np.arange(min(50, snapshot.size))
+        ids = snapshot.table["item_id"].iloc[rows].tolist()
+        pages = self.spec.vocabulary("page")
+        pages = list(getattr(pages, "values", range(pages.size)))  # (older specs: integer codes)
+        k = min(5, len(ids), len(pages))
+        history = {"viewed_item_ids": ids[:k], "visited_page_ids": pages[:k]}  # a customer who viewed some
+        for task in chosen:
+            flow, use_case = tasks.flows[task // len(tasks.use_cases)], task % len(tasks.use_cases)
+            request_side, _ = self.encode_request(RankRequest(None, flow, tasks.use_cases[use_case], ids), history,
+                                                  snapshot.cold_item)
+            features = Features.candidates(request_side, self.catalogue.items(snapshot, rows, ids))
+            examples[task] = Batch.single(features, torch.full((len(rows),), use_case))
+        self.compiled, seconds = compile_tasks({t: self.net(t) for t in chosen}, examples)
+        return seconds
+
+    # -- features ----------------------------------------------------------------------------
+
+    def read_customer(self, request: RankRequest) -> tuple[dict, bool]:
+        """The customer's features from the online store (one read) and whether the store knows them."""
         spec = self.spec
         customer = self.reader.customer(request.customer_id)
         profile = [c for c in spec.context_categorical + spec.context_numerical if c not in spec.impression_context]
         # A customer the store does not know (no profile columns: the unknown bucket for all).
-        cold_customer = bool(profile) and all(customer.get(c) is None for c in profile)
-        columns: dict[str, object] = {}
-        for name in profile:
-            value = customer.get(name)
-            if name in spec.context_categorical:
-                columns[name] = value  # None (an unknown customer): the vocabulary's unknown bucket
-            else:
-                columns[name] = 0.0 if value is None else float(value)
-        for name in spec.impression_context:  # what the request says, else the slot every candidate is scored at
-            columns[name] = request.context.get(name, REQUEST_CONTEXT_DEFAULT)
-        columns |= {"search_query": request.search_query, "flow": request.flow}
-        items, known = self.catalogue.rows(request.item_ids)
-        n = len(items)
-        for name in ("viewed_item_ids", "visited_page_ids"):
-            history = np.asarray(customer.get(name) or [], dtype=object if _is_text(spec, name) else np.int64)
-            columns[name] = [history] * n
-        frame = pd.concat([items, pd.DataFrame({k: v if isinstance(v, list) else [v] * n for k, v in columns.items()})],
-                          axis=1)
-        cold_items = [i for i, k in zip(request.item_ids, known) if not k]
-        return frame, cold_customer, cold_items
+        return customer, bool(profile) and all(customer.get(c) is None for c in profile)
+
+    def encode_request(self, request: RankRequest, customer: dict, cold_item: dict) -> tuple[Features, dict]:
+        """The request side (customer, context, query, history, flow) encoded once: one row (with
+        the cold-start item's columns beside it, not used), and its columns (for the log)."""
+        columns = request_columns(self.spec, customer, request.flow, request.search_query, request.context,
+                                  REQUEST_CONTEXT_DEFAULT)
+        return self.spec.encode({k: _one(v) for k, v in (cold_item | columns).items()}, self.texts), columns
 
     def query_vector(self, query: str) -> None:
         """Put the store's vector of `query` (if it has one) where `lookup` finds it."""
@@ -247,18 +297,30 @@ class Ranker:
 
     @torch.no_grad()
     def rank(self, request: RankRequest) -> RankResult:
+        """Stages (milliseconds on the result): validate, read (customer and query from the store),
+        encode (the request side once, the candidates gathered from the catalogue), score."""
+        clock = Stages()
         request.validate(self.spec, self.max_candidates)
-        frame, cold_customer, cold_items = self.request_frame(request)
+        clock.mark("validate")
+        customer, cold_customer = self.read_customer(request)
         self.query_vector(request.search_query)
+        clock.mark("read")
+        snapshot, rows = self.catalogue.lookup(request.item_ids)
+        request_side, columns = self.encode_request(request, customer, snapshot.cold_item)
+        features = Features.candidates(request_side, self.catalogue.items(snapshot, rows, request.item_ids))
+        clock.mark("encode")
         tasks = self.spec.tasks
         use_case = tasks.use_cases.index(request.use_case)
         task = tasks.flows.index(request.flow) * len(tasks.use_cases) + use_case
-        features = self.spec.encode(frame, self.texts)
-        batch = Batch.single(features, torch.full((len(frame),), use_case))
-        scores = torch.sigmoid(self.net(task).score_request(batch).logits.float()).numpy()
+        batch = Batch.single(features, torch.full((len(rows),), use_case))
+        logits = self.compiled[task](batch) if task in self.compiled else self.net(task).score_request(batch).logits
+        scores = torch.sigmoid(logits.float()).numpy()
+        clock.mark("score")
         order = np.argsort(-scores, kind="stable")
+        cold = rows == snapshot.size
         return RankResult(f"{request.flow}+{request.use_case}", [request.item_ids[i] for i in order],
-                          [float(scores[i]) for i in order], cold_items, cold_customer, frame.assign(score=scores))
+                          scores[order].tolist(), [i for i, c in zip(request.item_ids, cold) if c], cold_customer,
+                          clock.stages, ScoredRows(snapshot, rows, list(request.item_ids), columns, scores))
 
     @torch.no_grad()
     def score_rows(self, frame: pd.DataFrame) -> np.ndarray:

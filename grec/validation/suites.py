@@ -19,6 +19,7 @@ from grec.data.schema import Role, Table, TaskVocabulary
 LENGTH = "__length"
 # The pandas dtypes each numeric contract dtype is read from (the readers cast them): labels may be
 # booleans or any integers of 0/1, numbers any float (pandas writes float64).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 NUMERIC_DTYPES = {"int64": ["int64"], "int8": ["int8", "int16", "int32", "int64", "bool"],
                   "float32": ["float32", "float64"]}
 # Value ranges the storefront's column descriptions promise (column -> (min, max), None: open): the
@@ -100,6 +101,10 @@ def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPoli
         ex.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
         if col.dtype in NUMERIC_DTYPES:
             ex.append(gxe.ExpectColumnValuesToBeInTypeList(column=col.name, type_list=NUMERIC_DTYPES[col.dtype]))
+        if col.dtype == "float32":
+            # Infinities, like NaN, are not values: they reach the model as inf and every loss and
+            # score as NaN. Nor is what float32 cannot hold (the model reads float32: it becomes inf).
+            ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=-FLOAT32_MAX, max_value=FLOAT32_MAX))
         if col.role == Role.KEY and col.dtype == "int64":  # what the ranking service takes (categorical values are any)
             ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=0, max_value=None))
         if storefront and col.name == "page_id":

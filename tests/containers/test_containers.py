@@ -242,7 +242,7 @@ def test_the_rankers_image_serves_the_registry_models_scores_and_stops_on_sigter
         monkeypatch.setenv("GREC_HOME", str(home))
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
         model, spec = Registry("grec").load("1")
-        frame = Ranker(model, spec, OnlineReader()).request_frame(RankRequest(**body))[0]
+        frame = Ranker(model, spec, OnlineReader()).rank(RankRequest(**body)).features
         expected = dict(zip(frame["item_id"], score_frame(model, spec, request_frame(frame, "CTCVR", spec.input_columns()))))
         np.testing.assert_allclose([i["score"] for i in items], [expected[i["item_id"]] for i in items], rtol=0, atol=1e-5)
         rows = request_frame(open_source(next(home.glob("pipelines/grec-training-*/build-features/training_set")),

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 
+from grec.data import vocabulary
 from grec.data.spec import FeatureSpec
 from grec.data.vocabulary import MIN_COUNT, Codes, Vocabulary, VocabularyFit
 
@@ -35,6 +37,19 @@ def test_ids_of_any_size_and_type_map_to_dense_rows():
     flags = VocabularyFit()
     flags.add(np.array([True, False, True, False]))
     assert Vocabulary(flags.result()).index(np.array([False, True])).tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("values", [[3, 12, 9_993_765], ["free", "premium"], [False, True]])
+def test_a_requests_few_values_map_as_a_training_columns_many(values):
+    """The dict lookup (a request's few values) and the pandas Index (a column) give the same rows,
+    for ids, strings and flags, and for what is not a value: None, NaN, a bool among integers, a
+    string among integers."""
+    vocab = Vocabulary(values)
+    probe = [*values, np.int64(12), 12.0, "12", None, float("nan"), True, False, 2**62, "premium", np.str_("free")]
+    few = np.array(probe, dtype=object)
+    many = np.array(probe * (vocabulary.SMALL // len(probe) + 1), dtype=object)
+    assert len(few) <= vocabulary.SMALL < len(many)
+    assert vocab.index(few).tolist() * (len(many) // len(few)) == vocab.index(many).tolist()
 
 
 def test_histories_count_their_values_and_old_specs_read_codes():

@@ -58,7 +58,7 @@ def test_rank_sorts_a_campaigns_own_items_with_the_registry_models_scores(state)
     assert not any(i["cold_start"] for i in ranked)
     model, spec = Registry("grec").load("1")
     request = RankRequest(customer, "MEN", "CTR", items, context={"position": 1, "affinity": 0.5})
-    frame = Ranker(model, spec, OnlineReader()).request_frame(request)[0]
+    frame = Ranker(model, spec, OnlineReader()).rank(request).features
     expected = in_process_scores(frame, model, spec, "CTR")
     np.testing.assert_allclose(scores, [expected[i["item_id"]] for i in ranked], rtol=0, atol=1e-5)
     assert refused.status_code == 400 and "'AAL'" in refused.text and "flow" in refused.text

@@ -89,7 +89,7 @@ def test_the_service_ranks_the_users_own_ids_and_refuses_the_storefronts(state):
     assert answer.json()["cold_start_customer"] is False
     assert stranger.status_code == 200 and stranger.json()["cold_start_customer"] is True
     request = RankRequest(listener, "APP", "CLICK", tracks, context={"slot": 0})
-    expected = in_process_scores(Ranker(model, spec, OnlineReader()).request_frame(request)[0], model, spec, "CLICK")
+    expected = in_process_scores(Ranker(model, spec, OnlineReader()).rank(request).features, model, spec, "CLICK")
     np.testing.assert_allclose([i["score"] for i in ranked], [expected[i["item_id"]] for i in ranked], rtol=0, atol=1e-5)
     assert as_code.status_code == 400 and "customer_id" in as_code.text
     assert item_code.status_code == 400 and "item_ids" in item_code.text

@@ -34,3 +34,23 @@ def test_a_quiet_log_is_flushed_on_time(tmp_path):
 
 def test_an_empty_log_reads_as_an_empty_frame(tmp_path):
     assert read_log(tmp_path / "nothing").empty
+
+
+def test_ranking_requests_are_one_row_each_and_read_as_one_row_per_candidate(tmp_path):
+    """A /rank request's row holds its request side once and its candidates as lists; read_log
+    gives one row per candidate beside /score's rows, typed as they were served."""
+    log = PredictionLog(tmp_path, flush_seconds=60)
+    for k, ids in enumerate([["trk_1", "trk_7"], ["trk_2", "trk_3", "trk_9"]]):
+        log.append({"request_id": f"q{k}", "plan": "free", "viewed_item_ids": np.array(["trk_1"], dtype=object),
+                    "item_id": ids, "score": np.linspace(0.9, 0.1, len(ids)), "rank": np.arange(len(ids)),
+                    "cold_start_item": np.array([False] * (len(ids) - 1) + [True]), "candidates": len(ids)})
+    log.append(frame(0, 2))
+    log.close()
+    assert len(list(tmp_path.glob("date=*/part-*.parquet"))) == 2  # one part per layout
+    rows = read_log(tmp_path)
+    ranked = rows[rows["request_id"].isin(["q0", "q1"])].reset_index(drop=True)
+    assert ranked["item_id"].tolist() == ["trk_1", "trk_7", "trk_2", "trk_3", "trk_9"]
+    assert ranked["rank"].tolist() == [0, 1, 0, 1, 2] and ranked["score"].dtype == np.float64
+    assert ranked["cold_start_item"].tolist() == [False, True, False, False, True]
+    assert set(ranked["plan"]) == {"free"} and all(list(v) == ["trk_1"] for v in ranked["viewed_item_ids"])
+    assert len(rows) == 7

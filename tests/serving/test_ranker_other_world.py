@@ -75,13 +75,13 @@ def test_rank_scores_a_job_boards_request_like_the_registered_pyfunc(served_jobs
 
 
 def test_a_store_without_items_serves_every_candidate_cold(served_jobs, monkeypatch):
-    import time
-
     monkeypatch.setenv("GREC_HOME", str(served_jobs["home"]))
     imp = served_jobs["tables"]["impressions"]
     ranker = Ranker(served_jobs["model"], served_jobs["spec"], OnlineReader())
-    catalogue = ranker.catalogue
-    catalogue._table, catalogue._loaded_at = catalogue._load().iloc[0:0], time.monotonic()  # the store lost its items
+    store_items = ranker.reader.items  # the store answers for ids it has never held: nothing known
+    monkeypatch.setattr(ranker.reader, "items", lambda ids: store_items([10**12 + i for i in range(len(ids))]))
+    ranker.catalogue._snapshot = ranker.catalogue._load()
+    assert ranker.catalogue.snapshot.size == 0
     result = ranker.rank(RankRequest(int(imp["customer_id"].iloc[-1]), "SEARCH", "APPLY", [0, 3, 6]))
     assert sorted(result.cold_start_items) == [0, 3, 6] and sorted(result.item_ids) == [0, 3, 6]
     assert np.isfinite(result.scores).all()

@@ -55,7 +55,7 @@ def test_rank_answers_with_the_registry_models_scores(service, served, monkeypat
     # in-process: the registered pyfunc model (full MoE, one row at a time) on the same features
     monkeypatch.setenv("GREC_HOME", str(served["home"]))
     model, spec = Registry("grec").load(served["version"])
-    frame = Ranker(model, spec, OnlineReader()).request_frame(RankRequest(**body))[0]
+    frame = Ranker(model, spec, OnlineReader()).rank(RankRequest(**body)).features
     expected = dict(zip(frame["item_id"], score_frame(model, spec, request_frame(frame, "CTCVR", spec.input_columns()))))
     np.testing.assert_allclose(scores, [expected[i["item_id"]] for i in answer["items"]], rtol=0, atol=1e-5)
 

@@ -59,6 +59,15 @@ def _nan_feature(t):
     t["customers"].loc[6, "monthly_bill"] = np.nan
 
 
+def _infinite_feature(t):
+    t["customers"].loc[6, "monthly_bill"] = np.inf
+
+
+def _too_large_for_float32(t):  # the model reads float32: this would be inf there
+    t["items"]["discount_pct"] = t["items"]["discount_pct"].astype("float64")
+    t["items"].loc[2, "discount_pct"] = 1e300
+
+
 CORRUPTIONS = {
     # name: (corrupt, table, expectation, column)
     "null customer_id": (_null_customer, "customers", "expect_column_values_to_not_be_null", "customer_id"),
@@ -72,6 +81,8 @@ CORRUPTIONS = {
     "embedding of the wrong length": (_short_embedding, "items", "expect_column_values_to_be_between",
                                       "image_embedding__length"),
     "NaN in a numerical feature": (_nan_feature, "customers", "expect_column_values_to_not_be_null", "monthly_bill"),
+    "inf in a numerical feature": (_infinite_feature, "customers", "expect_column_values_to_be_between", "monthly_bill"),
+    "a number past float32": (_too_large_for_float32, "items", "expect_column_values_to_be_between", "discount_pct"),
 }
 
 
