@@ -6,9 +6,26 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> None:
+    """Have the kernel send this process `sig` when its parent ends, however it ends (a `kill -9`
+    of a supervisor left BentoML's workers serving the port, orphaned). Linux only; elsewhere
+    nothing changes. If the parent is already gone, the signal is sent now."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        return
+    if os.getppid() != parent:  # it ended before the request took effect
+        os.kill(os.getpid(), sig)
 
 
 def run_server(args: list[str], env: dict, grace_seconds: float = 60.0) -> int:
@@ -18,8 +35,9 @@ def run_server(args: list[str], env: dict, grace_seconds: float = 60.0) -> int:
     past `grace_seconds` its whole process group is killed. What the server started and left
     running when it ended (MLflow's UI leaves its uvicorn worker on SIGTERM) is stopped with it.
     The server runs in a session of its own, so a terminal's Ctrl-C reaches it once, through here,
-    not twice."""
-    proc = subprocess.Popen(args, env=env, start_new_session=True)
+    not twice. If this process is killed outright (SIGKILL: nothing to forward), the server is sent
+    SIGTERM by the kernel (`die_with_parent`), and its workers the same when it goes."""
+    proc = subprocess.Popen(args, env=env, start_new_session=True, preexec_fn=die_with_parent)
     deadline: list[float] = []  # set by the first signal
 
     def forward(signum, _frame):

@@ -112,6 +112,9 @@ class FeatureSpec:
     min_count: int = MIN_COUNT  # the frequency floor of a value's own row
     # {column: "string"} for the key, categorical and history columns whose values are not integers
     value_types: dict = field(default_factory=dict)
+    # {numerical column: [min, max] over the training rows}: what the ranking service's bounds are
+    # drawn from (grec.serving.requests); empty in specs saved before it
+    ranges: dict = field(default_factory=dict)
 
     def vocabulary(self, column: str) -> Vocabulary | Codes:
         """How `column`'s values map to rows ("item_id", "page" or a categorical column)."""
@@ -162,11 +165,20 @@ class FeatureSpec:
         rows = 0
         image_dim = None
         attributes = ItemAttributesFit(spec.item_categorical, spec.item_numerical)
+        ranges: dict[str, list[float]] = {}
         for frame in frames:
             if not len(frame):
                 continue
             rows += len(frame)
             attributes.add(frame)
+            for c in [*spec.context_numerical, *spec.item_numerical]:
+                values = frame[c].to_numpy(np.float64)
+                values = values[np.isfinite(values)]
+                if not values.size:
+                    continue
+                lo, hi = float(values.min()), float(values.max())
+                seen = ranges.setdefault(c, [lo, hi])
+                seen[:] = [min(seen[0], lo), max(seen[1], hi)]
             for c in categorical:
                 fits[c].add(frame[c].to_numpy())
             fits["item_id"].add(frame["item_id"].to_numpy())
@@ -182,11 +194,13 @@ class FeatureSpec:
         spec.n_items, spec.n_pages = len(spec.vocabularies["item_id"]), len(spec.vocabularies["page"])
         spec.image_dim = image_dim
         spec.item_attributes = attributes.result()
+        spec.ranges = ranges
         return spec
 
     def fit_columns(self) -> list[str]:
         """The columns `fit_parts` reads."""
-        return [*self.context_categorical, *self.item_categorical, *self.item_numerical, "item_id", "event_timestamp",
+        return [*self.context_categorical, *self.context_numerical, *self.item_categorical, *self.item_numerical,
+                "item_id", "event_timestamp",
                 "viewed_item_ids", "visited_page_ids", "image_embedding"]
 
     def encode(self, frame: pd.DataFrame | dict[str, np.ndarray], texts: TextEmbeddingStore | None = None) -> Features:

@@ -39,7 +39,7 @@ def configure(uri: str | None = None) -> str:
     uri = tracking_uri(uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per download clutters logs
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        create_once(uri, Path(uri.removeprefix("sqlite:///")))
     user_setting = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -50,6 +50,33 @@ def configure(uri: str | None = None) -> str:
     else:
         os.environ["MLFLOW_TRACKING_URI"] = user_setting
     return uri
+
+
+_CREATED: set[str] = set()  # SQLite stores this process has seen created
+
+
+def create_once(uri: str, db: Path) -> None:
+    """Create an embedded SQLite store's tables once, under an exclusive lock on a file beside it.
+
+    MLflow creates and migrates its tables on a store's first connection; two processes doing that
+    at once on a new state folder (two scheduled pipelines firing together) collide: the second
+    failed in alembic (`table _alembic_tmp_latest_metrics already exists`). Here the first creates
+    them while the others wait on the lock, then find them made (a marker file says so)."""
+    if uri in _CREATED:
+        return
+    import fcntl
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    marker = db.with_name(db.name + ".created")
+    if not marker.exists():
+        with open(db.with_name(db.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when a holder dies
+            if not marker.exists():
+                client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+                client.search_experiments(max_results=1)  # the tracking store's tables
+                client.search_registered_models(max_results=1)  # the registry's
+                marker.write_text(f"{uri}\n")
+    _CREATED.add(uri)
 
 
 def experiment_id(name: str = EXPERIMENT) -> str:

@@ -45,3 +45,6 @@ MAX_SCORE_ROWS = _limit("GREC_SERVE_MAX_SCORE_ROWS", 4096)  # /score rows per re
 MAX_TEXT_CHARS = _limit("GREC_SERVE_MAX_TEXT_CHARS", 1000)  # a search query or an item description
 MAX_HISTORY = _limit("GREC_SERVE_MAX_HISTORY", 1000)  # viewed / visited ids per row
 MAX_BODY_BYTES = _limit("GREC_SERVE_MAX_BODY_BYTES", 16 << 20)  # any request body (413 beyond)
+# How long a read of the online store may take before the request is a 503 naming the store: it
+# answers in a few milliseconds when it is up (benchmarks/results/serving_http.md).
+STORE_TIMEOUT_SECONDS = seconds("GREC_SERVE_STORE_TIMEOUT_SECONDS", 1.0)

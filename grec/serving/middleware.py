@@ -4,12 +4,15 @@ service does.
 
 - A body over MAX_BODY_BYTES (by its Content-Length, or counted as it streams in) gets a 413
   naming the limit, before the server parses it.
+- A body of any other type than JSON (a form, multipart, text) gets a 415 naming its type, before
+  BentoML would try to parse it (a multipart body raised inside BentoML: a 500; text/plain was
+  taken as JSON).
 - BentoML answers a refused body with `detail` as a list of pydantic errors (or the whole body as
   a list); its published schema says {"error": string, "detail": string}. Every 4xx/5xx JSON body
   leaves here in that shape: the message in `error`, each refused field as "loc: reason" joined
   into `detail`, so a client (or a fuzzer reading the spec) gets what the document promises.
 - The document BentoML generates (/docs.json) leaves every request body optional, though each
-  endpoint refuses a missing one, and does not list the 413: both are added to each operation.
+  endpoint refuses a missing one, and does not list the 413, 415 and 503: all are added to each operation.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from __future__ import annotations
 import json
 
 from grec.serving.limits import MAX_BODY_BYTES
+
+# What a POST body may be declared as: JSON, or nothing said (curl --data-binary, most clients' default
+# for a JSON body is to say so).
+JSON_TYPES = (b"application/json", b"")
+STORE_ROUTES = ("/rank",)  # the endpoints that read the online store per request
 
 
 def error_body(status: int, body: bytes) -> bytes:
@@ -38,10 +46,10 @@ def error_body(status: int, body: bytes) -> bytes:
 
 
 def documented(spec: bytes) -> bytes:
-    """/docs.json with each request body that has required fields required, and the 413 declared
-    on every operation that takes a body."""
+    """/docs.json with each request body that has required fields required, the 413 and 415
+    declared on every operation that takes a body, and the 503 on those that read the online store."""
     data = json.loads(spec)
-    for path in data.get("paths", {}).values():
+    for route, path in data.get("paths", {}).items():
         for operation in path.values():
             if not isinstance(operation, dict):
                 continue
@@ -53,6 +61,9 @@ def documented(spec: bytes) -> bytes:
             invalid = operation.get("responses", {}).get("400")
             if invalid is not None:
                 operation["responses"]["413"] = {**invalid, "description": "Request body too large"}
+                operation["responses"]["415"] = {**invalid, "description": "Request body not JSON (Content-Type)"}
+                if route in STORE_ROUTES:
+                    operation["responses"]["503"] = {**invalid, "description": "The online store does not answer"}
     return json.dumps(data).encode()
 
 
@@ -77,6 +88,10 @@ class RequestLimits:
         declared = headers.get(b"content-length", b"").decode(errors="replace").strip()
         if declared and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             return await self._too_large(send, declared)
+        media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if scope.get("method") == "POST" and media not in JSON_TYPES:
+            return await self._refuse(send, 415, "unsupported media type",
+                                      f"Content-Type {media.decode(errors='replace')!r}: this service takes application/json")
         state = {"received": 0, "too_large": False, "start": None, "chunks": []}
         is_document = scope.get("path") == "/docs.json"
 
@@ -115,8 +130,12 @@ class RequestLimits:
         await self.app(scope, bounded_receive, shaped_send)
 
     async def _too_large(self, send, size: str) -> None:
-        body = json.dumps({"error": "request body too large",
-                           "detail": f"{size} bytes; at most {self.max_body_bytes} (GREC_SERVE_MAX_BODY_BYTES)"}).encode()
-        await send({"type": "http.response.start", "status": 413,
+        await self._refuse(send, 413, "request body too large",
+                           f"{size} bytes; at most {self.max_body_bytes} (GREC_SERVE_MAX_BODY_BYTES)")
+
+    @staticmethod
+    async def _refuse(send, status: int, error: str, detail: str) -> None:
+        body = json.dumps({"error": error, "detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -16,7 +16,8 @@ not known before ranking: every candidate is scored at position 0 (every impress
 column the request leaves out is 0).
 
 Requests that cannot be scored (unknown task, negative id, too many candidates, NaN) raise
-RequestError naming the field; the service answers them with a 4xx.
+RequestError naming the field; the service answers them with a 4xx. A store that does not answer
+within its deadline raises grec.serving.store_guard.StoreUnavailable naming it: a 503.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from grec.data.spec import FeatureSpec
 from grec.data.text import SentenceEncoder, text_hash
 from grec.errors import UserError
 from grec.serving.catalogue import Catalogue, Snapshot, request_columns
-from grec.serving.limits import MAX_CANDIDATES, MAX_ID, MAX_TEXT_CHARS
+from grec.serving.limits import MAX_CANDIDATES, MAX_ID, MAX_TEXT_CHARS, STORE_TIMEOUT_SECONDS
+from grec.serving.store_guard import GuardedStore
 
 # An impression context column the request leaves out: 0 (for a position, the slot every candidate
 # is scored at; its real slot is what ranking decides).
@@ -212,12 +214,17 @@ class Ranker:
     token-routed models and baselines), the customer side encoded once per request."""
 
     def __init__(self, model: torch.nn.Module, spec: FeatureSpec, reader, encoder: SentenceEncoder | None = None,
-                 max_candidates: int = MAX_CANDIDATES):
+                 max_candidates: int = MAX_CANDIDATES, store_timeout: float = STORE_TIMEOUT_SECONDS):
+        from grec.features.store import online_store_description
         from grec.serving.subnet import TASK_ROUTINGS, export_subnetworks
 
         self.model, self.spec, self.reader, self.max_candidates = model.eval(), spec, reader, max_candidates
         routing = getattr(model.config, "routing", None)
         self.subnetworks = export_subnetworks(model) if routing in TASK_ROUTINGS else {}
+        # every request-path read of the store within a deadline (a 503 past it); the probe reads a
+        # customer no store holds, so readiness costs one round trip
+        unknown = "" if spec.value_types.get("customer_id") == "string" else 0
+        self.store = GuardedStore(online_store_description(reader.store), store_timeout, lambda: reader.customer(unknown))
         self.texts = RequestTexts(encoder or SentenceEncoder())
         self.catalogue = Catalogue(reader, spec, self.texts)
         self.catalogue.snapshot  # read and encoded before the first request
@@ -273,7 +280,7 @@ class Ranker:
     def read_customer(self, request: RankRequest) -> tuple[dict, bool]:
         """The customer's features from the online store (one read) and whether the store knows them."""
         spec = self.spec
-        customer = self.reader.customer(request.customer_id)
+        customer = self.store.call(self.reader.customer, request.customer_id)
         profile = [c for c in spec.context_categorical + spec.context_numerical if c not in spec.impression_context]
         # A customer the store does not know (no profile columns: the unknown bucket for all).
         return customer, bool(profile) and all(customer.get(c) is None for c in profile)
@@ -289,8 +296,8 @@ class Ranker:
         """Put the store's vector of `query` (if it has one) where `lookup` finds it."""
         if not self.spec.has("search") or not query.strip() or text_hash(query) in self.texts.known:
             return
-        found = self.reader.store.get_online_features(
-            features=["query_embeddings:query_embedding"], entity_rows=[{"query_hash": text_hash(query)}]).to_dict()
+        found = self.store.call(lambda: self.reader.store.get_online_features(
+            features=["query_embeddings:query_embedding"], entity_rows=[{"query_hash": text_hash(query)}]).to_dict())
         self.texts.remember([query], found["query_embedding"])
 
     # -- scoring ---------------------------------------------------------------------------

@@ -24,6 +24,21 @@ Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 Key = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, strict=True)]  # a string id or category
 Flag = Annotated[bool, Field(strict=True)]
 VALUE_TYPES = {"int64": Id, "string": Key, "bool": Flag}
+# How far past the training rows' range a number may be: this many times the range's magnitude.
+# Prices and bills grow and a new catalogue brings new extremes, so the training range itself is too
+# tight a bound; but 1e308 is no price (it was scored 0.85), and past float32 it is inf in the model.
+RANGE_SLACK = 10.0
+
+
+def number(spec: FeatureSpec, column: str):
+    """The request type of a numerical column: a finite JSON number, within RANGE_SLACK times the
+    training rows' range (the spec's `ranges`; specs saved before them: finite only), published as
+    the schema's minimum and maximum."""
+    if column not in spec.ranges:
+        return Finite
+    lo, hi = spec.ranges[column]
+    slack = RANGE_SLACK * max(abs(lo), abs(hi), 1.0)
+    return Annotated[float, Field(allow_inf_nan=False, strict=True, ge=lo - slack, le=hi + slack)]
 
 
 def value_type(spec: FeatureSpec, column: str):
@@ -64,15 +79,20 @@ def rank_input_model(spec: FeatureSpec) -> type[BaseModel]:
     if spec.has("search"):
         fields["search_query"] = (Text, Field("", description="What the customer searched for ('' if nothing)"))
     for name in spec.impression_context:
-        kind = value_type(spec, name) if name in spec.context_categorical else Finite
+        kind = value_type(spec, name) if name in spec.context_categorical else number(spec, name)
         fields[name] = (kind, Field(0, description="Impression context; every candidate is scored with this value"))
     return create_model("RankRequest", __config__=FORBID_EXTRA, **fields)
 
 
-class _AlignedHistories(BaseModel):
-    """A row's viewed items and visited pages are one sequence of visits: as long as each other."""
+HISTORY_RULE = ("viewed_item_ids and visited_page_ids are one sequence of visits, one page per viewed item: "
+                "the two lists are as long as each other (a row where they differ is refused with a 400)")
 
-    model_config = FORBID_EXTRA
+
+class _AlignedHistories(BaseModel):
+    """A row's viewed items and visited pages are one sequence of visits: as long as each other.
+    JSON Schema has no keyword for two arrays of one length: the rule is the schema's description."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"description": HISTORY_RULE})
 
     @model_validator(mode="after")
     def _aligned(self):
@@ -86,7 +106,7 @@ class _AlignedHistories(BaseModel):
 def score_row_model(spec: FeatureSpec) -> type[BaseModel]:
     """One /score row: the model's input columns in the pyfunc's layout, plus the task."""
     fields: dict[str, Any] = {name: (value_type(spec, name), ...) for name in spec.context_categorical + spec.item_categorical}
-    fields |= {name: (Finite, ...) for name in spec.context_numerical + spec.item_numerical}
+    fields |= {name: (number(spec, name), ...) for name in spec.context_numerical + spec.item_numerical}
     fields["item_id"] = (value_type(spec, "item_id"), ...)
     if spec.has("search"):
         fields["search_query"] = (Text, "")
@@ -96,7 +116,8 @@ def score_row_model(spec: FeatureSpec) -> type[BaseModel]:
                                               description=f"The item's image vector, {spec.image_dim} numbers")]
         fields |= {"description": (Text, ""), "image_embedding": (vector, ...)}
     if spec.has("histories"):
-        fields |= {"viewed_item_ids": (_history(spec, "item_id"), []), "visited_page_ids": (_history(spec, "page"), [])}
+        fields |= {"viewed_item_ids": (_history(spec, "item_id"), Field([], description=HISTORY_RULE)),
+                   "visited_page_ids": (_history(spec, "page"), Field([], description=HISTORY_RULE))}
     return create_model("ScoreRow", __base__=_AlignedHistories, **fields, **_task_fields(spec))
 
 

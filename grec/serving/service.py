@@ -78,9 +78,11 @@ class GRecRanker:
         import torch
 
         from grec.features.store import SERVING_SERVICE, OnlineReader, online_store_description
+        from grec.processes import die_with_parent
         from grec.serving.prediction_log import PredictionLog
         from grec.serving.ranker import Ranker
 
+        die_with_parent()  # a worker outlives no supervisor: `kill -9` of `bentoml serve` takes it too
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
         wrapper = bentoml.mlflow.load_model(self.bento_model).unwrap_python_model()
         reader = OnlineReader()
@@ -100,13 +102,15 @@ class GRecRanker:
                      "inputs": wrapper.spec.inputs}
 
     def __is_ready__(self) -> bool:
-        return self.ranker is not None
+        """Loaded, and its online store answering (not ready while it does not: a 503 per request)."""
+        return self.ranker is not None and self.ranker.store.ready()
 
     @bentoml.api(route="/rank", input_spec=RankBody)
     def rank(self, ctx: bentoml.Context, **body: Any) -> dict:
         """One customer, one of the model's tasks (flow + use case), candidate item ids: the
         candidates sorted by the task's score. The Server-Timing header gives each stage's time."""
         from grec.serving.ranker import RankRequest, RequestError
+        from grec.serving.store_guard import StoreUnavailable
 
         customer_id, flow, use_case = body["customer_id"], body["flow"], body["use_case"]
         request = RankRequest(customer_id, flow, use_case, list(body["item_ids"]), body.get("search_query", ""),
@@ -115,6 +119,10 @@ class GRecRanker:
             result = self.ranker.rank(request)
         except RequestError as e:
             raise bentoml.exceptions.InvalidArgument(str(e)) from None
+        except StoreUnavailable as e:  # answered here: BentoML hides the message of a 5xx it raises
+            ctx.response.status_code = 503
+            ctx.response.headers["Retry-After"] = "1"
+            return {"error": str(e), "detail": "the request was not scored; /readyz says when the store answers again"}
         request_id, model = uuid.uuid4().hex, self.meta["model"]
         self.log.append(result.scored.log_row() | {
             "request_id": request_id, "logged_at": datetime.now(timezone.utc), "endpoint": "rank", "use_case": use_case,

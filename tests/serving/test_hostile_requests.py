@@ -109,6 +109,35 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_parsed(service):
             "GREC_SERVE_MAX_BODY_BYTES", status=(413, 413))
 
 
+@pytest.mark.parametrize("path", ["/rank", "/score"])
+def test_a_body_that_is_not_json_is_a_415_naming_its_type(service, path):
+    """A form, multipart or text body is refused by its type before it is parsed (multipart was a
+    500 from inside BentoML, text/plain was read as JSON); JSON with a charset is JSON."""
+    client, body = service["client"], json.dumps(RANK).encode()
+    for media in ("multipart/form-data; boundary=x", "text/plain", "application/x-www-form-urlencoded"):
+        refused(client.post(path, content=body, headers={"content-type": media}), media.split(";")[0], status=(415, 415))
+    refused(client.post(path, files={"customer_id": b"5"}), "multipart/form-data", status=(415, 415))
+    assert client.post("/rank", content=body, headers={"content-type": "application/json; charset=utf-8"}).status_code == 200
+
+
+def test_numbers_far_past_the_training_range_are_refused_by_the_published_bounds(service, score_rows, served):
+    """/score took price 1e308 and scored it 0.85: every numerical column is bounded by its training
+    range widened RANGE_SLACK times, in the document as minimum and maximum; the rule of the
+    histories is in it too."""
+    from grec.serving.requests import RANGE_SLACK
+
+    document = service["client"].get("/docs.json").json()["components"]["schemas"]
+    row = next(s for name, s in document.items() if name.startswith("ScoreRow"))
+    lo, hi = served["spec"].ranges["price"]
+    price = row["properties"]["price"]
+    assert price["maximum"] == pytest.approx(hi + RANGE_SLACK * max(abs(lo), abs(hi), 1)) and price["minimum"] < lo
+    assert "as long as each other" in row["properties"]["viewed_item_ids"]["description"]
+    for value in (1e308, -1e308, hi * 100):
+        rows = [dict(score_rows[0], price=value)]
+        refused(service["client"].post("/score", json={"rows": rows}), "price")
+    assert service["client"].post("/score", json={"rows": [dict(score_rows[0], price=hi * 2)]}).status_code == 200
+
+
 def test_validation_errors_match_the_published_error_schema(service):
     client = service["client"]
     spec = client.get("/docs.json").json()
@@ -175,11 +204,11 @@ def test_scores_are_finite_for_rows_at_the_bounds(service, score_rows):
     assert np.isfinite(response.json()).all()
 
 
-def test_the_published_document_requires_bodies_and_declares_the_413(service):
+def test_the_published_document_requires_bodies_and_declares_the_413_and_415(service):
     spec = service["client"].get("/docs.json").json()
     for path in ("/rank", "/score"):
         operation = spec["paths"][path]["post"]
-        assert operation["requestBody"]["required"] is True and "413" in operation["responses"]
+        assert operation["requestBody"]["required"] is True and {"413", "415"} <= set(operation["responses"])
     refused(service["client"].post("/rank"), "customer_id")  # no body at all
 
 
