@@ -34,7 +34,9 @@ def serve(
     tracking_uri: TrackingOpt = None,
 ):
     """Serve the ranking service locally (BentoML) with the registry's champion and the Feast online
-    store; SIGTERM or Ctrl-C stops the server too (its prediction log flushed), then this command."""
+    store, following the alias: a new champion (a promotion, a rollback) is served within seconds,
+    swapped in without a refused request. SIGTERM or Ctrl-C stops the server too (its prediction
+    log flushed), then this command."""
     import os
     import sys
 
@@ -42,7 +44,10 @@ def serve(
     from grec.serving.bento import REPO, import_champion
 
     model = import_champion(name, alias, tracking_uri)
-    env = os.environ | {"GREC_BENTO_MODEL": str(model.tag), "GREC_HOME": str(settings.state_dir())}
+    env = os.environ | {"GREC_BENTO_MODEL": str(model.tag), "GREC_HOME": str(settings.state_dir()),
+                        "GREC_SERVE_FOLLOW": f"{name}@{alias}"}
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
     console.print(f"Serving {model.tag} ({name}@{alias}) on http://{host}:{port}", highlight=False)
     bentoml = Path(sys.executable).with_name("bentoml")
     raise typer.Exit(run_server([str(bentoml), "serve", "grec.serving.service:GRecRanker", "--host", host,

@@ -1,16 +1,20 @@
 """The BentoML ranking service.
 
-Endpoints: `/rank` (one customer, a task, candidate ids: sorted candidates with scores), `/score`
-(feature rows for batch use, adaptively batched), `/metadata`; BentoML's own `/healthz`, `/livez`
-and `/readyz` (ready once the model and the feature store are loaded, via `__is_ready__`).
+Endpoints: `/rank` (one customer, a task, candidate ids: sorted candidates with scores; each
+stage's time in its Server-Timing header), `/score` (feature rows for batch use, adaptively
+batched), `/metadata` (what is served, since when); BentoML's own `/healthz`, `/livez` and
+`/readyz` (ready once the model and the catalogue are loaded and while the online store answers,
+via `__is_ready__`).
 
 The model is the BentoML model named by `GREC_BENTO_MODEL` (default `grec:latest`), imported from
 the MLflow registry's champion by `grec package` / `grec serve` (grec.serving.bento), and packaged
 inside the Bento. Features come from the Feast online store in `$GREC_HOME`. Bad requests get a
 4xx naming the field (pydantic validation, or grec.serving.ranker.RequestError; the limits of
-grec.serving.limits; a body over its size a 413, grec.serving.middleware), with the error body
-the OpenAPI document declares; every request's features and scores go to the prediction log, off
-the request path.
+grec.serving.limits; a body over its size a 413, one not JSON a 415, grec.serving.middleware), with
+the error body the OpenAPI document declares; a store that does not answer within its deadline is a
+503 naming it (grec.serving.store_guard). Every request's features and scores go to the prediction
+log, off the request path. With GREC_SERVE_FOLLOW (what `grec serve` sets), each worker follows the
+registry's alias and swaps a new version in whole (grec.serving.rollout).
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ LOG_FLUSH_SECONDS = limits.seconds("GREC_SERVE_LOG_FLUSH_SECONDS", 5.0)
 # Each task's network compiled before the worker is ready (grec.serving.compiled): scoring 2-3x
 # faster, start-up a minute longer the first time (Inductor's cache in the state folder after).
 COMPILE = os.environ.get("GREC_SERVE_COMPILE", "1").strip() not in ("0", "false", "no", "")
+# MODEL@ALIAS of the registry to follow (`grec serve` sets it): a worker serves each new version the
+# alias names within FOLLOW_SECONDS, swapped in without a refused request (grec.serving.rollout).
+FOLLOW = os.environ.get("GREC_SERVE_FOLLOW", "").strip()
+FOLLOW_SECONDS = limits.seconds("GREC_SERVE_FOLLOW_SECONDS", 5.0)
 
 
 def packaged_spec(tag: str = MODEL_TAG) -> FeatureSpec:
@@ -77,33 +85,58 @@ class GRecRanker:
         import bentoml.mlflow
         import torch
 
-        from grec.features.store import SERVING_SERVICE, OnlineReader, online_store_description
+        from grec.features.store import OnlineReader
         from grec.processes import die_with_parent
         from grec.serving.prediction_log import PredictionLog
-        from grec.serving.ranker import Ranker
 
         die_with_parent()  # a worker outlives no supervisor: `kill -9` of `bentoml serve` takes it too
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
         wrapper = bentoml.mlflow.load_model(self.bento_model).unwrap_python_model()
-        reader = OnlineReader()
-        self.ranker = Ranker(wrapper.model, wrapper.spec, reader)
-        self.compiled = {"compiled": False, "reason": "GREC_SERVE_COMPILE=0"}
-        if COMPILE:
-            self.compiled = self.ranker.compile_or_explain()
+        self.reader = OnlineReader()
+        info = self.bento_model.info
+        # (Ranker, metadata): swapped as one by the registry follower; a request reads it once
+        self.served = self._prepare(wrapper.model, wrapper.spec, {"model": str(info.tag), **info.labels})
         self.log = PredictionLog(settings.predictions_dir(), flush_seconds=LOG_FLUSH_SECONDS)
-        info, tasks = self.bento_model.info, wrapper.spec.tasks
-        self.meta = {"model": str(info.tag), **info.labels, "feature_service": SERVING_SERVICE,
-                     "online_store": online_store_description(reader.store),
-                     "routing": getattr(wrapper.model.config, "routing", None),
-                     "sub_networks": len(self.ranker.subnetworks), **LIMITS,
-                     "compilation": self.compiled,
-                     "tasks": [tasks.task_name(t) for t in range(tasks.n_tasks)], "flows": list(tasks.flows),
-                     "use_cases": list(tasks.use_cases), "request_context": wrapper.spec.impression_context,
-                     "inputs": wrapper.spec.inputs}
+        self.follower = None
+        if FOLLOW:
+            from grec.serving.rollout import Follower, parse_follow
+
+            name, alias = parse_follow(FOLLOW)
+            self.follower = Follower(name, alias, str(info.labels.get("version")), self._swap, FOLLOW_SECONDS).start()
+
+    def _prepare(self, model, spec, labels: dict) -> tuple:
+        """A Ranker for `model` (catalogue read, networks compiled) and what /metadata says of it."""
+        from grec.features.store import SERVING_SERVICE, online_store_description
+        from grec.serving.ranker import Ranker
+
+        ranker = Ranker(model, spec, self.reader)
+        compilation = ranker.compile_or_explain() if COMPILE else {"compiled": False, "reason": "GREC_SERVE_COMPILE=0"}
+        tasks = spec.tasks
+        meta = {**labels, "served_since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "follows": FOLLOW or None, "feature_service": SERVING_SERVICE,
+                "online_store": online_store_description(self.reader.store),
+                "routing": getattr(model.config, "routing", None), "sub_networks": len(ranker.subnetworks), **LIMITS,
+                "compilation": compilation, "tasks": [tasks.task_name(t) for t in range(tasks.n_tasks)],
+                "flows": list(tasks.flows), "use_cases": list(tasks.use_cases),
+                "request_context": spec.impression_context, "inputs": spec.inputs}
+        return ranker, meta
+
+    def _swap(self, version: str) -> None:
+        """Serve the registry's `version` of the followed model from now on (the follower's thread)."""
+        from grec.lifecycle.registry import Registry
+        from grec.serving.rollout import parse_follow, request_shape
+
+        name, alias = parse_follow(FOLLOW)
+        model, spec = Registry(name).load(version)
+        if request_shape(spec) != request_shape(SPEC):
+            raise ValueError("its requests differ from the published document's (flows, use cases, columns or "
+                             "value types): restart the server to serve it")
+        self.served = self._prepare(model, spec, {"model": f"{name}:v{version}", "registered_model": name,
+                                                  "version": version, "alias": alias})
 
     def __is_ready__(self) -> bool:
         """Loaded, and its online store answering (not ready while it does not: a 503 per request)."""
-        return self.ranker is not None and self.ranker.store.ready()
+        return self.served[0].store.ready()
 
     @bentoml.api(route="/rank", input_spec=RankBody)
     def rank(self, ctx: bentoml.Context, **body: Any) -> dict:
@@ -115,15 +148,16 @@ class GRecRanker:
         customer_id, flow, use_case = body["customer_id"], body["flow"], body["use_case"]
         request = RankRequest(customer_id, flow, use_case, list(body["item_ids"]), body.get("search_query", ""),
                               rank_context(SPEC, body))
+        ranker, meta = self.served
         try:
-            result = self.ranker.rank(request)
+            result = ranker.rank(request)
         except RequestError as e:
             raise bentoml.exceptions.InvalidArgument(str(e)) from None
         except StoreUnavailable as e:  # answered here: BentoML hides the message of a 5xx it raises
             ctx.response.status_code = 503
             ctx.response.headers["Retry-After"] = "1"
             return {"error": str(e), "detail": "the request was not scored; /readyz says when the store answers again"}
-        request_id, model = uuid.uuid4().hex, self.meta["model"]
+        request_id, model = uuid.uuid4().hex, meta["model"]
         self.log.append(result.scored.log_row() | {
             "request_id": request_id, "logged_at": datetime.now(timezone.utc), "endpoint": "rank", "use_case": use_case,
             "customer_id": customer_id, "cold_start_customer": result.cold_start_customer, "model": model})
@@ -142,17 +176,20 @@ class GRecRanker:
         from grec.serving.ranker import RequestError
 
         frame = pd.DataFrame([row.model_dump() for row in rows])
+        ranker, meta = self.served
         try:
-            scores = self.ranker.score_rows(frame)
+            scores = ranker.score_rows(frame)
         except RequestError as e:
             raise bentoml.exceptions.InvalidArgument(str(e)) from None
         self.log.append(frame.assign(score=scores, endpoint="score", logged_at=datetime.now(timezone.utc),
-                                     model=self.meta["model"]))
+                                     model=meta["model"]))
         return scores.tolist()
 
     @bentoml.api(route="/metadata")
     def metadata(self) -> dict:
-        return self.meta
+        """What is served and since when; a version the followed alias names that could not be
+        swapped in, and why (`pending`)."""
+        return self.served[1] | {"pending": self.follower.pending if self.follower else None}
 
     @bentoml.on_shutdown
     def close(self) -> None:

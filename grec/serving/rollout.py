@@ -1,0 +1,84 @@
+"""A ranking worker that follows the registry: when `name@alias` moves (a promotion, a rollback),
+the worker loads the new version beside the one it serves and swaps it in whole, so no request is
+refused or sees half of either.
+
+The worker polls the registry's alias every `interval` seconds (one small query). The new version
+is loaded, its catalogue read and its networks compiled on this thread, while requests keep the
+version they have; then one assignment swaps them. A version whose requests would not fit the
+published document (other flows, use cases, columns or value types: the OpenAPI schema is fixed
+when the server starts) is not swapped in: the worker keeps serving and says so in `pending`
+(`/metadata`), and a restart of the server serves it. Bounds drawn from the training range stay
+those of the version the server started with.
+
+This is the local path (`grec serve`, `GREC_SERVE_FOLLOW=name@alias`). On a cluster the image is
+immutable: the packaging step's new Bento image rolls out through the Deployment
+(deploy/k8s/ranker.yaml).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+# The parts of a feature spec the request schema is typed from: equal, the new version takes the
+# requests the published document describes.
+REQUEST_FIELDS = ("context_categorical", "context_numerical", "item_categorical", "item_numerical",
+                  "impression_context", "inputs", "value_types", "image_dim")
+
+
+def request_shape(spec) -> dict:
+    """What of `spec` the request bodies' schema depends on (see REQUEST_FIELDS)."""
+    return {name: getattr(spec, name) for name in REQUEST_FIELDS} | {"tasks": spec.tasks.to_dict()}
+
+
+def parse_follow(value: str) -> tuple[str, str]:
+    """'grec@champion' -> ('grec', 'champion')."""
+    name, sep, alias = value.partition("@")
+    if not sep or not name or not alias:
+        raise ValueError(f"GREC_SERVE_FOLLOW={value!r}: expected MODEL@ALIAS, e.g. grec@champion")
+    return name, alias
+
+
+class Follower:
+    """Watches `name@alias`; `swap(version)` is called on this thread for each new version (it loads
+    and swaps, or raises to leave the served version in place)."""
+
+    def __init__(self, name: str, alias: str, served: str, swap: Callable[[str], None], interval: float = 5.0,
+                 tracking_uri: str | None = None):
+        self.name, self.alias, self.served, self.swap, self.interval = name, alias, served, swap, interval
+        self.tracking_uri = tracking_uri
+        self.pending: dict | None = None  # a version the alias names that is not served, and why
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="registry-follower", daemon=True)
+
+    def start(self) -> Follower:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        from grec.lifecycle.registry import Registry
+
+        registry = None
+        while not self._stop.wait(self.interval):
+            try:
+                registry = registry or Registry(self.name, self.tracking_uri)
+                version = registry.aliases().get(self.alias)
+            except Exception:  # the registry is down: keep serving, ask again next time
+                log.exception("reading %s@%s failed", self.name, self.alias)
+                continue
+            if version is None or version == self.served or (self.pending or {}).get("version") == version:
+                continue
+            log.info("%s@%s moved to v%s (serving v%s): loading it", self.name, self.alias, version, self.served)
+            try:
+                self.swap(version)
+            except Exception as e:
+                log.exception("v%s not swapped in; still serving v%s", version, self.served)
+                self.pending = {"version": version, "reason": f"{type(e).__name__}: {e}"[:500]}
+                continue
+            self.served, self.pending = version, None
