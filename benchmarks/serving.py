@@ -201,6 +201,7 @@ def load(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict
     latencies: list[float] = []
     stages: dict[str, list[float]] = {}
     failed = [0]
+    reasons: dict[str, int] = {}  # what the failures said (status and the start of the body)
     stop = time.monotonic() + seconds
 
     def client(k: int) -> None:
@@ -212,6 +213,8 @@ def load(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict
                 latencies.append(time.perf_counter() - t)
                 if response.status_code != 200:
                     failed[0] += 1
+                    reason = f"{response.status_code} {response.text[:160]}"
+                    reasons[reason] = reasons.get(reason, 0) + 1
                 for part in filter(None, response.headers.get("server-timing", "").split(",")):
                     name, _, value = part.strip().partition(";dur=")
                     stages.setdefault(name, []).append(float(value))
@@ -222,7 +225,8 @@ def load(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict
         list(pool.map(client, range(concurrency)))
     wall = time.monotonic() - start
     lat = np.array(latencies) * 1e3
-    return {"requests": len(lat), "failed": failed[0], "requests_per_s": len(lat) / wall,
+    return {"requests": len(lat), "failed": failed[0], "failures": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:3]),
+            "requests_per_s": len(lat) / wall,
             "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)), "mean_ms": float(lat.mean()),
             "stages_ms": {k: statistics.median(v) for k, v in stages.items()}}
 
@@ -247,17 +251,17 @@ def http_rank(state: Path, concurrencies=(1, 8), seconds: float = 20.0, candidat
     env = (env or {}) | ({"PYTHONPATH": str(source)} if source else {})
     with local_service(state, env=env, timeout=600) as url:
         bodies = _bodies(state, url, 5000, candidates, seed=0)
-        load(url, bodies[:50], 1, 2.0)  # warm: first requests encode queries and fill caches
+        load(url, bodies, 2, 5.0)  # warm: the first requests read queries from the store, fill caches
         results = {"levels": {}, "busy": {}}
         for c in concurrencies:
             results["levels"][c] = r = load(url, bodies, c, seconds)
             typer.echo(f"  concurrency {c}: {r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
-                       f"p99 {r['p99_ms']:.1f} ms, failed {r['failed']}")
+                       f"p99 {r['p99_ms']:.1f} ms, failed {r['failed']} {r['failures'] or ''}")
         with busy_neighbour(os.cpu_count() or 1):
             for c in concurrencies:
                 results["busy"][c] = r = load(url, bodies, c, seconds)
                 typer.echo(f"  concurrency {c}, busy neighbour: {r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
-                           f"p99 {r['p99_ms']:.1f} ms")
+                           f"p99 {r['p99_ms']:.1f} ms, failed {r['failed']} {r['failures'] or ''}")
         return results
 
 
