@@ -30,9 +30,10 @@ def test_each_item_keeps_its_latest_attributes_from_the_training_rows_in_parts()
     spec = FeatureSpec.fit_parts([later, first], **SPEC)  # parts in any order: the latest time wins
     assert spec.item_attributes == {"item_ids": [0, 1, 2], "categorical": {"genre": [4, 1, 2]},
                               "numerical": {"price_eur": [12.0, 25.0, 30.0]}}
+    assert spec.ranges == {"spend": [1.0, 1.0], "price_eur": [10.0, 30.0]}  # over every part (the serving bounds)
     assert spec == FeatureSpec(**{**SPEC, **{k: getattr(spec, k) for k in ("context_cardinalities", "item_cardinalities",
                                                                            "n_items", "n_pages", "image_dim", "item_attributes",
-                                                                           "vocabularies")}})
+                                                                           "vocabularies", "ranges")}})
 
 
 def test_a_historys_items_carry_their_attributes_and_unknown_ones_the_unknown_code(tmp_path):
