@@ -35,7 +35,8 @@ class Vocabulary:
         self.values = list(values)
         self._index: pd.Index | None = None
         self._arrow: pa.Array | None = None
-        self._rows: dict | None = None
+        self._rows: dict | None = None  # value -> row, for a request's few values (built on first use)
+        self._booleans = any(isinstance(v, bool | np.bool_) for v in self.values)
 
     @property
     def size(self) -> int:
@@ -56,7 +57,6 @@ class Vocabulary:
         booleans, as for the pandas Index)."""
         if self._rows is None:
             self._rows = {v: i for i, v in enumerate(self.values)}
-            self._booleans = any(isinstance(v, bool | np.bool_) for v in self.values)
         rows, size, booleans = self._rows, self.size, self._booleans
         return np.fromiter((size if not booleans and isinstance(v, bool | np.bool_) else rows.get(v, size)
                             for v in values), dtype=np.int64, count=len(values))

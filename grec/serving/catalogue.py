@@ -145,8 +145,8 @@ class Catalogue:
         position = snapshot.index.get_indexer(pd.Index(item_ids, dtype=object))
         return snapshot, np.where(position >= 0, position, snapshot.size)
 
-    def items(self, snapshot: Snapshot, rows: np.ndarray, item_ids: list) -> Features:
-        """The item fields of `item_ids` (at `rows` of `snapshot`), their own id codes included:
+    def items(self, snapshot: Snapshot, rows: np.ndarray, item_ids: list) -> dict[str, torch.Tensor]:
+        """The item fields (ITEM_FIELDS) of `item_ids` (at `rows` of `snapshot`), their own id codes included:
         an id the store lacks but the model learned keeps its embedding, as in training."""
         index = torch.from_numpy(rows)
         fields = {name: getattr(snapshot.features, name).index_select(0, index) for name in ITEM_FIELDS}

@@ -2,12 +2,12 @@
 
 A request's 50 candidates through a task's sub-network are a few hundred small tensor operations;
 on CPU their Python dispatch costs more than the arithmetic. Compiled once per task with dynamic
-shapes (any number of candidates), the same path ran 3.0x faster (2.9 -> 1.0 ms for 50 candidates,
-one thread; TorchScript's trace 1.7x and fixed to one candidate count, `benchmarks/serving.py`).
-The price is start-up: each task's graph is compiled before the worker says it is ready, about
-40 s for the first and 13 s for each next on 2 cores with nothing cached, 10 s and 2 s with
-Inductor's cache warm; the cache lives in the state folder (`$GREC_HOME/cache/inductor`), so a
-restart or a rollout of the same code finds it.
+shapes (any number of candidates), the scoring stage of `/rank` took 1.47 ms against 3.33 ms
+uncompiled (medians of the Server-Timing `score` stage, benchmarks/results/serving_http.md).
+The price is start-up: every task's graph is compiled before the worker says it is ready, about
+60 s for the storefront's 12 tasks on 2 cores with nothing cached, 17 s with Inductor's cache warm
+(`/metadata` reports it as `compilation.seconds`); the cache lives in the state folder
+(`$GREC_HOME/cache/inductor`), so a restart or a rollout of the same code finds it.
 
 `compile_tasks` checks every compiled task against the eager path on an example request and
 refuses (ValueError) a task whose scores differ by more than 1e-5.

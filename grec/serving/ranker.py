@@ -117,9 +117,8 @@ class RankResult:
     @property
     def features(self) -> pd.DataFrame:
         """What was scored, one row per candidate in request order, in the training-set layout, with
-        its score and rank: built on demand (the prediction log builds many at once, off the
-        request path)."""
-        return scored_frame([self.scored])
+        its score and rank: built on demand, never on the request path."""
+        return self.scored.frame()
 
 
 @dataclass(frozen=True)
@@ -140,30 +139,19 @@ class ScoredRows:
                 "cold_start_item": self.rows == self.snapshot.size, "candidates": len(self.rows),
                 "catalogue_at": datetime.fromtimestamp(self.snapshot.loaded_at, timezone.utc)}
 
+    def frame(self) -> pd.DataFrame:
+        """One row per candidate in request order, in the training-set layout: its catalogue row,
+        the request's columns, its score, rank (0 = first) and whether it was cold-start."""
+        frame = self.snapshot.table.iloc[self.rows].reset_index(drop=True)
+        frame["item_id"] = pd.Series(self.item_ids, dtype=object)
+        for key, value in self.request.items():
+            frame[key] = [value] * len(frame)
+        return frame.assign(score=self.scores, rank=_ranks(self.scores), cold_start_item=self.rows == self.snapshot.size)
+
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
     """(N,) each candidate's place in the ranking (0 = first; ties keep request order)."""
     return np.argsort(np.argsort(-scores, kind="stable"), kind="stable")
-
-
-def scored_frame(records: list[ScoredRows]) -> pd.DataFrame:
-    """Scored requests as one frame, one row per candidate in the training-set layout: its catalogue
-    row, the request's columns, its score, rank (0 = first) and whether it was cold-start. One
-    gather per catalogue snapshot, whatever the number of requests."""
-    parts = []
-    for snapshot in {id(r.snapshot): r.snapshot for r in records}.values():
-        group = [r for r in records if r.snapshot is snapshot]
-        counts = [len(r.rows) for r in group]
-        rows = np.concatenate([r.rows for r in group])
-        frame = snapshot.table.iloc[rows].reset_index(drop=True)
-        frame["item_id"] = pd.Series([i for r in group for i in r.item_ids], dtype=object)
-        for key in group[0].request:
-            frame[key] = pd.Series([r.request[key] for r in group]).repeat(counts).to_numpy()
-        frame["score"] = np.concatenate([r.scores for r in group])
-        frame["rank"] = np.concatenate([_ranks(r.scores) for r in group])
-        frame["cold_start_item"] = rows == snapshot.size
-        parts.append(frame)
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _one(value) -> np.ndarray:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -51,21 +52,18 @@ class Follower:
         self.name, self.alias, self.served, self.swap, self.interval = name, alias, served, swap, interval
         self.tracking_uri = tracking_uri
         self.pending: dict | None = None  # a version the alias names that is not served, and why
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="registry-follower", daemon=True)
 
     def start(self) -> Follower:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        self._stop.set()
-
     def _run(self) -> None:
         from grec.lifecycle.registry import Registry
 
         registry = None
-        while not self._stop.wait(self.interval):
+        while True:
+            time.sleep(self.interval)
             try:
                 registry = registry or Registry(self.name, self.tracking_uri)
                 version = registry.aliases().get(self.alias)

@@ -124,9 +124,9 @@ class GRecRanker:
     def _swap(self, version: str) -> None:
         """Serve the registry's `version` of the followed model from now on (the follower's thread)."""
         from grec.lifecycle.registry import Registry
-        from grec.serving.rollout import parse_follow, request_shape
+        from grec.serving.rollout import request_shape
 
-        name, alias = parse_follow(FOLLOW)
+        name, alias = self.follower.name, self.follower.alias
         model, spec = Registry(name).load(version)
         if request_shape(spec) != request_shape(SPEC):
             raise ValueError("its requests differ from the published document's (flows, use cases, columns or "

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -45,7 +44,6 @@ class GuardedStore:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="online-store")
         self._lock = threading.Lock()
         self.failure: str | None = None  # why the last read failed, until one succeeds
-        self.failed_at: float | None = None
 
     def call(self, read: Callable[..., T], *args) -> T:
         future = self._pool.submit(read, *args)
@@ -60,12 +58,12 @@ class GuardedStore:
             raise self._failed(f"{type(e).__name__}: {e}") from None
         if self.failure is not None:
             with self._lock:
-                self.failure = self.failed_at = None
+                self.failure = None
         return result
 
     def _failed(self, reason: str) -> StoreUnavailable:
         with self._lock:
-            self.failure, self.failed_at = reason, time.time()
+            self.failure = reason
         return StoreUnavailable(f"online store {self.description} unavailable: {reason}")
 
     def ready(self) -> bool:
