@@ -14,7 +14,7 @@ import importlib
 import sys
 import tempfile
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from grec import settings
@@ -68,6 +68,13 @@ def run_local(name: str, params: dict | None = None, pipeline_root: Path | None 
         task_runner = local.SubprocessRunner(use_venv=False)
     root = Path(pipeline_root or settings.state_dir() / "pipelines").resolve()
     root.mkdir(parents=True, exist_ok=True)
+    with one_run_at_a_time(root, name):
+        return _run(name, fn, params, root, task_runner, log)
+
+
+def _run(name: str, fn, params: dict, root: Path, task_runner, log: Path | None) -> Path:
+    from kfp import local
+
     for folder in sweep_killed_runs(root):
         warnings.warn(f"removed {folder}: the partial outputs of a pipeline run whose process was killed", stacklevel=2)
     claim = _claim(root)
@@ -87,6 +94,51 @@ def run_local(name: str, params: dict | None = None, pipeline_root: Path | None 
         failed = ANSI.sub("", str(e))
         raise PipelineError(f"pipeline {name} failed: {failed}" + (f"; its full log: {log}" if log else "")) from None
     return _finish(root, before, claim, "succeeded") or root
+
+
+@contextmanager
+def one_run_at_a_time(root: Path, name: str):
+    """Hold the pipeline root for one run: a run started while another holds it (two schedules
+    firing together, a user's run beside a scheduled one) waits for it, saying so on stderr, then
+    runs. Runs on one state folder share its registry, feature store and run folders: in turns,
+    each run sees what the last one left (a champion, a materialized store) and marks only its own
+    outputs. An exclusive lock on a file in the root, which names its holder; a holder that dies
+    releases it."""
+    import fcntl
+    import json
+    import os
+    import time
+
+    with open(root / ".run.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            started = time.monotonic()
+            print(f"waiting for {_holder(lock)} to end: pipeline runs in {root} go one at a time",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            print(f"waited {time.monotonic() - started:.0f} s; the {name} pipeline starts now", file=sys.stderr, flush=True)
+        lock.truncate(0)
+        lock.write(json.dumps({"pipeline": name, "pid": os.getpid(), "started": time.time()}))
+        lock.flush()
+        yield
+
+
+def _holder(lock) -> str:
+    """The run holding the lock, as it wrote itself there (it writes just after taking it)."""
+    import json
+    import time
+
+    for _ in range(20):
+        lock.seek(0)
+        try:
+            held = json.loads(lock.read())
+        except ValueError:
+            time.sleep(0.05)
+            continue
+        return (f"the {held['pipeline']} run of process {held['pid']} (started "
+                f"{time.strftime('%H:%M:%S', time.localtime(held['started']))})")
+    return "another pipeline run"
 
 
 # A run killed part way (SIGKILL, a lost machine) leaves a run folder kfp half filled. Every run

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from grec import settings
@@ -69,7 +69,8 @@ def local_service(state: Path, port: int | None = None, timeout: float = 180.0, 
         try:
             wait_ready(url, proc, timeout)
         except RuntimeError as e:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):  # a server that exited has no group left to stop
+                os.killpg(proc.pid, signal.SIGKILL)
             log.seek(0)
             raise RuntimeError(f"{e}: {log.read()[-3000:]}") from None
         yield url

@@ -25,6 +25,7 @@ import torch
 
 from grec.data.batch import ITEM_FIELDS, Features
 from grec.data.spec import FeatureSpec
+from grec.data.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Snapshot:
     same rows encoded; never changed once built."""
 
     table: pd.DataFrame  # (K + 1) rows, item columns as the store holds them; the last is cold-start
-    index: pd.Index  # the K known item ids -> their row
+    index: Vocabulary  # the K known item ids -> their row (K where unknown)
     features: Features  # (K + 1) rows: the item fields encoded (the request fields are placeholders)
     store_state: tuple  # what the store looked like when read (see Catalogue.store_state)
     loaded_at: float  # time.time()
@@ -68,7 +69,7 @@ class Snapshot:
     @property
     def size(self) -> int:
         """Known items."""
-        return len(self.index)
+        return self.index.size
 
 
 class Catalogue:
@@ -136,14 +137,13 @@ class Catalogue:
         placeholder = request_columns(spec, {}, spec.tasks.flows[0])
         frame = pd.concat([table, pd.DataFrame({k: [v] * len(table) for k, v in placeholder.items()})], axis=1)
         features = spec.encode(frame, self.texts)
-        index = pd.Index(table["item_id"].iloc[:-1].tolist(), dtype=object)
+        index = Vocabulary(table["item_id"].iloc[:-1].tolist())
         return Snapshot(table, index, features, state, time.time(), table.iloc[-1].to_dict())
 
     def lookup(self, item_ids: list) -> tuple[Snapshot, np.ndarray]:
         """(the snapshot used, (N,) each id's row in it: the cold-start row where unknown)."""
         snapshot = self.snapshot
-        position = snapshot.index.get_indexer(pd.Index(item_ids, dtype=object))
-        return snapshot, np.where(position >= 0, position, snapshot.size)
+        return snapshot, snapshot.index.index(item_ids)
 
     def items(self, snapshot: Snapshot, rows: np.ndarray, item_ids: list) -> dict[str, torch.Tensor]:
         """The item fields (ITEM_FIELDS) of `item_ids` (at `rows` of `snapshot`), their own id codes included:

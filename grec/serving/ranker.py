@@ -214,6 +214,8 @@ class Ranker:
         unknown = "" if spec.value_types.get("customer_id") == "string" else 0
         self.store = GuardedStore(online_store_description(reader.store), store_timeout, lambda: reader.customer(unknown))
         self.texts = RequestTexts(encoder or SentenceEncoder())
+        if spec.has("search"):  # loaded now: the first query the store has no vector for would wait seconds for it
+            self.texts.encoder.model
         self.catalogue = Catalogue(reader, spec, self.texts)
         self.catalogue.snapshot  # read and encoded before the first request
         self.compiled: dict[int, torch.nn.Module] = {}  # task -> compiled scorer (`compile`)

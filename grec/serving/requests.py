@@ -84,6 +84,24 @@ def rank_input_model(spec: FeatureSpec) -> type[BaseModel]:
     return create_model("RankRequest", __config__=FORBID_EXTRA, **fields)
 
 
+def rank_output_model(spec: FeatureSpec) -> type[BaseModel]:
+    """/rank's answer, typed: the OpenAPI document shows it (and the fuzzing tests check answers
+    against it), and BentoML serializes a typed model without deriving a JSON schema per request."""
+    item_id = {"int64": int, "string": str, "bool": bool}[spec.value_types.get("item_id", "int64")]
+    ranked = create_model(
+        "RankedItem",
+        item_id=(item_id, Field(description="A candidate of the request")),
+        score=(float, Field(description="The task's probability for this customer and item")),
+        cold_start=(bool, Field(description="No features for this item in the store: scored as an unseen item")))
+    return create_model(
+        "RankResponse",
+        request_id=(str, Field(description="This answer's id in the prediction log")),
+        task=(str, Field(description="flow+use_case of the task scored")),
+        model=(str, Field(description="The model that scored it (name:version)")),
+        items=(list[ranked], Field(description="The candidates, highest score first")),
+        cold_start_customer=(bool, Field(description="No features for this customer in the store")))
+
+
 HISTORY_RULE = ("viewed_item_ids and visited_page_ids are one sequence of visits, one page per viewed item: "
                 "the two lists are as long as each other (a row where they differ is refused with a 400)")
 

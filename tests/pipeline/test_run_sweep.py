@@ -51,3 +51,30 @@ def test_a_killed_pipeline_run_is_swept_by_the_next(tmp_path, fresh_state):
     killed = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(killed) == 1 and not (killed[0] / RUN_MARKER).exists()
     assert sweep_killed_runs(root) == killed and not killed[0].exists()
+
+
+def test_two_runs_started_at_once_on_one_state_folder_go_one_after_the_other(tmp_path, fresh_state):
+    """Two schedules firing together on a new state folder: the second waits for the first, saying
+    so, then runs; each marks only its own run folder. (A table the validation refuses keeps the
+    runs short; test_local runs a whole pipeline.)"""
+    import pandas as pd
+
+    data = tmp_path / "data"
+    simulate_to(data, SimulationConfig(n_impressions=3_000, train_weeks=2, seed=1))
+    impressions = pd.read_parquet(data / "impressions.parquet")
+    impressions.loc[impressions.index[:25], "purchase"] = 1  # purchases without a click: refused
+    impressions.to_parquet(data / "impressions.parquet", index=False)
+    cli = [str(Path(sys.executable).with_name("grec")), "pipeline", "run", "training", "--local", "--param", f"data={data}"]
+    runs = [subprocess.Popen(cli, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    said = [out + err for out, err in outputs]
+    assert all(run.returncode != 0 for run in runs)  # each ran its validation, which refused the table
+    assert all("validate-data" in text and "Traceback" not in text for text in said), said
+    waited = [text for text in said if "waiting for the training run of process" in text]
+    assert len(waited) == 1, said
+    other = runs[0].pid if waited[0] is said[1] else runs[1].pid
+    assert f"process {other}" in waited[0] and "go one at a time" in waited[0] and "the training pipeline starts now" in waited[0]
+    folders = [p for p in (fresh_state / "pipelines").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(folders) == 2 and all((p / RUN_MARKER).exists() for p in folders)
+    assert not list((fresh_state / "pipelines" / ".active").iterdir())
