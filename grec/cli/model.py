@@ -17,7 +17,7 @@ from grec.cli.common import DataOpt, TrackingOpt, TrainingSetOpt, console, open_
 def train(
     data: DataOpt = None,
     training_set: TrainingSetOpt = None,
-    model: Annotated[str, typer.Option(help="grec | mmoe | shared_bottom | single_task | lightgbm (one booster per task)")] = "grec",
+    model: Annotated[str, typer.Option(help="grec | mmoe | ple | shared_bottom | single_task | lightgbm (one booster per task)")] = "grec",
     routing: Annotated[str, typer.Option(help="GRec routing: token | sentence | task | task_sentence")] = "task_sentence",
     experts: Annotated[int, typer.Option(help="Experts (GRec 8, MMoE 4 by default)")] = 0,
     top_k: Annotated[int, typer.Option(help="Experts per token (GRec)")] = 4,

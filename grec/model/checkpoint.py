@@ -12,12 +12,12 @@ from torch import nn
 
 from grec.data.spec import FeatureSpec
 from grec.io import atomic_folder
-from grec.model.baselines import BaselineConfig, MMoE, SharedBottom, SingleTask
+from grec.model.baselines import PLE, BaselineConfig, MMoE, SharedBottom, SingleTask
 from grec.model.grec import GRec, GRecConfig, config_to_json
 from grec.model.trees import PerTaskTrees, TreeConfig
 
 CONFIGS = {"GRecConfig": GRecConfig, "BaselineConfig": BaselineConfig, "TreeConfig": TreeConfig}
-BASELINE_CLASSES = {"mmoe": MMoE, "shared_bottom": SharedBottom, "single_task": SingleTask}
+BASELINE_CLASSES = {"mmoe": MMoE, "ple": PLE, "shared_bottom": SharedBottom, "single_task": SingleTask}
 ARCHS = ("grec", *BASELINE_CLASSES, "lightgbm")  # what `grec train --model` and the pipeline's train step take
 
 

@@ -1,7 +1,7 @@
 """Ranking on a world with other names (the job board: its own surfaces, use cases and columns,
 histories of job views and search), served from a real Feast online store: the ranker's scores,
 history attributes, engineered features and learned interactions included, are the registered
-pyfunc's, for GRec and for the featured per-task trees."""
+pyfunc's, for GRec, PLE and the featured per-task trees; the gate judges each."""
 
 import mlflow
 import numpy as np
@@ -34,10 +34,10 @@ def jobs_store(jobs_data, jobs_dataset, tmp_path_factory):
     return home
 
 
-@pytest.fixture(scope="module", params=["grec", "lightgbm"])
+@pytest.fixture(scope="module", params=["grec", "ple", "lightgbm"])
 def served_jobs(request, jobs_store, jobs_data):
-    """A GRec (as `grec train` builds it, smaller, one epoch) or the featured per-task trees,
-    trained on the job board and registered."""
+    """A GRec or a PLE (as `grec train` builds them, smaller, one epoch) or the featured per-task
+    trees, trained on the job board and registered."""
     home, arch = jobs_store, request.param
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GREC_HOME", str(home))
@@ -49,7 +49,8 @@ def served_jobs(request, jobs_store, jobs_data):
         run = train_and_log(config, source, dataset, TrainConfig(epochs=1, progress=False), home / "models" / arch,
                             f"{arch}-jobs", register_as=f"{arch}-jobs")
         model, spec = load_model(run.model_dir)
-        yield {"home": home, "model": model, "spec": spec, "tables": load_tables(jobs_data), "uri": run.model_uri}
+        yield {"home": home, "model": model, "spec": spec, "tables": load_tables(jobs_data), "uri": run.model_uri,
+               "run": run, "name": f"{arch}-jobs"}
 
 
 def test_rank_scores_a_job_boards_request_like_the_registered_pyfunc(served_jobs, monkeypatch):
@@ -85,3 +86,20 @@ def test_a_store_without_items_serves_every_candidate_cold(served_jobs, monkeypa
     result = ranker.rank(RankRequest(int(imp["customer_id"].iloc[-1]), "SEARCH", "APPLY", [0, 3, 6]))
     assert sorted(result.cold_start_items) == [0, 3, 6] and sorted(result.item_ids) == [0, 3, 6]
     assert np.isfinite(result.scores).all()
+
+
+def test_the_gate_judges_the_model_on_the_job_boards_test_week(served_jobs, monkeypatch):
+    """Whatever the architecture, the gate scores the model folder task by task on the test week,
+    against the registry's champion of its name (itself: a difference of zero)."""
+    from grec.pipeline import steps
+
+    monkeypatch.setenv("GREC_HOME", str(served_jobs["home"]))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = served_jobs["run"]
+    report = steps.gate(served_jobs["home"] / "set", run.model_dir, run.run_id, model_name=served_jobs["name"])
+    spec = served_jobs["spec"]
+    assert [t.task for t in report.tasks] == [spec.tasks.task_name(t) for t in range(spec.tasks.n_tasks)]
+    judged = [t for t in report.tasks if t.judged]
+    assert judged and all(0 < t.challenger_auc < 1 for t in judged)
+    if report.champion:  # the registered version is its own champion: the same scores
+        assert all(abs(t.diff) < 1e-6 for t in judged) and report.passed
