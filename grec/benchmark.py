@@ -119,7 +119,9 @@ def _scores(label, probs, weights, metric) -> tuple[float, list[float], np.ndarr
 
 
 def compare(data: Dataset, seeds: list[int], budget: TrainConfig, models: dict = MODELS, samples: int = 1000,
-            log: Callable[[str], None] = print, challenger: str = CHALLENGER, cache: TrainedCache | None = None) -> dict:
+            log: Callable[[str], None] = print, challenger: str = CHALLENGER, cache: TrainedCache | None = None,
+            means: dict[str, list[str]] | None = None, on_trained: Callable[[str, torch.nn.Module], None] | None = None,
+            ) -> dict:
     """Train every model once per seed on `data` and score the test rows (see the module docstring).
 
     Per task and per use case (pooled over flows): AUC and AP, their seed mean, spread and 95%
@@ -127,7 +129,10 @@ def compare(data: Dataset, seeds: list[int], budget: TrainConfig, models: dict =
     interval (the same Poisson weightings of the test impressions for every model and seed, so the
     rows' tasks are resampled jointly). "mean" is over the use cases whose test rows hold both
     classes. On simulated data the oracle (the true probability) is a row of its own. With `cache`,
-    a (model, seed) it holds is read instead of trained ("resumed" counts them)."""
+    a (model, seed) it holds is read instead of trained ("resumed" counts them). `means`: more
+    means than "mean", each over the groups it names ({"sparse tasks": [task names]}), with
+    their intervals and paired differences as "mean" has; `on_trained(name, net)`: every model
+    trained here (not those read from the cache), as it is after training."""
     test = data.rows["test"]
     label = test.label.numpy()
     groups = {**task_masks(data, test), **{f"ALL+{u}": test.use_case.numpy() == i
@@ -149,21 +154,24 @@ def compare(data: Dataset, seeds: list[int], budget: TrainConfig, models: dict =
             trained = cache.get(name, settings, seed) if cache else None
             out["resumed"] += trained is not None
             if trained is None:
-                trained = _train_and_predict(data, settings, dataclasses.replace(budget, seed=seed))
+                *trained, net = _train_and_predict(data, settings, dataclasses.replace(budget, seed=seed))
                 if cache:
                     cache.put(name, settings, seed, *trained)
+                if on_trained:
+                    on_trained(name, net)
             probs.append(trained[0])
             seconds.append(trained[1])
             speed.append(trained[2])
         out["models"][name] = {"seconds": statistics.mean(seconds), "rows_per_second": statistics.mean(speed),
-                               **_summarise(label, probs, groups, use_cases, weights, impression, boots.setdefault(name, {}))}
+                               **_summarise(label, probs, groups, use_cases, weights, impression, boots.setdefault(name, {}),
+                                            means)}
         log(f"  {name}: " + ", ".join(f"{g} {out['models'][name]['tasks'][g]['auc']:.4f}" for g in use_cases)
             + f" ({statistics.mean(seconds):.0f} s)")
     if test.oracle is not None:
         out["models"]["Oracle (true probability)"] = {
             "seconds": 0.0, "rows_per_second": 0.0,
             **_summarise(label, [test.oracle.numpy()], groups, use_cases, weights, impression,
-                         boots.setdefault("Oracle (true probability)", {}))}
+                         boots.setdefault("Oracle (true probability)", {}), means)}
     if challenger in boots:  # paired: the same weightings for both, so shared noise cancels
         for name, b in boots.items():
             if name != challenger:
@@ -171,14 +179,14 @@ def compare(data: Dataset, seeds: list[int], budget: TrainConfig, models: dict =
     return out
 
 
-def _train_and_predict(data: Dataset, settings: dict, budget: TrainConfig) -> tuple[np.ndarray, float, float]:
+def _train_and_predict(data: Dataset, settings: dict, budget: TrainConfig) -> tuple[np.ndarray, float, float, torch.nn.Module]:
     """One model of `settings` trained under `budget` (its seed included): test probabilities,
-    seconds, rows/s."""
+    seconds, rows/s, and the model."""
     torch.manual_seed(budget.seed)
     arch_settings = {k: v for k, v in settings.items() if k not in ("arch", "target", "seeds")}
     net = build_model(model_config(settings["arch"], InputConfig.sizes_from(data.spec), **arch_settings))
     summary = train_model(net, data, dataclasses.replace(budget, progress=False, target=settings.get("target", "label")))
-    return predict(net, data, data.rows["test"]), summary["seconds"], summary["rows_per_second"]
+    return predict(net, data, data.rows["test"]), summary["seconds"], summary["rows_per_second"], net
 
 
 def _interval(diffs: np.ndarray) -> list[float]:
@@ -186,10 +194,10 @@ def _interval(diffs: np.ndarray) -> list[float]:
     return [float(lo), float(hi)]
 
 
-def _summarise(label, probs, groups, use_cases, weights, impression, boots: dict) -> dict:
-    """Per group (task or pooled use case) and for the mean over `use_cases`: AUC and AP over the
-    seeds; the bootstrap draws go to `boots` ({"auc:<group>": (B,)...}) for paired differences.
-    weights (B, N) per impression, impression (R,) each row's."""
+def _summarise(label, probs, groups, use_cases, weights, impression, boots: dict, means: dict | None = None) -> dict:
+    """Per group (task or pooled use case) and for the mean over `use_cases` (and each of `means`:
+    {name: groups}): AUC and AP over the seeds; the bootstrap draws go to `boots` ({"auc:<group>":
+    (B,)...}) for paired differences. weights (B, N) per impression, impression (R,) each row's."""
     tasks = {}
     for g, m in groups.items():
         entry, w = {}, weights[:, impression[m]]  # (B, R_g)
@@ -199,12 +207,19 @@ def _summarise(label, probs, groups, use_cases, weights, impression, boots: dict
                       f"{key}_ci": _interval(boot), f"{key}_per_seed": per_seed}
             boots[f"{key}:{g}"] = boot
         tasks[g] = entry
-    mean = {}
-    for key in ("auc", "ap"):
-        boots[f"{key}:mean"] = np.mean([boots[f"{key}:{g}"] for g in use_cases], axis=0) if use_cases else np.array([np.nan])
-        mean |= {key: float(np.mean([tasks[g][key] for g in use_cases])) if use_cases else float("nan"),
-                 f"{key}_ci": _interval(boots[f"{key}:mean"])}
-    return {"tasks": tasks, "mean": mean}
+    out = {"tasks": tasks}
+    for name, over in {"mean": use_cases, **(means or {})}.items():
+        over, entry = [g for g in over if g in tasks], {}
+        for key in ("auc", "ap"):
+            values = [tasks[g][key] for g in over if np.isfinite(tasks[g][key])]
+            draws = [boots[f"{key}:{g}"] for g in over if np.isfinite(tasks[g][key])]
+            # an extra mean over sparse groups: a draw that leaves one group without a positive
+            # averages the others (nanmean); "mean" is over groups that always have some
+            average = np.mean if name == "mean" else np.nanmean
+            boots[f"{key}:{name}"] = average(draws, axis=0) if draws else np.array([np.nan])
+            entry |= {key: float(np.mean(values)) if values else float("nan"), f"{key}_ci": _interval(boots[f"{key}:{name}"])}
+        out[name] = entry | ({"groups": len(over)} if name != "mean" else {})
+    return out
 
 
 def interval_cell(entry: dict, key: str = "auc") -> str:

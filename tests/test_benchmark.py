@@ -20,13 +20,23 @@ def test_compare_reads_kept_models_instead_of_training_them(small_dataset, tmp_p
         cache.put("GRec task-sentence 8/4", chosen["GRec task-sentence 8/4"], seed, oracle, 10.0, 100.0)
         cache.put("MMoE 4", chosen["MMoE 4"], seed, noisy, 20.0, 50.0)
 
+    tasks = small_dataset.spec.tasks
+    sparse = [tasks.task_name(t) for t in range(tasks.n_tasks) if tasks.task_name(t).endswith(("CVR", "CTCVR"))]
+    trained = []
     result = compare(small_dataset, [0, 1], TrainConfig(epochs=1), chosen, samples=50, log=lambda _: None,
-                     cache=TrainedCache(tmp_path / "kept", KEY))
-    assert result["resumed"] == 4
+                     cache=TrainedCache(tmp_path / "kept", KEY), means={"sparse tasks": sparse},
+                     on_trained=lambda name, net: trained.append(name))
+    assert result["resumed"] == 4 and trained == []
     grec, mmoe, truth = (result["models"][m] for m in ("GRec task-sentence 8/4", "MMoE 4", "Oracle (true probability)"))
     assert grec["mean"]["auc"] == pytest.approx(truth["mean"]["auc"]) and grec["seconds"] == 10.0
     assert mmoe["mean"]["auc"] < grec["mean"]["auc"] and mmoe["rows_per_second"] == 50.0
     assert mmoe["vs_challenger"]["auc:mean"][0] > 0  # the oracle's scores beat the noisy ones beyond the noise
+    # a mean over chosen tasks (the sparse ones): over those with test positives, with its interval and difference
+    held = [t for t in sparse if t in grec["tasks"] and grec["tasks"][t]["ap"] == grec["tasks"][t]["ap"]]
+    assert 0 < grec["sparse tasks"]["groups"] <= len(sparse)
+    assert grec["sparse tasks"]["ap"] == pytest.approx(np.mean([grec["tasks"][t]["ap"] for t in held]))
+    lo, hi = mmoe["vs_challenger"]["ap:sparse tasks"]
+    assert lo <= hi and grec["sparse tasks"]["ap_ci"][0] <= grec["sparse tasks"]["ap"] <= grec["sparse tasks"]["ap_ci"][1]
 
 
 def test_a_kept_folder_of_another_run_or_setting_is_refused(tmp_path):

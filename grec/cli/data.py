@@ -25,6 +25,8 @@ def simulate(
     monitor_weeks: Annotated[int, typer.Option(help="Production weeks after the test week (what monitoring watches)")] = 0,
     drift: Annotated[Optional[str], typer.Option(help="Drift scenarios in the last monitor week(s), comma-separated: flow_shift")] = None,
     drift_weeks: Annotated[int, typer.Option(help="Monitor weeks, counted from the end, that carry the drift")] = 1,
+    pages: Annotated[bool, typer.Option("--pages", help="Storefront: tasks per surface too (flow x surface x use "
+                                                       "case, 72 tasks), each surface converting at its own rate")] = False,
     world: Annotated[str, typer.Option(help="storefront (the telecom storefront, the platform's own contract) or "
                                             "jobs (a job board's logs: contract drafted by `grec data init`)")] = "storefront",
 ):
@@ -38,6 +40,8 @@ def simulate(
     out = out or settings.data_dir()
     if world not in ("storefront", "jobs"):
         raise typer.BadParameter(f"--world: {world!r} is not one of storefront, jobs")
+    if world == "jobs" and pages:
+        raise typer.BadParameter("--pages adds surfaces to the storefront's tasks; the job board has its own (leave it out)")
     if world == "jobs" and (monitor_weeks or drift):
         raise typer.BadParameter("--monitor-weeks and --drift simulate the storefront's production weeks; the job "
                                  "board has none (leave them out with --world jobs)")
@@ -50,7 +54,7 @@ def simulate(
             config = SimulationConfig(
                 n_impressions=impressions, test_weeks=test_weeks, seed=seed, monitor_weeks=monitor_weeks,
                 drift=tuple(d.strip() for d in (drift or "").split(",") if d.strip()), drift_weeks=drift_weeks,
-                **given, **({"n_items": items} if items is not None else {}))
+                pages=pages, **given, **({"n_items": items} if items is not None else {}))
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     with console.status(f"Simulating {impressions:,} impressions"):
@@ -154,6 +158,10 @@ def data_init(
         "--column", help="[TABLE.]PART=COLUMN: your column playing a core part (customer_id, item_id, impression_id, "
                          "event_timestamp, updated_at, flow, search_query, viewed_item_ids, visited_page_ids, description, "
                          "image_embedding) where it is not recognised (repeatable)")] = None,
+    task_token: Annotated[Optional[list[str]], typer.Option(
+        "--task-token", help="An impressions text column that names tasks beside the flow (a page, a surface; "
+                             "repeatable): each task is flow + its values + use case, over the combinations the "
+                             "logs hold")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing contract.json")] = False,
 ):
     """Draft contract.json for your own tables: which columns are categorical and numerical
@@ -165,7 +173,8 @@ def data_init(
 
     refuse_existing(folder, force)
     with console.status(f"Reading {folder}"):
-        draft = draft_contract(folder, name, label, use_case, population, funnel, split, cast, oracle, file, column)
+        draft = draft_contract(folder, name, label, use_case, population, funnel, split, cast, oracle, file, column,
+                               task_token)
         path = write_draft(draft, force)
     contract = draft.contract
     table = Table(title=escape(f"Contract '{contract.name}' for {folder}"))
@@ -182,7 +191,8 @@ def data_init(
     renamed = [f"{contract.tables[t].file}: " + ", ".join(f"{c} = {p}" for p, c in names["columns"].get(t, {}).items())
                for t in contract.tables if names["columns"].get(t)]
     for key, value in (("Your names", "; ".join(renamed) or "the platform's own (customer_id, item_id, ...)"),
-                       ("Labels", ", ".join(tasks.label_columns)), ("Flows", ", ".join(tasks.flows)), ("Use cases", labels),
+                       ("Labels", ", ".join(tasks.label_columns)), (("Flows" if len(tasks.tokens) == 1 else "Routes (" + "+".join(tasks.tokens) + ")"),
+                        ", ".join(tasks.flows)), ("Use cases", labels),
                        ("Tasks", f"{tasks.n_tasks}: " + ", ".join(tasks.task_name(t) for t in range(tasks.n_tasks))),
                        ("Funnel", ", ".join(f"{a} -> {b}" for a, b in contract.funnel) or "none"),
                        ("Split", f"column '{contract.split}'" if contract.split else "by time"),

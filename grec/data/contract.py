@@ -203,6 +203,8 @@ class Contract:
                                       ("numerical", "float32", FEATURE_ROLES[table][1])):
                 columns += [Column(c, dtype, role, f"{table} {kind} feature") for c in given.get(kind, [])]
             if table == "impressions":
+                columns += [Column(c, "string", Role.FLOW, "a task token beside the flow (its values: the tasks' routes)")
+                            for c in tasks.tokens[1:]]
                 columns += [Column(c, "int8", Role.LABEL, "label, 0 or 1") for c in tasks.label_columns]
                 columns += [Column(c, "float32", Role.ORACLE, "true probability of a use case's label (simulated)")
                             for c in dict.fromkeys(tasks.oracles.values())]

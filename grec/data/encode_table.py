@@ -82,10 +82,12 @@ def _texts(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
 def encode_table(spec: FeatureSpec, table: pa.Table, texts: TextEmbeddingStore) -> EncodedRows:
     """Rows of a training set (Arrow) -> EncodedRows, as `spec.encode` would encode them."""
     n = len(table)
-    flows = pc.index_in(table.column("flow"), value_set=pa.array(spec.tasks.flows))
+    tokens = [table.column(t).cast(pa.string()) for t in spec.tasks.tokens]
+    routes = tokens[0] if len(tokens) == 1 else pc.binary_join_element_wise(*tokens, "+")
+    flows = pc.index_in(routes, value_set=pa.array(spec.tasks.flows))
     if flows.null_count:
         row = int(np.flatnonzero(flows.is_null().to_numpy(zero_copy_only=False))[0])
-        raise SchemaError(f"column '{spec.user_name('flow')}': unknown flow {table.column('flow')[row].as_py()!r} at row {row}; "
+        raise SchemaError(f"{spec.route_columns()}: unknown {spec.route_word()} {routes[row].as_py()!r} at row {row}; "
                           f"known: {spec.tasks.flows}")
     image, lengths = _lists(table, "image_embedding")
     if (lengths != spec.image_dim).any():

@@ -11,7 +11,9 @@ columns it classifies, never a whole table in memory) to decide what each column
 - labels: the columns given (--label, --use-case, --population, --funnel), else every int8 or
   bool impressions column holding only 0 and 1;
 - categorical features: int64 columns of codes >= 0; numerical features: float32 columns;
-- the split: the column given, else a string column named "split" holding train/valid/test.
+- the split: the column given, else a string column named "split" holding train/valid/test;
+- task tokens beside the flow (--task-token page): the tasks are the combinations of the flow's
+  and the tokens' values the impressions hold, each with every use case.
 
 Columns that cannot be used as they are (strings, negative codes, nulls, int32 or float64 where
 the readers need int64 or float32) are reported with the fix, never silently dropped; those a type
@@ -236,6 +238,36 @@ class _Drafter:
                                                "(a page, a channel, a campaign), each a task per use case")
         return tuple(sorted(stats.values))
 
+    def task_tokens(self, names: list[str]) -> list[str]:
+        """The impressions columns named as task tokens beside the flow (a page, a surface), claimed:
+        text columns of few values, none with a '+' (the routes' separator)."""
+        out = []
+        for name in names:
+            stats = self.stats["impressions"].get(name)
+            if stats is None:
+                self.problems.append(f"--task-token {name}: {self.file('impressions')} has no column '{name}'")
+            elif column_kind(stats.type) != "string":
+                self.refuse("impressions", name, f"is a task token but has type {type_name(stats.type)}; a task token "
+                                                  "is text (a page, a surface), one of few values")
+            elif stats.more_values:
+                self.refuse("impressions", name, f"is a task token but has more than {MAX_VALUES:,} distinct values")
+            elif any("+" in v for v in stats.values):
+                self.refuse("impressions", name, "is a task token but a value has a '+': task names join tokens with '+'")
+            elif name in out or name == self.col("impressions", "flow"):
+                self.problems.append(f"--task-token {name}: named twice (the flow is a task token already)")
+            elif self.claim("impressions", name):
+                out.append(name)
+        return out
+
+    def routes(self, tokens: list[str]) -> tuple[str, ...]:
+        """The combinations of the flow's and the task tokens' values the impressions hold, each a
+        route ("AAL+home"), sorted: the tasks are these routes x the use cases."""
+        columns, seen = [self.col("impressions", "flow"), *tokens], set()
+        for batch in pq.ParquetFile(self.data_dir / self.file("impressions")).iter_batches(columns=columns):
+            combos = pa.Table.from_batches([batch]).group_by(columns).aggregate([])  # streamed: one batch at a time
+            seen.update(zip(*(combos.column(c).to_pylist() for c in columns)))
+        return tuple(sorted("+".join(map(str, combo)) for combo in seen))
+
     # labels, use cases, split -------------------------------------------------------------
 
     def label_ok(self, column: str, why: str = "") -> bool:
@@ -452,7 +484,8 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
                    use_cases: list[str] | dict[str, str] | None = None, populations: list[str] | dict[str, str] | None = None,
                    funnel: list[str] | list[tuple[str, str]] | None = None, split: str | None = None,
                    cast: bool = False, oracles: list[str] | dict[str, str] | None = None,
-                   files: list[str] | dict[str, str] | None = None, columns: list[str] | None = None) -> Draft:
+                   files: list[str] | dict[str, str] | None = None, columns: list[str] | None = None,
+                   task_tokens: list[str] | None = None) -> Draft:
     """A contract for the tables in `data_dir`, inferred from their schemas and one pass over their
     rows (see the module's docstring), with the columns left out and why.
 
@@ -473,12 +506,13 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
     d = _Drafter(data_dir, cast, files, columns)
     d.core()
     flows = d.flows()
+    tokens = d.task_tokens(list(task_tokens or []))
 
     given = list(labels or []) + [lab for _, lab in use_case_pairs + population_pairs] + [c for p in funnel_pairs for c in p]
     label_columns, taken = d.labels(given)
     split_column = d.split(split)
     oracle_columns = {uc: col for uc, col in oracle_pairs if d.oracle(uc, col)}
-    taken = {*taken, *(c for c in (split, split_column) if c), *(col for _, col in oracle_pairs)}  # never features
+    taken = {*taken, *(c for c in (split, split_column) if c), *(col for _, col in oracle_pairs), *tokens}  # never features
     for c in label_columns + ([split_column] if split_column else []) + list(dict.fromkeys(oracle_columns.values())):
         d.claim("impressions", c)
 
@@ -548,7 +582,8 @@ def draft_contract(data_dir: Path, name: str | None = None, labels: list[str] | 
         if days < 15:
             d.notes.append("the impressions span less than 15 days: the time split leaves (almost) no training rows; "
                            "add a split column (train/valid/test) and pass --split COL")
-    tasks = TaskVocabulary(flows, tuple(chosen), dict(chosen), pops, oracle_columns)
+    routes = d.routes(tokens) if tokens else flows
+    tasks = TaskVocabulary(routes, tuple(chosen), dict(chosen), pops, oracle_columns, ("flow", *tokens))
     try:
         contract = Contract.define(name or Path(data_dir).resolve().name, d.features, tasks, funnel_pairs, split_column,
                                    source="drafted by grec data init (edit to cite where the data comes from)",

@@ -43,11 +43,17 @@ def task_name(task: int) -> str:
 
 @dataclass(frozen=True)
 class TaskVocabulary:
-    """The tasks of a dataset: flows (scenarios) x use cases, and for each use case the label
-    column it predicts and the rows it is defined on (None: every row; a label column: the rows
-    where that label is 1, as CVR is defined on clicks). Task ids are flow-major."""
+    """The tasks of a dataset: routes x use cases, and for each use case the label column it
+    predicts and the rows it is defined on (None: every row; a label column: the rows where that
+    label is 1, as CVR is defined on clicks). Task ids are route-major.
 
-    flows: tuple[str, ...]
+    A task is a sentence of tokens (the paper's eq. 8): the values of the impressions' task token
+    columns (`tokens`: the flow, and any others such as a page) and a use case, e.g. [AAL, home,
+    CTCVR]. A route is one combination of the token columns' values, named by them joined with '+'
+    ("AAL+home"); with the flow alone (every two-token contract) a route is a flow. Routes are the
+    combinations the contract lists, not every product of the columns' values."""
+
+    flows: tuple[str, ...]  # the routes
     use_cases: tuple[str, ...]
     labels: dict[str, str]
     populations: dict[str, str | None]
@@ -55,8 +61,17 @@ class TaskVocabulary:
     # its label, on the use case's own rows), read as the oracle and as the reachable ceiling's
     # target; never a feature. Every use case or none.
     oracles: dict[str, str] = field(default_factory=dict)
+    # The impressions columns whose values make a route, in the sentence's order; the first is the flow.
+    tokens: tuple[str, ...] = ("flow",)
 
     def __post_init__(self) -> None:
+        if not self.tokens or self.tokens[0] != "flow" or len(set(self.tokens)) != len(self.tokens):
+            raise SchemaError(f"task vocabulary: tokens {list(self.tokens)} must start with 'flow' and name each column once")
+        for route in self.flows:
+            parts = route.split("+")
+            if len(parts) != len(self.tokens) or not all(parts):
+                raise SchemaError(f"task vocabulary: route {route!r} is not one value per token column "
+                                  f"{list(self.tokens)} joined with '+'")
         for use_case in self.use_cases:
             if use_case not in self.labels:
                 raise SchemaError(f"task vocabulary: use case {use_case!r} names no label column")
@@ -73,6 +88,22 @@ class TaskVocabulary:
         return tuple(dict.fromkeys(names))
 
     @property
+    def route_tokens(self) -> tuple[tuple[str, ...], ...]:
+        """Each route's token values, in the order of `tokens`."""
+        return tuple(tuple(route.split("+")) for route in self.flows)
+
+    @property
+    def token_values(self) -> tuple[tuple[str, ...], ...]:
+        """Per token column, its values in first-use order over the routes."""
+        return tuple(tuple(dict.fromkeys(r[i] for r in self.route_tokens)) for i in range(len(self.tokens)))
+
+    @property
+    def route_codes(self) -> list[list[int]]:
+        """(routes, token columns): each route's token as an index into its column's `token_values`."""
+        values = self.token_values
+        return [[values[i].index(t) for i, t in enumerate(r)] for r in self.route_tokens]
+
+    @property
     def n_tasks(self) -> int:
         return len(self.flows) * len(self.use_cases)
 
@@ -82,12 +113,14 @@ class TaskVocabulary:
 
     def to_dict(self) -> dict:
         return {"flows": list(self.flows), "use_cases": list(self.use_cases), "labels": dict(self.labels),
-                "populations": dict(self.populations), **({"oracles": dict(self.oracles)} if self.oracles else {})}
+                "populations": dict(self.populations), **({"oracles": dict(self.oracles)} if self.oracles else {}),
+                **({"tokens": list(self.tokens)} if len(self.tokens) > 1 else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> TaskVocabulary:
         return cls(tuple(d["flows"]), tuple(d["use_cases"]), dict(d["labels"]),
-                   {u: d.get("populations", {}).get(u) for u in d["use_cases"]}, dict(d.get("oracles", {})))
+                   {u: d.get("populations", {}).get(u) for u in d["use_cases"]}, dict(d.get("oracles", {})),
+                   tuple(d.get("tokens", ("flow",))))
 
 
 # The storefront's tasks: three flows, the funnel's four use cases.

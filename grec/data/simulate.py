@@ -95,9 +95,10 @@ from grec.data.schema import (
     USE_CASE_LABEL,
     USE_CASE_POPULATION,
     USE_CASES,
+    TaskVocabulary,
     oracle_scores,
 )
-from grec.data.contract import list_array, write_tables
+from grec.data.contract import TELECOM, Contract, list_array, write_tables
 from grec.io import write_json
 
 # --------------------------------------------------------------------------------------------
@@ -279,6 +280,14 @@ SEARCH_SHOWS_INTENT = 0.5  # search results show the searched category this ofte
 SEARCH_SHOWS_BRAND = 0.6  # ... and, with a brand intent, that brand's items this often
 BROWSE_SHOWS_INTENT = 0.75
 PAGE_TYPE_P = {"browse": 0.30, "landing": 0.33, "home": 0.22, "deals": 0.10, "detail": 0.05}
+# With `pages` (SimulationConfig): the surface of each impression is a task token beside the flow
+# (tasks = flow x surface x use case, the paper's "Home Page (AAL CTCVR)"), and each surface
+# converts at its own rate (logit offsets on add-to-cart and purchase): a deals page's shoppers
+# add to cart readily, an accessory shown on another product's page (detail) is an afterthought,
+# search results convert on intent. Without `pages` none of it is drawn or applied.
+SURFACES = ("search", *PAGE_TYPE_P)  # search results, then the page types in PAGE_TYPE_P's order
+SURFACE_ATC = np.array([0.35, 0.1, -0.15, -0.35, 0.45, -0.6])
+SURFACE_PURCHASE = np.array([0.25, 0.0, -0.1, -0.3, 0.3, -0.45])
 RETARGET_SHARE = 0.25  # home-page rows re-targeting a recently viewed item (when there is one)
 POLICY_POPULARITY = 0.8  # the logging policy follows popularity, a bit flattened
 
@@ -386,6 +395,9 @@ class SimulationConfig:
     monitor_weeks: int = 0
     drift: tuple[str, ...] = ()
     drift_weeks: int = 1
+    # Tasks per surface too (SURFACES): the impressions gain a `surface` column, the data folder a
+    # contract whose tasks are flow x surface x use case (72), each surface converting at its own rate.
+    pages: bool = False
 
     def __post_init__(self) -> None:
         if self.n_impressions < 1:
@@ -919,6 +931,7 @@ class _Shown(NamedTuple):
     item: np.ndarray
     page: np.ndarray
     kind: np.ndarray  # 0 search, 1 browse, 2 other (intent hidden)
+    surface: np.ndarray  # index into SURFACES
 
 
 SEARCH_KIND, BROWSE_KIND, HIDDEN_KIND = range(3)
@@ -975,7 +988,7 @@ def _logging_policy(rng: np.random.Generator, rows: _Rows, intent: np.ndarray, b
         HOME,
     )
     kind = np.select([search, is_type["browse"]], [SEARCH_KIND, BROWSE_KIND], HIDDEN_KIND)
-    return _Shown(item.astype(np.int64), page.astype(np.int64), kind)
+    return _Shown(item.astype(np.int64), page.astype(np.int64), kind, page_type + 1)  # search (-1) is surface 0
 
 
 def _in_sequence(item: np.ndarray, seq_len: np.ndarray, offsets: np.ndarray, seq_items: np.ndarray) -> np.ndarray:
@@ -998,8 +1011,10 @@ def _taste(c: _Customers, customer: np.ndarray, items: _Items, item: np.ndarray,
 
 
 def _logit_terms(rows: _Rows, shown: _Shown, intent: np.ndarray, brand_intent: np.ndarray, viewed: np.ndarray,
-                 c: _Customers, items: _Items, world: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """The named, noise-free terms of the click, add-to-cart and purchase logits (they sum to each logit)."""
+                 c: _Customers, items: _Items, world: dict[str, np.ndarray],
+                 pages: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """The named, noise-free terms of the click, add-to-cart and purchase logits (they sum to each
+    logit); `pages`: with each surface's own conversion rate."""
     f, i, cu = rows.flow, shown.item, rows.customer
     cat = items.category[i]
     match = cat == intent
@@ -1044,20 +1059,24 @@ def _logit_terms(rows: _Rows, shown: _Shown, intent: np.ndarray, brand_intent: n
         "taste": PURCHASE_TASTE * taste,
         "credit": PURCHASE_CREDIT * c.credit[cu],
     }
+    if pages:
+        atc["surface"], purchase["surface"] = SURFACE_ATC[shown.surface], SURFACE_PURCHASE[shown.surface]
     return {"click": click, "atc": atc, "purchase": purchase}
 
 
 def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent: np.ndarray,
                    brand_intent: np.ndarray, viewed: np.ndarray, c: _Customers, items: _Items,
-                   world: dict[str, np.ndarray], drifted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   world: dict[str, np.ndarray], drifted: np.ndarray | None = None,
+                   pages: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The true funnel probabilities: each logit is the sum of its terms plus per-impression noise.
-    `drifted` marks the rows that see the price change."""
+    `drifted` marks the rows that see the price change; `pages`: surfaces convert at their own rates."""
     n = len(rows.flow)
-    logits = {step: sum(t.values()) for step, t in _logit_terms(rows, shown, intent, brand_intent, viewed, c, items, world).items()}
+    terms = _logit_terms(rows, shown, intent, brand_intent, viewed, c, items, world, pages)
+    logits = {step: sum(t.values()) for step, t in terms.items()}
     if drifted is not None and drifted.any():  # rows after the price change meet the new prices
         sub = lambda nt: type(nt)(*(a[drifted] for a in nt))  # noqa: E731
         after = _logit_terms(sub(rows), sub(shown), intent[drifted], brand_intent[drifted], viewed[drifted], c,
-                             _price_change(items)[0], world)
+                             _price_change(items)[0], world, pages)
         for step, t in after.items():
             logits[step][drifted] = sum(t.values())
     click = logits["click"] + rng.normal(0, CLICK_NOISE, n)
@@ -1083,7 +1102,8 @@ def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _C
     shown = _logging_policy(rng, rows, intent, brand_intent, search, items, seq, launched, after_launch)
     in_seq = _in_sequence(shown.item, rows.seq_len, seq[0], seq[1])
     drifted = ts_us >= config.drift_start.value // 1000 if "price_change" in config.drift else None
-    p_click, p_atc, p_purchase = _probabilities(rng, rows, shown, intent, brand_intent, in_seq, c, items, world, drifted)
+    p_click, p_atc, p_purchase = _probabilities(rng, rows, shown, intent, brand_intent, in_seq, c, items, world, drifted,
+                                                config.pages)
 
     n = len(ts_us)
     click = rng.random(n) < p_click
@@ -1117,7 +1137,26 @@ def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _C
         "p_add_to_cart_given_click": p_atc.astype(np.float32),
         "p_purchase_given_add_to_cart": p_purchase.astype(np.float32),
     })
-    return frame[IMPRESSIONS.names()]
+    if not config.pages:
+        return frame[IMPRESSIONS.names()]
+    frame["surface"] = np.array(SURFACES, dtype=object)[shown.surface]
+    for use_case, p in oracle_scores(frame).items():  # one true-probability column per use case (the contract's oracles)
+        frame[PAGES_ORACLES[use_case]] = p.astype(np.float32)
+    return frame[pages_contract().tables["impressions"].names()]
+
+
+PAGES_ORACLES = {u: f"p_{u.lower()}" for u in USE_CASES}
+
+
+def pages_contract() -> Contract:
+    """The storefront with surfaces (`SimulationConfig.pages`): its tables and features, tasks
+    flow x surface x use case (every combination a route), each use case's true probability in a
+    column of its own."""
+    routes = tuple(f"{flow}+{surface}" for flow in FLOWS for surface in SURFACES)
+    tasks = TaskVocabulary(routes, USE_CASES, dict(USE_CASE_LABEL), dict(USE_CASE_POPULATION), dict(PAGES_ORACLES),
+                           tokens=("flow", "surface"))
+    features = {t: {k: TELECOM.features(t, k) for k in ("categorical", "numerical")} for t in TELECOM.tables}
+    return Contract.define("storefront-pages", features, tasks, TELECOM.funnel, source="grec simulate --pages")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1172,7 +1211,8 @@ def _rates(frame: pd.DataFrame) -> dict[str, float]:
 
 
 def _oracle_aucs(frame: pd.DataFrame) -> dict[str, float | None]:
-    scores = oracle_scores(frame)
+    scores = ({u: frame[c].to_numpy(np.float64) for u, c in PAGES_ORACLES.items()} if "surface" in frame
+              else oracle_scores(frame))
     out = {}
     for use_case in USE_CASES:
         population = USE_CASE_POPULATION[use_case]
@@ -1195,6 +1235,17 @@ def summarize(tables: dict[str, pd.DataFrame]) -> dict:
     summary["oracle_auc_by_task"] = {
         f"{flow}+{use_case}": summary["oracle_auc"][flow][use_case] for flow in FLOWS for use_case in USE_CASES
     }
+    if "surface" in imp:  # tasks per surface: each route's rates, positives and oracle AUC per use case
+        route = imp["flow"].str.cat(imp["surface"], sep="+")
+        summary["oracle_auc_by_task"], summary["positives_by_task"] = {}, {}
+        for name in pages_contract().tasks.flows:
+            part = imp[route == name]
+            summary["rates"][name] = _rates(part)
+            for use_case, auc in _oracle_aucs(part).items():
+                population = USE_CASE_POPULATION[use_case]
+                rows = part if population is None else part[part[population] == 1]
+                summary["oracle_auc_by_task"][f"{name}+{use_case}"] = auc
+                summary["positives_by_task"][f"{name}+{use_case}"] = int(rows[USE_CASE_LABEL[use_case]].sum())
     return summary
 
 
@@ -1211,7 +1262,7 @@ def simulate_to(out_dir: Path, config: SimulationConfig) -> dict[str, Path]:
     out_dir = Path(out_dir)
     began = time.perf_counter()
     tables = simulate(config)
-    paths = write_tables(tables, out_dir)
+    paths = write_tables(tables, out_dir, pages_contract() if config.pages else TELECOM)
     elapsed = time.perf_counter() - began
     windows = config.windows
     meta = {

@@ -226,7 +226,7 @@ class FeatureSpec:
             item_text=texts.lookup(column("description")),
             seq_items=seq_items,
             seq_pages=self.history_rows(column("visited_page_ids"), "page"),
-            flow=self.flow_codes(column("flow")),
+            flow=self.flow_codes(self.routes(column)),
             seq_item_categorical=seq_categorical,
             seq_item_numerical=seq_numerical,
         )
@@ -251,10 +251,20 @@ class FeatureSpec:
         flat = vocab.index(np.concatenate([np.asarray(v) for v in lists if len(v)]))
         return pad_flat(flat, lens, self.seq_len, 2, vocab.size)
 
+    def routes(self, column) -> np.ndarray:
+        """(N,) each row's route: its flow, or its task token columns' values joined with '+'
+        (TaskVocabulary.tokens); `column(name)` gives a column's values."""
+        tokens = self.tasks.tokens
+        if len(tokens) == 1:
+            return column("flow")
+        parts = [np.asarray(column(t), dtype=object).astype(str) for t in tokens]
+        return np.array(["+".join(values) for values in zip(*parts)], dtype=object)
+
     def flow_codes(self, flows) -> np.ndarray:
-        """(N,) int64 index of each row's flow (a frame's "flow" column, or its values) in the task
-        vocabulary; an unknown flow is an error."""
-        values = flows["flow"].to_numpy() if isinstance(flows, pd.DataFrame) else np.asarray(flows, dtype=object)
+        """(N,) int64 index of each row's route (a frame's task token columns, or the routes' names)
+        in the task vocabulary; an unknown route is an error naming the row."""
+        values = (self.routes(lambda c: flows[c].to_numpy()) if isinstance(flows, pd.DataFrame)
+                  else np.asarray(flows, dtype=object))
         known = self.tasks.flows
         if len(values) <= SMALL:  # a request's row: a Categorical costs 0.3 ms, a dict a microsecond
             position = {flow: i for i, flow in enumerate(known)}
@@ -263,9 +273,17 @@ class FeatureSpec:
             codes = pd.Categorical(values, categories=known).codes.astype(np.int64)
         if (codes < 0).any():
             row = int(np.flatnonzero(codes < 0)[0])
-            raise SchemaError(f"column '{self.user_name('flow')}': unknown flow {values[row]!r} at row {row}; "
+            raise SchemaError(f"{self.route_columns()}: unknown {self.route_word()} {values[row]!r} at row {row}; "
                               f"known: {known}")
         return codes
+
+    def route_columns(self) -> str:
+        """The task token columns under the user's names, for messages: "column 'surface'"."""
+        names = [self.user_name(t) for t in self.tasks.tokens]
+        return f"column '{names[0]}'" if len(names) == 1 else "columns " + "+".join(f"'{n}'" for n in names)
+
+    def route_word(self) -> str:
+        return "flow" if len(self.tasks.tokens) == 1 else "combination"
 
     def fill_absent(self, frame: pd.DataFrame, table: str | None = None) -> pd.DataFrame:
         """`frame` with the constant columns of the optional inputs this model's data has not
@@ -278,7 +296,7 @@ class FeatureSpec:
         """The frame columns `encode` reads: a scoring request's contract."""
         return [*self.context_categorical, *self.context_numerical, "search_query", "item_id",
                 *self.item_categorical, *self.item_numerical, "image_embedding", "description",
-                "viewed_item_ids", "visited_page_ids", "flow"]
+                "viewed_item_ids", "visited_page_ids", *self.tasks.tokens]
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps({**dataclasses.asdict(self), "tasks": self.tasks.to_dict()}, indent=2))

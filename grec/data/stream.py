@@ -108,7 +108,7 @@ class StreamingDataset:
         self._encode_texts()
         oracles = oracle_columns(spec.tasks)
         has_oracle = set(oracles) <= set(next(iter(self.splits.values())).schema.names)
-        self._label_columns = ["flow", *spec.tasks.label_columns, *(oracles if has_oracle else ())]
+        self._label_columns = [*spec.tasks.tokens, *spec.tasks.label_columns, *(oracles if has_oracle else ())]
         self._columns = list(dict.fromkeys([*spec.input_columns(), *self._label_columns]))
         self.rows: dict[str, TaskRows | StreamedRows] = {}
         self._block_rows: dict[str, list[int]] = {}  # first row of each block in rows[split], and the end

@@ -75,7 +75,7 @@ class MultiTaskNet(nn.Module):
         return self.head(*self.inputs.request(batch), batch)
 
     def head(self, tokens: torch.Tensor, task_sentence: torch.Tensor, batch: Batch) -> ModelOutput:
-        """tokens (B, S, D), task_sentence (B, 2, D) -> fusion -> mixing -> towers."""
+        """tokens (B, S, D), task_sentence (B, T + 1, D) -> fusion -> mixing -> towers."""
         task = batch.task(self.config.n_use_cases)  # (B,)
         mixed: MoEOutput = self.mixing(self.fusion(tokens), task, task_sentence)  # y (B, S, D)
         tower_in = torch.cat([self.norm(mixed.y.flatten(1)), self.interactions(mixed.y)], dim=-1)
@@ -91,12 +91,11 @@ class GRec(MultiTaskNet):
 
     @torch.no_grad()
     def task_routing(self) -> Routing:
-        """Every task's routing, one row per task (flow-major), where the router sees the task alone
+        """Every task's routing, one row per task (route-major), where the router sees the task alone
         (task or task-sentence routing): its experts, gates and capacity pattern need no example."""
         c, moe = self.config, self.mixing
         if moe.routing not in ("task", "task_sentence"):
             raise ValueError(f"a {moe.routing!r}-routed model routes each example by its content, not by its task")
         task = torch.arange(c.n_tasks, device=self.inputs.token_types.device)
-        sentence = torch.stack([self.inputs.task.flows(task // c.n_use_cases),
-                                self.inputs.task.use_cases(task % c.n_use_cases)], dim=1)  # (T, 2, D)
+        sentence = self.inputs.task.sentence(task // c.n_use_cases, task % c.n_use_cases)  # (tasks, T + 1, D)
         return route(moe.router(moe.gate_input(None, task, sentence)), N_TOKENS, moe.top_k, moe.capacity)

@@ -37,8 +37,11 @@ class InputConfig:
     image_dim: int
     text_dim: int
     seq_len: int = 20
-    n_flows: int = 3
+    n_flows: int = 3  # routes: one per flow, or per combination of the task token columns' values
     n_use_cases: int = 4
+    # With task token columns beside the flow (TaskVocabulary.tokens): each route's token codes,
+    # (routes, columns) (TaskVocabulary.route_codes). None: the route is the flow, one token.
+    route_tokens: list[list[int]] | None = None
     d_model: int = 32
     d_field: int = 16  # embedding width of each categorical field
     n_heads: int = 4
@@ -76,6 +79,7 @@ class InputConfig:
             seq_len=spec.seq_len,
             n_flows=len(spec.tasks.flows),
             n_use_cases=len(spec.tasks.use_cases),
+            route_tokens=spec.tasks.route_codes if len(spec.tasks.tokens) > 1 else None,
         )
 
     @property
@@ -228,15 +232,27 @@ class BehaviourEncoder(nn.Module):
 
 
 class TaskTokens(nn.Module):
-    """The task sentence: a flow token and a use-case token, e.g. [AAL, CVR]."""
+    """The task sentence (the paper's eq. 8): a token per task token column and the use case's,
+    e.g. [AAL, CVR], or [AAL, home, CVR] where the contract names a page column too. Each column's
+    values have their own embeddings; a route is looked up as its columns' codes."""
 
     def __init__(self, c: InputConfig):
         super().__init__()
-        self.flows = nn.Embedding(c.n_flows, c.d_model)
+        routes = torch.tensor(c.route_tokens if c.route_tokens else [[r] for r in range(c.n_flows)])  # (R, T)
+        self.register_buffer("routes", routes, persistent=False)
+        sizes = (routes.max(0).values + 1).tolist()
+        self.flows = nn.Embedding(sizes[0], c.d_model)  # the first column: the flow
+        self.others = nn.ModuleList(nn.Embedding(n, c.d_model) for n in sizes[1:])
         self.use_cases = nn.Embedding(c.n_use_cases, c.d_model)
 
+    def sentence(self, route: torch.Tensor, use_case: torch.Tensor) -> torch.Tensor:
+        """route (B,), use_case (B,) -> (B, T + 1, D)."""
+        codes = self.routes[route]  # (B, T)
+        tokens = [self.flows(codes[:, 0]), *(table(codes[:, i + 1]) for i, table in enumerate(self.others))]
+        return torch.stack([*tokens, self.use_cases(use_case)], dim=1)
+
     def forward(self, batch: Batch) -> torch.Tensor:
-        return torch.stack([self.flows(batch.flow), self.use_cases(batch.use_case)], dim=1)  # (B, 2, D)
+        return self.sentence(batch.flow, batch.use_case)  # (B, T + 1, D)
 
 
 class Embedded(NamedTuple):
@@ -331,6 +347,6 @@ class InputLayer(nn.Module):
         return self._with_task(per_example, batch)
 
     def _with_task(self, per_example: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        task_sentence = self.task(batch)  # (B, 2, D)
+        task_sentence = self.task(batch)  # (B, T + 1, D)
         tokens = torch.cat([per_example[batch.example], task_sentence.mean(1, keepdim=True)], dim=1)
-        return tokens + self.token_types, task_sentence  # (B, S, D), (B, 2, D)
+        return tokens + self.token_types, task_sentence  # (B, S, D), (B, T + 1, D)

@@ -8,7 +8,7 @@ Routing granularities (what the gate sees):
 - token:          GATE(x_s)                     Eq. 5, each token on its own
 - sentence:       GATE(mean_s x_s)              Eq. 6, one decision per example
 - task:           GATE(task_id)                 Eq. 7, one decision per task
-- task_sentence:  GATE(mean_s task_token_s)     Eq. 8, the task as a sentence [flow, use case]
+- task_sentence:  GATE(mean_s task_token_s)     Eq. 8, the task as a sentence [flow, (page...,) use case]
 With task and task_sentence routing the chosen experts depend on the task alone.
 """
 
@@ -156,7 +156,7 @@ class SparseMoE(nn.Module):
         return task_sentence.mean(1, keepdim=True)
 
     def forward(self, x: torch.Tensor, task: torch.Tensor, task_sentence: torch.Tensor) -> MoEOutput:
-        """x (B, S, D); task (B,); task_sentence (B, 2, D) -> MoEOutput."""
+        """x (B, S, D); task (B,); task_sentence (B, T + 1, D) -> MoEOutput."""
         h = self.norm(x)
         logits = self.router(self.gate_input(h, task, task_sentence))  # (B, S_r, E)
         routing = route(logits, x.shape[1], self.top_k, self.capacity)

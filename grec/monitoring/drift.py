@@ -86,7 +86,8 @@ def feature_columns(spec) -> dict[str, str]:
     """{column: "numerical" | "categorical"} of the monitored inputs of a FeatureSpec: its context
     and item feature columns and the flow (under the user's name for it), plus the history length where its data has histories
     and whether there was a search where it has search."""
-    columns = {c: "categorical" for c in [*spec.context_categorical, *spec.item_categorical, spec.user_name("flow")]}
+    columns = {c: "categorical" for c in [*spec.context_categorical, *spec.item_categorical,
+                                          *(spec.user_name(t) for t in spec.tasks.tokens)]}
     columns |= {c: "numerical" for c in [*spec.context_numerical, *spec.item_numerical]}
     return columns | {c: kind for c, kind in DERIVED.items() if spec.has(DERIVED_FROM[c])}
 
@@ -104,7 +105,7 @@ def drift_rows(model, spec, frame: pd.DataFrame) -> pd.DataFrame:
         out["history_length"] = frame["viewed_item_ids"].map(len).to_numpy()
     if "has_search" in monitored:
         out["has_search"] = (frame["search_query"].fillna("") != "").astype(np.int64).to_numpy()
-    flow = frame["flow"].to_numpy()
+    flow = spec.routes(lambda c: frame[c].to_numpy())  # each row's route: its flow, or its task tokens joined
     scores = score_use_cases(model, spec, frame[spec.input_columns()].reset_index(drop=True))  # (N, U)
     for u, use_case in enumerate(spec.tasks.use_cases):
         for f in spec.tasks.flows:
@@ -147,7 +148,8 @@ def served_scores(log: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
         return pd.DataFrame()
     log = log[(log["logged_at"] >= start) & (log["logged_at"] < end)]
     out = pd.DataFrame(index=log.index)
-    task = log["flow"].astype(str) + "+" + log["use_case"].astype(str)
+    tokens = tasks.tokens if isinstance(tasks, TaskVocabulary) else ("flow",)
+    task = log[tokens[0]].astype(str).str.cat([log[t].astype(str) for t in (*tokens[1:], "use_case")], sep="+")
     for t in task_names(tasks):
         out[score_column(t)] = np.where(task == t, log["score"], np.nan)
     return out.reset_index(drop=True)

@@ -34,7 +34,8 @@ def request_columns(spec: FeatureSpec, customer: dict, flow: str, search_query: 
                     context: dict | None = None, default: int = 0) -> dict[str, object]:
     """The request side of one scoring row in the training-set layout: the customer's profile and
     histories as the store holds them (None: the unknown bucket; 0 for a missing number), the
-    impression context the request gives (else `default`), the query and the flow."""
+    impression context the request gives (else `default`), the query and the route (`flow`: the
+    flow, or the task tokens joined with '+')."""
     from grec.data.contract import HISTORY_VOCABULARY
 
     context = context or {}
@@ -47,7 +48,7 @@ def request_columns(spec: FeatureSpec, customer: dict, flow: str, search_query: 
         else:
             value = customer.get(name)
             columns[name] = 0.0 if value is None else float(value)
-    columns |= {"search_query": search_query, "flow": flow}
+    columns |= {"search_query": search_query, **dict(zip(spec.tasks.tokens, flow.split("+")))}  # the route's tokens
     for name in ("viewed_item_ids", "visited_page_ids"):
         strings = spec.value_types.get(HISTORY_VOCABULARY[name]) == "string"
         columns[name] = np.asarray(customer.get(name) or [], dtype=object if strings else np.int64)

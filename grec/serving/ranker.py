@@ -66,7 +66,7 @@ def _check_id(name: str, value, kind: str = "int64") -> None:
 @dataclass
 class RankRequest:
     customer_id: int | str  # as the logs have it
-    flow: str
+    flow: str  # the route: the flow, or the task token columns' values joined with '+' ("AAL+home")
     use_case: str
     item_ids: list[int | str]
     search_query: str = ""
@@ -77,7 +77,10 @@ class RankRequest:
         and impression context columns (its feature spec), never another dataset's."""
         tasks = spec.tasks
         if self.flow not in tasks.flows:
-            raise RequestError(f"flow: unknown flow {self.flow!r}; this model's flows: {list(tasks.flows)}")
+            if len(tasks.tokens) == 1:
+                raise RequestError(f"flow: unknown flow {self.flow!r}; this model's flows: {list(tasks.flows)}")
+            raise RequestError(f"{'+'.join(tasks.tokens)}: {self.flow!r} is not one of this model's task token "
+                               f"combinations: {list(tasks.flows)}")
         if self.use_case not in tasks.use_cases:
             raise RequestError(f"use_case: unknown use case {self.use_case!r}; this model's use cases: {list(tasks.use_cases)}")
         _check_id("customer_id", self.customer_id, spec.value_types.get("customer_id", "int64"))
@@ -333,11 +336,16 @@ class Ranker:
                 row = int(np.flatnonzero(values.isna().to_numpy())[0])
                 raise RequestError(f"rows[{row}].{column}: NaN is not a value")
         tasks = self.spec.tasks  # the model's own vocabulary (the storefront's, or a loaded dataset's)
-        for name, known in (("flow", tasks.flows), ("use_case", tasks.use_cases)):
+        for name, known in (*zip(tasks.tokens, tasks.token_values), ("use_case", tasks.use_cases)):
             bad = ~frame[name].isin(known)
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise RequestError(f"rows[{row}].{name}: unknown value {frame[name].iloc[row]!r}; known: {list(known)}")
+        routes = pd.Series(self.spec.routes(lambda c: frame[c].to_numpy()))
+        if not routes.isin(tasks.flows).all():
+            row = int(np.flatnonzero(~routes.isin(tasks.flows).to_numpy())[0])
+            raise RequestError(f"rows[{row}]: {routes[row]!r} is not one of this model's task token combinations: "
+                               f"{list(tasks.flows)}")
         features = self.spec.encode(frame.reset_index(drop=True), self.texts)
         use_case = torch.from_numpy(pd.Categorical(frame["use_case"], categories=tasks.use_cases).codes.astype(np.int64))
         task = features.flow * len(tasks.use_cases) + use_case

@@ -38,7 +38,7 @@ from grec.data.spec import FeatureSpec  # noqa: E402
 from grec.serving import limits  # noqa: E402
 from grec.serving.middleware import RequestLimits  # noqa: E402
 from grec.serving.requests import (  # noqa: E402
-    FORBID_EXTRA, rank_context, rank_input_model, rank_output_model, score_row_model)
+    FORBID_EXTRA, rank_context, rank_input_model, rank_output_model, route_of, score_row_model)
 
 MODEL_TAG = os.environ.get("GREC_BENTO_MODEL", "grec:latest")
 # BentoML's request path reads a pydantic attribute the way pydantic 2.11 deprecates: a warning
@@ -124,6 +124,7 @@ class GRecRanker:
                 "routing": getattr(model.config, "routing", None), "sub_networks": len(ranker.subnetworks), **LIMITS,
                 "compilation": compilation, "tasks": [tasks.task_name(t) for t in range(tasks.n_tasks)],
                 "flows": list(tasks.flows), "use_cases": list(tasks.use_cases),
+                "task_tokens": dict(zip(tasks.tokens, map(list, tasks.token_values))),
                 "request_context": spec.impression_context, "inputs": spec.inputs}
         return ranker, meta
 
@@ -151,7 +152,7 @@ class GRecRanker:
         from grec.serving.ranker import RankRequest, RequestError
         from grec.serving.store_guard import StoreUnavailable
 
-        customer_id, flow, use_case = body["customer_id"], body["flow"], body["use_case"]
+        customer_id, flow, use_case = body["customer_id"], route_of(SPEC, body), body["use_case"]
         request = RankRequest(customer_id, flow, use_case, list(body["item_ids"]), body.get("search_query", ""),
                               rank_context(SPEC, body))
         ranker, meta = self.served

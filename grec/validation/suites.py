@@ -68,10 +68,12 @@ def validation_frame(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
 
 def task_counts(impressions: pd.DataFrame, tasks: TaskVocabulary = TELECOM.tasks, flow: str = "flow") -> pd.DataFrame:
     """One row per task: its (example, task) rows and positives, as training will build them
-    (`flow`: the flow's column in `impressions`)."""
+    (`flow`: the flow's column in `impressions`; other task token columns under their names)."""
     rows = []
+    tokens = [impressions[flow].astype(str), *(impressions[t].astype(str) for t in tasks.tokens[1:])]
+    routes = tokens[0] if len(tokens) == 1 else tokens[0].str.cat(tokens[1:], sep="+")
     for name in tasks.flows:
-        of_flow = impressions[impressions[flow] == name]
+        of_flow = impressions[routes == name]
         for use_case in tasks.use_cases:
             population = tasks.populations.get(use_case)
             pop = of_flow if population is None else of_flow[of_flow[population] == 1]
@@ -112,8 +114,10 @@ def table_expectations(table: Table, frame: pd.DataFrame, policy: ValidationPoli
         if storefront and col.name in RANGES:
             low, high = RANGES[col.name]
             ex.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=low, max_value=high))
-        if col.role == Role.FLOW:
-            ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(contract.tasks.flows)))
+        if col.role == Role.FLOW:  # the flow, or another task token column: its values in the routes
+            tokens = contract.tasks.tokens  # the flow under the user's name, other tokens under their own
+            values = contract.tasks.token_values[tokens.index(col.name) if col.name in tokens[1:] else 0]
+            ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(values)))
         if col.role == Role.SPLIT:
             ex.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(SPLITS)))
         if col.role == Role.LABEL:

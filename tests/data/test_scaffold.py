@@ -284,3 +284,32 @@ def test_true_probability_columns_are_named_with_oracle_and_never_become_feature
     with pytest.raises(DraftError, match="column 'slot' is named as CLICK's true probability .* in \\[0, 1\\]"):
         draft_contract(logs, use_cases=use_cases, funnel=funnel, oracles=["CLICK=slot", "BUY=p_buy"], cast=True)
     assert not (logs / CONTRACT_FILE).exists()
+
+
+def test_a_task_token_column_makes_the_tasks_its_combinations_with_the_flow(logs, tmp_path):
+    """--task-token page: the tasks are flow + page + use case over the combinations the logs hold
+    (EMAIL is never on the cart page here), the page is not a feature, and validation and the
+    readers take the contract; a page value with a '+' is refused naming the column."""
+    def with_page(table):
+        imp = table.to_pandas()
+        page = np.where(imp["slot"] % 2 == 0, "home", "cart")
+        page[imp["flow"] == "EMAIL"] = "home"
+        return pa.Table.from_pandas(imp.assign(page=page), schema=table.schema.append(pa.field("page", pa.string())))
+
+    rewrite(logs, "impressions", with_page)
+    result = init(logs, *USE_CASE_ARGS, "--task-token", "page")
+    assert result.exit_code == 0, result.output
+    tasks = read_contract(logs).tasks
+    assert tasks.tokens == ("flow", "page")
+    assert tasks.flows == ("APP+cart", "APP+home", "EMAIL+home", "WEB+cart", "WEB+home") and tasks.n_tasks == 10
+    assert "page" not in read_contract(logs).features("impressions", "categorical")
+    assert "Routes (flow+page)" in text(result) and "EMAIL+home+BUY" in text(result)
+    checked = runner.invoke(app, ["validate", "--data", str(logs), "--out", str(tmp_path / "report")])
+    assert checked.exit_code == 0 and "FAILED" not in checked.output, checked.output
+    assert set(load_tables(logs)["impressions"]["page"]) == {"home", "cart"}
+
+    rewrite(logs, "impressions", lambda t: t.set_column(t.column_names.index("page"), "page",
+                                                          pa.array(["home+1"] * len(t))))
+    refused = init(logs, *USE_CASE_ARGS, "--task-token", "page", "--force")
+    assert refused.exit_code == 1 and isinstance(refused.exception, DraftError)
+    assert "impressions.parquet: column 'page' is a task token but a value has a '+'" in str(refused.exception)

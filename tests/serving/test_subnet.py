@@ -72,3 +72,32 @@ def test_a_request_encodes_the_customer_once_and_scores_the_same(routing):
             torch.testing.assert_close(model.score_request(batch).logits, full, rtol=0, atol=1e-5)
             if routing != "token":
                 torch.testing.assert_close(TaskSubNetwork(model, task).score_request(batch).logits, full, rtol=0, atol=1e-5)
+
+
+def test_a_three_token_sentence_routes_and_exports_every_task_exactly():
+    """Tasks of three tokens ([flow, page, use case]: 3 flows x 2 pages as six routes): the router
+    sees the mean of the three token embeddings, routes that share a token share its embedding,
+    and every task's sub-network equals the full model to 1e-5."""
+    routes = [[f, p] for f in range(3) for p in range(2)]
+    torch.manual_seed(0)
+    model = GRec(GRecConfig(**SIZES, n_flows=6, route_tokens=routes, d_model=32, expert_hidden=32)).eval()
+    with torch.no_grad():
+        model.mixing.router.gate.weight.mul_(5.0)
+    task_tokens = model.inputs.task
+    assert task_tokens.flows.num_embeddings == 3 and [t.num_embeddings for t in task_tokens.others] == [2]
+    sentence = task_tokens.sentence(torch.tensor([0, 1, 2]), torch.tensor([3, 3, 3]))  # routes AAL+0, AAL+1, EUP+0
+    assert sentence.shape == (3, 3, 32)
+    torch.testing.assert_close(sentence[0, 0], sentence[1, 0])  # one flow: one flow token
+    torch.testing.assert_close(sentence[0, 1], sentence[2, 1])  # one page: one page token
+    routing = model.task_routing()
+    assert routing.expert_index.shape[0] == 24
+    assert len({tuple(routing.expert_index[t, 0].tolist()) for t in range(24)}) > 1  # tasks choose differently
+    subnets = export_subnetworks(model)
+    assert sorted(subnets) == list(range(24))
+    with torch.no_grad():
+        for task, subnet in subnets.items():
+            route, use_case = divmod(task, 4)
+            features = random_features(64, seed=task)
+            features.flow = torch.full((64,), route)
+            batch = Batch.single(features, torch.full((64,), use_case))
+            torch.testing.assert_close(subnet(batch).logits, model(batch).logits, rtol=0, atol=1e-5, msg=f"task {task}")
