@@ -99,7 +99,7 @@ def serving_costs(nets: dict, data, rounds: int = 3) -> dict:
     return out
 
 
-def run_tasks(tasks: int, seeds: list[int], impressions: int, keep: Path, log=typer.echo) -> dict:
+def run_tasks(tasks: int, seeds: list[int], impressions: int, keep: Path, models: dict = MODELS, log=typer.echo) -> dict:
     from grec.benchmark import TrainedCache, compare
     from grec.features.training_set import open_source
     from grec.model.checkpoint import build_model, model_config
@@ -123,9 +123,9 @@ def run_tasks(tasks: int, seeds: list[int], impressions: int, keep: Path, log=ty
         positives = {n: int(test.label.numpy()[task == t].sum()) for t, n in enumerate(names)}
         sparse = [n for n, p in positives.items() if 0 < p < SPARSE]
         nets = {}
-        result = compare(data, seeds, budget, MODELS, log=log, challenger=CHALLENGER, cache=cache,
+        result = compare(data, seeds, budget, models, log=log, challenger=CHALLENGER, cache=cache,
                          means={"sparse tasks": sparse}, on_trained=lambda name, net: nets.setdefault(name, net))
-        for name, settings in MODELS.items():  # read from the cache: a network's cost needs no training
+        for name, settings in models.items():  # read from the cache: a network's cost needs no training
             if name not in nets and settings["arch"] != "lightgbm":
                 extra = {k: v for k, v in settings.items() if k != "arch"}
                 nets[name] = build_model(model_config(settings["arch"], InputConfig.sizes_from(data.spec), **extra))
@@ -232,6 +232,7 @@ def main(
     tasks: Annotated[str, typer.Option(help="Comma-separated task counts: 12, 48, 72")] = "12,48,72",
     seeds: Annotated[str, typer.Option(help="Comma-separated model seeds")] = "0,1,2",
     impressions: Annotated[int, typer.Option(help="Impressions of the world")] = 300_000,
+    models: Annotated[str, typer.Option(help="Comma-separated model names (default: all of MODELS)")] = ",".join(MODELS),
     name: Annotated[str, typer.Option(help="Results file stem under benchmarks/results/")] = NAME,
     render: Annotated[bool, typer.Option(help="Only rewrite the markdown and picture from the committed JSON")] = False,
 ):
@@ -242,6 +243,10 @@ def main(
         from grec.settings import state_dir
 
         seed_list = [int(s) for s in seeds.split(",")]
+        unknown = set(models.split(",")) - set(MODELS)
+        if unknown:
+            raise typer.BadParameter(f"--models: unknown {sorted(unknown)}; known: {', '.join(MODELS)}")
+        chosen = {n: MODELS[n] for n in models.split(",")}
         keep = state_dir() / "benchmarks" / name
         previous = RESULTS / f"{name}.json"
         payload = {"machine": machine(), "levels": {}}
@@ -249,7 +254,7 @@ def main(
             payload["levels"] = json.loads(previous.read_text()).get("levels", {})
         command = " ".join(["python", "benchmarks/many_tasks.py", *sys.argv[1:]])
         for count in (int(t) for t in tasks.split(",")):
-            result = run_tasks(count, seed_list, impressions, keep)
+            result = run_tasks(count, seed_list, impressions, keep, chosen)
             payload["levels"][str(count)] = {**result, "command": command, "seeds": seed_list, "impressions": impressions}
             payload["picture"] = png.name
             picture(payload, png)
