@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -137,6 +138,42 @@ def run_tasks(tasks: int, seeds: list[int], impressions: int, keep: Path, models
     return result
 
 
+def surface_information(impressions: int) -> dict:
+    """What knowing the surface is worth to a ranking, in this world: each 72-task's test rows ranked
+    by the true probability (which knows the surface's conversion rate) and by the true probability
+    of the same impressions in the world without surfaces (the default storefront, drawn identically:
+    the same shown items, clicks and intents). Equal within a task, the tasks of one flow and use
+    case differ only in their rates, which no within-task ranking (AUC, AP) can see: routing on the
+    surface then has nothing to learn that routing on the flow does not."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from grec.data.schema import USE_CASE_LABEL, USE_CASE_POPULATION, oracle_scores
+    from grec.data.simulate import PAGES_ORACLES, SimulationConfig, simulate
+
+    config = SimulationConfig(n_impressions=impressions, train_weeks=5, seed=WORLD_SEED)
+    pages = simulate(dataclasses.replace(config, pages=True))["impressions"]
+    plain = oracle_scores(simulate(config)["impressions"])
+    test = (pages["event_timestamp"] >= config.windows.test[0]).to_numpy()
+    route = (pages["flow"] + "+" + pages["surface"]).to_numpy()
+    out: dict = {"use_cases": {}, "tasks": 0}
+    for use_case, label in USE_CASE_LABEL.items():
+        population = USE_CASE_POPULATION[use_case]
+        rows = test & (np.ones(len(pages), bool) if population is None else pages[population].to_numpy() == 1)
+        figures = {"auc_with": [], "auc_without": [], "ap_with": [], "ap_without": []}
+        for name in np.unique(route[rows]):
+            mine = rows & (route == name)
+            y = pages[label].to_numpy()[mine]
+            if 0 < y.sum() < len(y):
+                for key, score in (("with", pages[PAGES_ORACLES[use_case]].to_numpy()), ("without", plain[use_case])):
+                    figures[f"auc_{key}"].append(roc_auc_score(y, score[mine]))
+                    figures[f"ap_{key}"].append(average_precision_score(y, score[mine]))
+        out["tasks"] += len(figures["auc_with"])
+        out["use_cases"][use_case] = {k: float(np.mean(v)) for k, v in figures.items()} | {
+            "tasks": len(figures["auc_with"]),
+            "largest_auc_difference": float(np.max(np.abs(np.subtract(figures["auc_with"], figures["auc_without"]))))}
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # The report
 
@@ -197,6 +234,17 @@ def markdown(payload: dict) -> str:
         lines.append("")
     if "picture" in payload:
         lines += [f"![quality against serving cost]({payload['picture']})", ""]
+    if "surfaces" in payload:
+        info = payload["surfaces"]
+        lines += ["## What the surface tells a ranking", "",
+                  f"`{info['command']}`: the test week's {info['tasks']} judged tasks of 72, each ranked by its true "
+                  "probability (which knows the surface) and by the true probability of the same impressions in the "
+                  "world without surfaces. Means over the tasks of each use case:", "",
+                  "| use case | tasks | AUC knowing the surface | AUC without | AP knowing | AP without | largest AUC difference |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {u} | {f['tasks']} | {f['auc_with']:.4f} | {f['auc_without']:.4f} | {f['ap_with']:.4f} | "
+                  f"{f['ap_without']:.4f} | {f['largest_auc_difference']:.4f} |" for u, f in info["use_cases"].items()]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -235,10 +283,14 @@ def main(
     models: Annotated[str, typer.Option(help="Comma-separated model names (default: all of MODELS)")] = ",".join(MODELS),
     name: Annotated[str, typer.Option(help="Results file stem under benchmarks/results/")] = NAME,
     render: Annotated[bool, typer.Option(help="Only rewrite the markdown and picture from the committed JSON")] = False,
+    surfaces: Annotated[bool, typer.Option(help="Only measure what the surface tells a ranking (surface_information)")] = False,
 ):
     png = RESULTS / f"{name}.png"
-    if render:
+    if render or surfaces:
         payload = json.loads((RESULTS / f"{name}.json").read_text())
+        if surfaces:
+            payload["surfaces"] = surface_information(impressions) | {
+                "command": " ".join(["python", "benchmarks/many_tasks.py", *sys.argv[1:]])}
     else:
         from grec.settings import state_dir
 

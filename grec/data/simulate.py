@@ -293,6 +293,18 @@ PAGE_TYPE_P = {"browse": 0.30, "landing": 0.33, "home": 0.22, "deals": 0.10, "de
 SURFACES = ("search", *PAGE_TYPE_P)  # search results, then the page types in PAGE_TYPE_P's order
 SURFACE_ATC = np.array([0.35, 0.1, -0.15, -0.35, 0.45, -0.6])
 SURFACE_PURCHASE = np.array([0.25, 0.0, -0.1, -0.3, 0.3, -0.45])
+# ...and each surface has its own reasons to add to cart (a term of the add-to-cart logit on its rows
+# only), as pages do: search results convert on the searched category (SEARCH: per related item,
+# less half), browse listings on ratings (BROWSE: per star above 4), a flow's landing page on what
+# the flow came for (LANDING: times the flow x category affinity), the home page on taste (HOME:
+# times the add-to-cart taste interaction), deals on the discount (DEALS: per % off), and a product
+# page's cross-sell on whether the item goes with the product shown (DETAIL: an accessory or watch
+# on a phone's page; anything else there a third of it less). So a surface's tasks rank differently,
+# not only at another rate: what a router that reads the surface can learn and one that does not
+# cannot. Measured: benchmarks/results/many_tasks.md, "What the surface tells a ranking".
+SURFACE_FIT_SEARCH, SURFACE_FIT_BROWSE, SURFACE_FIT_LANDING = 1.0, 1.0, 0.8
+SURFACE_FIT_HOME, SURFACE_FIT_DEALS, SURFACE_FIT_DETAIL = 1.0, 0.06, 1.2
+GOES_WITH_A_PHONE = (WATCH, AUDIO, CASE, CHARGER)
 RETARGET_SHARE = 0.25  # home-page rows re-targeting a recently viewed item (when there is one)
 POLICY_POPULARITY = 0.8  # the logging policy follows popularity, a bit flattened
 
@@ -1053,11 +1065,12 @@ def _logit_terms(rows: _Rows, shown: _Shown, intent: np.ndarray, brand_intent: n
 
     instalment = items.price[i] * (1 - items.discount[i] / 100) / INSTALMENT_MONTHS
     affordability = np.log(instalment / c.budget[cu]) - AFFORDABILITY_PIVOT
+    atc_taste = _taste(c, cu, items, i, world["atc"], f)
     atc = {
         "base": ATC_BASE[f] + ATC_CATEGORY[cat],
         "affordability": -ATC_AFFORDABILITY[f] * affordability,
         "item": ATC_DISCOUNT * items.discount[i] + ATC_RATING * (items.rating[i] - 4.0),
-        "taste": ATC_TASTE * _taste(c, cu, items, i, world["atc"], f),
+        "taste": ATC_TASTE * atc_taste,
     }
 
     purchase = {
@@ -1069,7 +1082,21 @@ def _logit_terms(rows: _Rows, shown: _Shown, intent: np.ndarray, brand_intent: n
     }
     if pages:
         atc["surface"], purchase["surface"] = SURFACE_ATC[shown.surface], SURFACE_PURCHASE[shown.surface]
+        atc["surface_fit"] = _surface_fit(shown, f, cat, related, items.rating[i], items.discount[i], atc_taste)
     return {"click": click, "atc": atc, "purchase": purchase}
+
+
+def _surface_fit(shown: _Shown, flow: np.ndarray, cat: np.ndarray, related: np.ndarray, rating: np.ndarray,
+                 discount: np.ndarray, atc_taste: np.ndarray) -> np.ndarray:
+    """Each surface's own add-to-cart term (SURFACE_FIT_*), on the rows of that surface."""
+    product = shown.page - DETAIL_PAGE  # the category of the product page a detail row cross-sells on
+    goes_with = np.isin(cat, GOES_WITH_A_PHONE) & np.isin(product, PHONES)
+    surface = {name: shown.surface == k for k, name in enumerate(SURFACES)}
+    return np.select(
+        [surface["search"], surface["browse"], surface["landing"], surface["home"], surface["deals"], surface["detail"]],
+        [SURFACE_FIT_SEARCH * (related - 0.5), SURFACE_FIT_BROWSE * (rating - 4.0),
+         SURFACE_FIT_LANDING * FLOW_CATEGORY_AFFINITY[flow, cat], SURFACE_FIT_HOME * atc_taste,
+         SURFACE_FIT_DEALS * discount, np.where(goes_with, SURFACE_FIT_DETAIL, -SURFACE_FIT_DETAIL / 3)], 0.0)
 
 
 def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent: np.ndarray,
