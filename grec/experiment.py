@@ -31,7 +31,7 @@ from grec.data.contract import as_stored, read_contract
 from grec.data.simulate_online import Storefront
 from grec.io import atomic_folder, write_json, write_parquet
 from grec.monitoring.outcomes import join_outcomes
-from grec.serving.experiment import CHALLENGER, CHAMPION, Split, parse_model
+from grec.serving.experiment import CHALLENGER, CHAMPION, Split
 
 BOOTSTRAP = 1000
 ARMS = (CHAMPION, CHALLENGER)  # control, treatment
@@ -65,19 +65,6 @@ class ExperimentResult:
                 "impressions": self.impressions, "tasks": self.tasks, "use_cases": self.use_cases}
 
 
-def _load(value: str):
-    """(model, spec, 'name:vN') of a registered version."""
-    from grec.lifecycle.registry import Registry
-
-    name, which = parse_model(value)
-    registry = Registry(name)
-    version = registry.aliases().get(which[1:]) if which.startswith("@") else which
-    if version is None:
-        raise ValueError(f"{value}: the registry's {name} has no alias {which[1:]}")
-    model, spec = registry.load(version)
-    return model, spec, f"{name}:v{version}"
-
-
 def _next_impression_id(data_dir: Path) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -96,6 +83,7 @@ def run_experiment(data_dir: Path, config: ExperimentConfig, out: Path, log=prin
     predictions/ (the service's log; `log_dir` instead where given), batch/ (the impressions shown,
     in the folder's layout), result.json and result.md."""
     from grec.features.store import OnlineReader
+    from grec.lifecycle.registry import load_ref
     from grec.serving.prediction_log import PredictionLog, read_log
     from grec.serving.ranker import RankRequest, Ranker
 
@@ -105,8 +93,8 @@ def run_experiment(data_dir: Path, config: ExperimentConfig, out: Path, log=prin
     reader = OnlineReader()
     rankers, models = {}, {}
     for arm, value in zip(ARMS, (config.control, config.treatment)):
-        model, spec, models[arm] = _load(value)
-        rankers[arm] = Ranker(model, spec, reader)
+        model, spec, name, version = load_ref(value)
+        rankers[arm], models[arm] = Ranker(model, spec, reader), f"{name}:v{version}"
     tasks = rankers[CHAMPION].spec.tasks
     if rankers[CHALLENGER].spec.tasks.to_dict() != tasks.to_dict():
         raise ValueError(f"{config.control} and {config.treatment} serve different tasks; an A/B compares one set")

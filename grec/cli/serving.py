@@ -54,9 +54,10 @@ def serve(
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
     if challenger:
-        from grec.serving.experiment import Split, parse_model
+        from grec.lifecycle.registry import parse_ref
+        from grec.serving.experiment import Split
 
-        parse_model(challenger), Split(experiment or challenger, challenger_share)  # refused here, not in a worker
+        parse_ref(challenger), Split(experiment or challenger, challenger_share)  # refused here, not in a worker
         env |= {"GREC_SERVE_CHALLENGER": challenger, "GREC_SERVE_CHALLENGER_SHARE": str(challenger_share),
                 "GREC_SERVE_EXPERIMENT": experiment or challenger}
     console.print(f"Serving {model.tag} ({name}@{alias}) on http://{host}:{port}", highlight=False)

@@ -47,6 +47,31 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def parse_ref(value: str) -> tuple[str, str]:
+    """'grec@challenger' -> ('grec', '@challenger'); 'grec:3' -> ('grec', '3'): a registered
+    model and which of its versions (an alias, marked '@', or a version number)."""
+    if "@" in value:
+        name, _, alias = value.partition("@")
+        if name and alias:
+            return name, "@" + alias
+    elif ":" in value:
+        name, _, version = value.partition(":")
+        if name and version.isdigit():
+            return name, version
+    raise ValueError(f"{value!r}: name a registered model's version as NAME@ALIAS or NAME:VERSION")
+
+
+def load_ref(value: str):
+    """(model, spec, name, version) of a registered version named 'NAME:VERSION' or 'NAME@ALIAS'."""
+    name, which = parse_ref(value)
+    registry = Registry(name)
+    version = registry.aliases().get(which[1:]) if which.startswith("@") else which
+    if version is None:
+        raise RegistryError(f"{value}: the registry's {name} has no alias {which[1:]}")
+    model, spec = registry.load(version)
+    return model, spec, name, version
+
+
 @dataclass
 class Promotion:
     version: str

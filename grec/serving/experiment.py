@@ -35,17 +35,3 @@ class Split:
         key = customer_id.item() if hasattr(customer_id, "item") else customer_id  # numpy's int64 as Python's
         digest = hashlib.sha256(f"{self.experiment}\0{key}".encode()).digest()
         return CHALLENGER if int.from_bytes(digest[:8], "big") / 2 ** 64 < self.challenger_share else CHAMPION
-
-
-def parse_model(value: str) -> tuple[str, str]:
-    """'grec@challenger' -> ('grec', '@challenger'); 'grec:3' -> ('grec', '3'): a registered
-    model and which of its versions (an alias, marked '@', or a version number)."""
-    if "@" in value:
-        name, _, alias = value.partition("@")
-        if name and alias:
-            return name, "@" + alias
-    elif ":" in value:
-        name, _, version = value.partition(":")
-        if name and version.isdigit():
-            return name, version
-    raise ValueError(f"{value!r}: name a registered model's version as NAME@ALIAS or NAME:VERSION")

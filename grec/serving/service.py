@@ -137,16 +137,10 @@ class GRecRanker:
 
     def _challenger(self) -> tuple:
         """(Ranker, metadata) of the experiment's challenger, loaded from the registry."""
-        from grec.lifecycle.registry import Registry
-        from grec.serving.experiment import parse_model
+        from grec.lifecycle.registry import load_ref
         from grec.serving.rollout import request_shape
 
-        name, which = parse_model(CHALLENGER_MODEL)
-        registry = Registry(name)
-        version = registry.aliases().get(which[1:]) if which.startswith("@") else which
-        if version is None:
-            raise ValueError(f"GREC_SERVE_CHALLENGER={CHALLENGER_MODEL}: the registry's {name} has no alias {which[1:]}")
-        model, spec = registry.load(version)
+        model, spec, name, version = load_ref(CHALLENGER_MODEL)
         if request_shape(spec) != request_shape(SPEC):
             raise ValueError(f"GREC_SERVE_CHALLENGER={CHALLENGER_MODEL}: its requests differ from the champion's "
                              "(flows, use cases, columns or value types); one service serves one request schema")

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from grec.serving.experiment import CHALLENGER, CHAMPION, Split, parse_model
+from grec.lifecycle.registry import parse_ref
+from grec.serving.experiment import CHALLENGER, CHAMPION, Split
 
 
 def test_a_customer_keeps_an_arm_and_the_share_holds():
@@ -24,7 +25,7 @@ def test_bad_settings_are_refused_by_name():
         Split("x", 1.5)
     with pytest.raises(ValueError, match="needs a name"):
         Split("", 0.5)
-    assert parse_model("grec@challenger") == ("grec", "@challenger") and parse_model("grec:3") == ("grec", "3")
+    assert parse_ref("grec@challenger") == ("grec", "@challenger") and parse_ref("grec:3") == ("grec", "3")
     for bad in ("grec", "grec:latest", "@x", "grec@"):
         with pytest.raises(ValueError, match="NAME@ALIAS or NAME:VERSION"):
-            parse_model(bad)
+            parse_ref(bad)
