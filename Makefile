@@ -38,10 +38,12 @@ export GREC_HOME ?= $(CURDIR)/.grec
 # The main job, on embedded defaults: simulate the storefront (13 training weeks and a test week
 # from 2026-06-01, then two production weeks, the second with a new-customer promotion), run the
 # training pipeline locally (validate -> Feast features -> GRec and MMoE -> gate -> register ->
-# promote -> BentoML package), then the monitoring pipeline on the clean week and on the drifted one.
+# promote -> BentoML package), a production week served by the champion through the ranking path
+# (its outcomes appended to the data), then the monitoring pipeline (drift and quality) on that week and on the drifted one.
 run: $(STAMP)
 	$(BIN)/grec simulate --monitor-weeks 2 --drift flow_shift
 	$(BIN)/grec pipeline run training --local --param start=2026-06-01 --param end=2026-09-07
+	$(BIN)/grec experiment serve --start 2026-09-07 --end 2026-09-14 --requests 2000
 	$(BIN)/grec pipeline run monitoring --local --param start=2026-09-07 --param end=2026-09-14
 	$(BIN)/grec pipeline run monitoring --local --param start=2026-09-14 --param end=2026-09-21
 	@echo "MLflow UI (runs, plots, registry, drift reports), on the experiment's model-training view: $(BIN)/grec ui"

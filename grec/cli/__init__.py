@@ -1,11 +1,11 @@
 """The `grec` command line: one Typer app, one module per command group (grec.cli.data,
-.features, .model, .lifecycle, .serving, .pipeline, .benchmark); grec.cli.common holds what they share."""
+.features, .model, .lifecycle, .serving, .pipeline, .experiment, .benchmark); grec.cli.common holds what they share."""
 
 from __future__ import annotations
 
 import typer
 
-from grec.cli import benchmark, data, features, lifecycle, model, pipeline, serving
+from grec.cli import benchmark, data, experiment, features, lifecycle, model, pipeline, serving
 from grec.cli.common import console
 
 
@@ -23,6 +23,7 @@ app.command()(serving.package)
 app.command()(serving.serve)
 app.command()(lifecycle.ui)
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(experiment.app, name="experiment")
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ def simulate(
     start: Annotated[Optional[str], typer.Option(help="First day, UTC [default: 2026-06-01; jobs 2026-03-02]")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     monitor_weeks: Annotated[int, typer.Option(help="Production weeks after the test week (what monitoring watches)")] = 0,
-    drift: Annotated[Optional[str], typer.Option(help="Drift scenarios in the last monitor week(s), comma-separated: flow_shift")] = None,
+    drift: Annotated[Optional[str], typer.Option(help="Drift scenarios in the last monitor week(s), comma-separated: flow_shift, price_change, device_launch, concept")] = None,
     drift_weeks: Annotated[int, typer.Option(help="Monitor weeks, counted from the end, that carry the drift")] = 1,
     pages: Annotated[bool, typer.Option("--pages", help="Storefront: tasks per surface too (flow x surface x use "
                                                        "case, 72 tasks), each surface converting at its own rate")] = False,

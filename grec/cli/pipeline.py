@@ -110,7 +110,23 @@ def print_monitoring_summary(outputs: dict) -> None:
     if result["decision"] == "drift":
         console.print(f"Marked {result['reference']['model']} v{result['reference']['version']} for retraining "
                       "(tag grec.retrain_requested=true)")
-    _reports(outputs, (("drift-report", artifact) for artifact in ("report", "summary", "result")))
+    quality = json.loads(_read(outputs, "quality-report", "result"))
+    console.rule("Quality")
+    judged = [t for t in quality["tasks"] if t["judged"]]
+    console.print(f"As of {quality['as_of']}: [bold]{quality['decision'].upper()}[/bold]; judged {len(judged)} of "
+                  f"{len(quality['tasks'])} tasks on {quality['window']['impressions']:,} impressions and "
+                  f"{quality['window']['served_rows']:,} served rows shown", highlight=False)
+    for reason in quality["reasons"]:
+        console.print(f"- {reason}", highlight=False)
+    if judged:
+        from grec.monitoring.quality import interval_text
+
+        worst = sorted(judged, key=lambda t: (t["window"]["auc"] - (t["gate_auc"] or t["window"]["auc"])))[:4]
+        console.print("Furthest under the gate: " + "; ".join(
+            f"{t['task']} {interval_text(t['window']['auc'], t['window']['auc_ci'])} (gate {t['gate_auc'] or '-'})" for t in worst),
+            highlight=False)
+    _reports(outputs, [*(("drift-report", artifact) for artifact in ("report", "summary", "result")),
+                       *(("quality-report", artifact) for artifact in ("report", "summary", "result"))])
 
 
 @app.command("compile")

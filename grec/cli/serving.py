@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -32,11 +32,16 @@ def serve(
     name: NameOpt = "grec",
     alias: Annotated[str, typer.Option(help="Registry alias to serve")] = "champion",
     tracking_uri: TrackingOpt = None,
+    challenger: Annotated[Optional[str], typer.Option(
+        help="An A/B test: a registered NAME@ALIAS or NAME:VERSION that a share of the customers are ranked by")] = None,
+    challenger_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of the customers it ranks for")] = 0.5,
+    experiment: Annotated[Optional[str], typer.Option(help="The A/B test's name (seeds the split) [default: the challenger]")] = None,
 ):
     """Serve the ranking service locally (BentoML) with the registry's champion and the Feast online
     store, following the alias: a new champion (a promotion, a rollback) is served within seconds,
-    swapped in without a refused request. SIGTERM or Ctrl-C stops the server too (its prediction
-    log flushed), then this command."""
+    swapped in without a refused request. With --challenger, an A/B test: each customer is ranked
+    by one arm, the same one on every request (a stable hash), and the log names the arm. SIGTERM or
+    Ctrl-C stops the server too (its prediction log flushed), then this command."""
     import os
     import sys
 
@@ -48,6 +53,13 @@ def serve(
                         "GREC_SERVE_FOLLOW": f"{name}@{alias}"}
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
+    if challenger:
+        from grec.lifecycle.registry import parse_ref
+        from grec.serving.experiment import Split
+
+        parse_ref(challenger), Split(experiment or challenger, challenger_share)  # refused here, not in a worker
+        env |= {"GREC_SERVE_CHALLENGER": challenger, "GREC_SERVE_CHALLENGER_SHARE": str(challenger_share),
+                "GREC_SERVE_EXPERIMENT": experiment or challenger}
     console.print(f"Serving {model.tag} ({name}@{alias}) on http://{host}:{port}", highlight=False)
     bentoml = Path(sys.executable).with_name("bentoml")
     raise typer.Exit(run_server([str(bentoml), "serve", "grec.serving.service:GRecRanker", "--host", host,

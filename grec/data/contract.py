@@ -408,7 +408,7 @@ def to_arrow(frame: pd.DataFrame, table: Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=arrow)
 
 
-def _as_stored(frame: pd.DataFrame, table: Table) -> pa.Table:
+def as_stored(frame: pd.DataFrame, table: Table) -> pa.Table:
     """A frame under the platform's names as the user's file has it (their names, the contract's types)."""
     renames = {c.name: c.source for c in table.columns if c.source}
     return to_arrow(frame.rename(columns=renames) if renames else frame, table.stored_view())
@@ -423,7 +423,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, contract: Contr
     unknown = set(tables) - set(contract.tables)
     if unknown:
         raise SchemaError(f"unknown tables {sorted(unknown)}; the contract has {sorted(contract.tables)}")
-    paths = {name: write_parquet(out_dir / contract.tables[name].file, _as_stored(frame, contract.tables[name]))
+    paths = {name: write_parquet(out_dir / contract.tables[name].file, as_stored(frame, contract.tables[name]))
              for name, frame in tables.items()}
     if contract is not TELECOM:
         paths["contract"] = write_json(out_dir / CONTRACT_FILE, contract.to_dict())

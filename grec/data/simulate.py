@@ -246,7 +246,12 @@ TASTE_DIM_WEIGHT = np.where(np.arange(LATENT_DIM) < N_OBSERVED_DIMS, 1.0, TASTE_
 CATEGORY_YOUTH = np.array([0.3, 0.0, -0.2, 0.3, 0.8, 1.0, 0.2, 0.0])
 PROSPECT_SHARE = 0.2
 # Drift scenarios for the monitoring weeks (SimulationConfig.drift).
-DRIFTS = ("flow_shift", "price_change", "device_launch")
+DRIFTS = ("flow_shift", "price_change", "device_launch", "concept")
+# A concept drift: from the drift's start, what makes a customer click turns around (tastes move on:
+# the flow's favoured categories, the popular items and the recently viewed ones now put people
+# off) while who visits and what is shown stay the same: the inputs and the champion's scores do
+# not move, its ranking quality does. Those click terms are multiplied by this.
+CONCEPT_CLICK_TERMS, CONCEPT_FACTOR = ("affinity", "popularity", "viewed"), -1.0
 FLOW_SHIFT_PROSPECT_BOOST = 4.0  # a new-customer promotion: prospects visit four times as often
 PRICE_CHANGE_FACTOR = 1.25  # phones cost a quarter more and their promotions end
 LAUNCH_ITEMS = 6  # a device launch: successors of the six most popular flagship phones...
@@ -951,12 +956,15 @@ SEARCH_KIND, BROWSE_KIND, HIDDEN_KIND = range(3)
 
 def _logging_policy(rng: np.random.Generator, rows: _Rows, intent: np.ndarray, brand_intent: np.ndarray,
                     search: np.ndarray, items: _Items, seq: tuple[np.ndarray, np.ndarray, np.ndarray],
-                    launched: np.ndarray | None = None, after_launch: np.ndarray | None = None) -> _Shown:
+                    launched: np.ndarray | None = None, after_launch: np.ndarray | None = None,
+                    page_type: np.ndarray | None = None) -> _Shown:
     """Pick the page type, then the item shown: popularity x flow affinity, steered by the page.
-    `launched` (per item) items are shown only on rows `after_launch`."""
+    `launched` (per item) items are shown only on rows `after_launch`. `page_type` (index into
+    PAGE_TYPE_P, -1 on search rows): given, rather than drawn (a request's candidates share a page)."""
     n = len(rows.flow)
     page_types = list(PAGE_TYPE_P)
-    page_type = np.where(search, -1, rng.choice(len(page_types), size=n, p=list(PAGE_TYPE_P.values())))
+    if page_type is None:
+        page_type = np.where(search, -1, rng.choice(len(page_types), size=n, p=list(PAGE_TYPE_P.values())))
     is_type = {name: page_type == i for i, name in enumerate(page_types)}
 
     # Weight matrix, one row per group the policy samples from: flows, categories, (category,
@@ -1094,9 +1102,10 @@ def _surface_fit(shown: _Shown, flow: np.ndarray, cat: np.ndarray, related: np.n
 def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent: np.ndarray,
                    brand_intent: np.ndarray, viewed: np.ndarray, c: _Customers, items: _Items,
                    world: dict[str, np.ndarray], drifted: np.ndarray | None = None,
-                   pages: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   pages: bool = False, concept: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The true funnel probabilities: each logit is the sum of its terms plus per-impression noise.
-    `drifted` marks the rows that see the price change; `pages`: surfaces convert at their own rates."""
+    `drifted` marks the rows that see the price change, `concept` those after a concept drift;
+    `pages`: surfaces convert at their own rates."""
     n = len(rows.flow)
     terms = _logit_terms(rows, shown, intent, brand_intent, viewed, c, items, world, pages)
     logits = {step: sum(t.values()) for step, t in terms.items()}
@@ -1106,6 +1115,9 @@ def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent:
                              _price_change(items)[0], world, pages)
         for step, t in after.items():
             logits[step][drifted] = sum(t.values())
+    if concept is not None and concept.any():  # the click's favoured terms turned around (CONCEPT_FACTOR)
+        turned = sum(terms["click"][name] for name in CONCEPT_CLICK_TERMS)
+        logits["click"] = logits["click"] + np.where(concept, (CONCEPT_FACTOR - 1.0) * turned, 0.0)
     click = logits["click"] + rng.normal(0, CLICK_NOISE, n)
     atc = logits["atc"] + rng.normal(0, ATC_NOISE, n)
     purchase = logits["purchase"] + rng.normal(0, PURCHASE_NOISE, n)
@@ -1128,9 +1140,11 @@ def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _C
     after_launch = None if launched is None else ts_us >= config.drift_start.value // 1000
     shown = _logging_policy(rng, rows, intent, brand_intent, search, items, seq, launched, after_launch)
     in_seq = _in_sequence(shown.item, rows.seq_len, seq[0], seq[1])
-    drifted = ts_us >= config.drift_start.value // 1000 if "price_change" in config.drift else None
+    after_start = ts_us >= config.drift_start.value // 1000 if config.drift else None
+    drifted = after_start if "price_change" in config.drift else None
+    concept = after_start if "concept" in config.drift else None
     p_click, p_atc, p_purchase = _probabilities(rng, rows, shown, intent, brand_intent, in_seq, c, items, world, drifted,
-                                                config.pages)
+                                                config.pages, concept)
 
     n = len(ts_us)
     click = rng.random(n) < p_click

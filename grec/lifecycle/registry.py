@@ -47,6 +47,31 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def parse_ref(value: str) -> tuple[str, str]:
+    """'grec@challenger' -> ('grec', '@challenger'); 'grec:3' -> ('grec', '3'): a registered
+    model and which of its versions (an alias, marked '@', or a version number)."""
+    if "@" in value:
+        name, _, alias = value.partition("@")
+        if name and alias:
+            return name, "@" + alias
+    elif ":" in value:
+        name, _, version = value.partition(":")
+        if name and version.isdigit():
+            return name, version
+    raise ValueError(f"{value!r}: name a registered model's version as NAME@ALIAS or NAME:VERSION")
+
+
+def load_ref(value: str):
+    """(model, spec, name, version) of a registered version named 'NAME:VERSION' or 'NAME@ALIAS'."""
+    name, which = parse_ref(value)
+    registry = Registry(name)
+    version = registry.aliases().get(which[1:]) if which.startswith("@") else which
+    if version is None:
+        raise RegistryError(f"{value}: the registry's {name} has no alias {which[1:]}")
+    model, spec = registry.load(version)
+    return model, spec, name, version
+
+
 @dataclass
 class Promotion:
     version: str
@@ -222,6 +247,47 @@ class Registry:
                   drift__window=f"{result.window['start']}/{result.window['end']}",
                   drift__report=f"runs:/{mv.run_id}/{folder}/{Path(report_json).name}",
                   retrain_requested="true" if result.drifted else mv.tags.get(TAG + "retrain_requested", "false"))
+
+    def gate_aucs(self, version: str) -> dict[str, float]:
+        """{task: AUC} the gate saw on the version's test week (its gate report; {} if it was never judged)."""
+        import json
+
+        report = self.version(version).tags.get(TAG + "gate.report", "")
+        if not report:
+            return {}
+        path = mlflow.artifacts.download_artifacts(report.rsplit(".", 1)[0] + ".json", tracking_uri=self.tracking_uri)
+        return {t["task"]: t["challenger_auc"] for t in json.loads(Path(path).read_text())["tasks"]
+                if t.get("challenger_auc") is not None and t["challenger_auc"] == t["challenger_auc"]}  # not NaN
+
+    def record_quality(self, version: str, result, files: list[Path], when: datetime) -> str:
+        """Log a quality report to the version's run, its per-task figures as the run's metrics at
+        the window's end (`when`: so their history is the champion's quality week by week), and tag
+        the version with the decision; a fall requests retraining, as drift does. Returns the run's
+        artifact folder the files went to."""
+        from mlflow.entities import Metric
+
+        mv = self.version(version)
+        artifacts = f"quality/{result.window['start'][:10]}_{result.window['end'][:10]}"
+        for path in files:
+            self.client.log_artifact(mv.run_id, str(path), artifacts)
+        stamp = int(when.timestamp() * 1000)
+        metrics = [Metric(k, float(v), stamp, stamp // 86_400_000) for k, v in result.metrics().items()]
+        for start in range(0, len(metrics), 1000):  # MLflow's batch limit
+            self.client.log_batch(mv.run_id, metrics=metrics[start:start + 1000])
+        self._tag(version, quality__decision="quality fell" if result.fell else "quality held", quality__at=_now(),
+                  quality__window=f"{result.window['start']}/{result.window['end']}",
+                  retrain_requested="true" if result.fell else mv.tags.get(TAG + "retrain_requested", "false"))
+        return artifacts
+
+    def metric_history(self, version: str, keys: list[str]) -> dict[str, list[tuple[datetime, float]]]:
+        """Each metric's history on the version's run: [(time, value)] oldest first (one per window
+        when the times are the windows' ends)."""
+        run_id = self.version(version).run_id
+        out = {}
+        for key in keys:
+            points = sorted((m.timestamp, m.value) for m in self.client.get_metric_history(run_id, key))
+            out[key] = [(datetime.fromtimestamp(t / 1000, timezone.utc), v) for t, v in dict(points).items()]
+        return out
 
     def register(self, model_uri: str, tags: dict[str, str] | None = None) -> str:
         """Register a logged model (`models:/m-...` or `runs:/...`) as the next version and point

@@ -142,11 +142,15 @@ def window_rows(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> tuple
 
 def served_scores(log: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
                   tasks: TaskVocabulary | Sequence[str]) -> pd.DataFrame:
-    """The prediction log's rows logged in [start, end) as one score column per task of `tasks`
-    (the model's task vocabulary, or task names); rows of other tasks are left out of every column."""
+    """The prediction log's rows for pages in [start, end) (the time a request named, its
+    event_timestamp, else when it was logged) as one score column per task of `tasks` (the model's
+    task vocabulary, or task names); rows of other tasks are left out of every column."""
     if log.empty:
         return pd.DataFrame()
-    log = log[(log["logged_at"] >= start) & (log["logged_at"] < end)]
+    when = pd.to_datetime(log["logged_at"], utc=True)
+    if "event_timestamp" in log:
+        when = pd.to_datetime(log["event_timestamp"], utc=True).fillna(when)
+    log = log[(when >= start) & (when < end)]
     out = pd.DataFrame(index=log.index)
     tokens = tasks.tokens if isinstance(tasks, TaskVocabulary) else ("flow",)
     task = log[tokens[0]].astype(str).str.cat([log[t].astype(str) for t in (*tokens[1:], "use_case")], sep="+")

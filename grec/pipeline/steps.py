@@ -431,6 +431,63 @@ def monitor(data_dir: Path, start: str, end: str, out_dir: Path, model_name: str
     return result, paths
 
 
+def quality(data_dir: Path, start: str, end: str, out_dir: Path, model_name: str = "grec", alias: str = "champion",
+            as_of: str = "", policy: Path | None = None):
+    """The `alias` version's ranking quality per task on the window [start, end) of `data_dir` whose
+    labels have arrived by `as_of` (default now; grec.monitoring.quality), on its impressions and on
+    the rows the ranking service served (the prediction log joined with them), beside the AUC its
+    gate saw; written to out_dir (quality.json, .md, Evidently's classification report quality.html,
+    and quality.png: AUC per task over the windows monitored so far), kept on the version (metrics,
+    tags; a fall requests retraining). Returns (QualityResult, paths)."""
+    from datetime import datetime, timezone
+
+    from grec import settings
+    from grec.features.store import apply
+    from grec.io import write_json, write_text
+    from grec.lifecycle.registry import Registry, RegistryError
+    from grec.lifecycle.pyfunc import score_use_cases
+    from grec.monitoring import quality as q
+    from grec.monitoring.drift import window_rows
+    from grec.serving.prediction_log import read_log
+
+    quality_policy = q.QualityPolicy.load(policy)
+    registry = Registry(model_name)
+    version = registry.aliases().get(alias)
+    if version is None:
+        raise RegistryError(f"model '{model_name}' has no '{alias}' alias to monitor; run the training pipeline first")
+    net, spec = registry.load(version)
+    apply(Path(data_dir))
+    lo, hi = _utc(start), _utc(end)
+    when = _utc(as_of) or pd.Timestamp(datetime.now(timezone.utc))
+    window, _ = window_rows(Path(data_dir), lo, hi)
+    scores = score_use_cases(net, spec, window[spec.input_columns()].reset_index(drop=True))
+    route = spec.routes(lambda c: window[c].to_numpy())
+    served = q.served_outcomes(read_log(settings.predictions_dir()), window, spec.tasks, lo, hi)
+    rows = q.quality(window.reset_index(drop=True), scores, spec.tasks, route, when, quality_policy,
+                     registry.gate_aucs(version), served)
+    window_info = {"start": lo.isoformat(), "end": hi.isoformat(), "impressions": len(window), "served_rows": len(served)}
+    result = q.decide(rows, quality_policy, when, window_info,
+                      {"model": model_name, "version": version, "run_id": registry.version(version).run_id})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "quality.json", "markdown": out_dir / "quality.md", "html": out_dir / "quality.html"}
+    write_json(paths["json"], result.to_dict())
+    snapshot = q.classification_report(window.reset_index(drop=True), scores, spec.tasks, route, rows)
+    if snapshot is not None:
+        snapshot.save_html(str(paths["html"]))
+    else:
+        paths["html"].write_text("<html><body><p>No task had labelled rows enough to judge in this window.</p></body></html>")
+    artifacts = registry.record_quality(version, result, [paths["json"], paths["html"]], hi.to_pydatetime())
+    keys = [f"quality/{r.task.replace('+', '/')}/auc" for r in rows]
+    history = registry.metric_history(version, keys)  # this window's figures included
+    png = q.history_plot({r.task: history[k] for r, k in zip(rows, keys)}, out_dir / "quality.png",
+                         f"{model_name} v{version}: window AUC per task")
+    write_text(paths["markdown"], result.markdown() + (f"\n![AUC per task, window by window]({png.name})\n" if png else ""))
+    for path in [paths["markdown"], *([png] if png else [])]:
+        registry.client.log_artifact(result.model["run_id"], str(path), artifacts)
+    return result, paths | ({"png": png} if png else {})
+
+
 def validation_markdown(report) -> str:
     """A validation report as a short markdown table (the pipeline's report artifact)."""
     lines = ["# Data validation (Great Expectations)", "", "| table | rows | expectations | result |", "|---|---:|---:|---|"]

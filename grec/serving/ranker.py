@@ -117,6 +117,18 @@ class RankResult:
     stages: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds (see Ranker.rank)
     scored: ScoredRows | None = field(repr=False, default=None)  # what was scored (for the log)
 
+    def log_row(self, request_id: str, customer_id, use_case: str, model: str, event_timestamp: datetime | None = None,
+                **labels) -> dict[str, object]:
+        """This answer's prediction log row: what was scored (ScoredRows.log_row), who and which task,
+        the model, when the page asked (`event_timestamp`, default now: what the page's impressions are
+        logged with, so their outcomes join back on customer, item and time) and any further labels
+        (an experiment's arm)."""
+        logged_at = datetime.now(timezone.utc)
+        return self.scored.log_row() | {
+            "request_id": request_id, "logged_at": logged_at, "event_timestamp": event_timestamp or logged_at,
+            "endpoint": "rank", "use_case": use_case, "customer_id": customer_id,
+            "cold_start_customer": self.cold_start_customer, "model": model, **labels}
+
     @property
     def features(self) -> pd.DataFrame:
         """What was scored, one row per candidate in request order, in the training-set layout, with

@@ -9,9 +9,10 @@ lengths, vector shapes) are those of grec.serving.limits and of the model, in th
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from grec.data.spec import FeatureSpec
 from grec.serving.limits import MAX_CANDIDATES, MAX_HISTORY, MAX_ID, MAX_TEXT_CHARS, MAX_VECTOR_VALUE
@@ -23,6 +24,22 @@ Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 Key = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, strict=True)]  # a string id or category
 Flag = Annotated[bool, Field(strict=True)]
+RequestId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", strict=True)]
+# The years pandas and the prediction log's readers hold (nanosecond timestamps), in UTC.
+TIME_RANGE = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2262, 1, 1, tzinfo=timezone.utc))
+
+
+def _in_time_range(value: datetime) -> datetime:
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:  # year 1 at +23:59 has no UTC time
+        raise ValueError(f"{value.isoformat()}: has no UTC time") from None
+    if not TIME_RANGE[0] <= value < TIME_RANGE[1]:
+        raise ValueError(f"{value.isoformat()}: must fall in the years 1970 to 2261")
+    return value
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_in_time_range)]
 VALUE_TYPES = {"int64": Id, "string": Key, "bool": Flag}
 # How far past the training rows' range a number may be: this many times the range's magnitude.
 # Prices and bills grow and a new catalogue brings new extremes, so the training range itself is too
@@ -88,6 +105,11 @@ def rank_input_model(spec: FeatureSpec) -> type[BaseModel]:
     }
     if spec.has("search"):
         fields["search_query"] = (Text, Field("", description="What the customer searched for ('' if nothing)"))
+    fields["request_id"] = (RequestId | None, Field(None, description=(
+        "The caller's id of this page view, kept in the prediction log and answered back (default: a new id)")))
+    fields["event_timestamp"] = (EventTime | None, Field(None, description=(
+        "When the page asked, with its UTC offset (default: now): the time its impressions will be logged with, "
+        "so their outcomes join back to this ranking on customer, item and time")))
     for name in spec.impression_context:
         kind = value_type(spec, name) if name in spec.context_categorical else number(spec, name)
         fields[name] = (kind, Field(0, description="Impression context; every candidate is scored with this value"))

@@ -36,6 +36,7 @@ import bentoml  # noqa: E402
 
 from grec.data.spec import FeatureSpec  # noqa: E402
 from grec.serving import limits  # noqa: E402
+from grec.serving.experiment import CHALLENGER, CHAMPION, Split  # noqa: E402
 from grec.serving.middleware import RequestLimits  # noqa: E402
 from grec.serving.requests import (  # noqa: E402
     FORBID_EXTRA, rank_context, rank_input_model, rank_output_model, route_of, score_row_model)
@@ -57,6 +58,11 @@ COMPILE = os.environ.get("GREC_SERVE_COMPILE", "1").strip() not in ("0", "false"
 # alias names within FOLLOW_SECONDS, swapped in without a refused request (grec.serving.rollout).
 FOLLOW = os.environ.get("GREC_SERVE_FOLLOW", "").strip()
 FOLLOW_SECONDS = limits.seconds("GREC_SERVE_FOLLOW_SECONDS", 5.0)
+# An A/B experiment (grec.serving.experiment): the registry's NAME@ALIAS or NAME:VERSION that a
+# share of the customers are ranked by, split by a stable hash of the customer id.
+CHALLENGER_MODEL = os.environ.get("GREC_SERVE_CHALLENGER", "").strip()
+SPLIT = (Split(os.environ.get("GREC_SERVE_EXPERIMENT", "").strip() or CHALLENGER_MODEL,
+               float(os.environ.get("GREC_SERVE_CHALLENGER_SHARE", "0.5"))) if CHALLENGER_MODEL else None)
 
 
 def packaged_spec(tag: str = MODEL_TAG) -> FeatureSpec:
@@ -103,6 +109,7 @@ class GRecRanker:
         # (Ranker, metadata): swapped as one by the registry follower; a request reads it once
         self.served = self._prepare(wrapper.model, wrapper.spec, {"model": str(info.tag), **info.labels})
         self.log = PredictionLog(settings.predictions_dir(), flush_seconds=LOG_FLUSH_SECONDS)
+        self.challenger = self._challenger() if SPLIT else None
         self.follower = None
         if FOLLOW:
             from grec.serving.rollout import Follower, parse_follow
@@ -127,6 +134,17 @@ class GRecRanker:
                 "task_tokens": dict(zip(tasks.tokens, map(list, tasks.token_values))),
                 "request_context": spec.impression_context, "inputs": spec.inputs}
         return ranker, meta
+
+    def _challenger(self) -> tuple:
+        """(Ranker, metadata) of the experiment's challenger, loaded from the registry."""
+        from grec.lifecycle.registry import load_ref
+        from grec.serving.rollout import request_shape
+
+        model, spec, name, version = load_ref(CHALLENGER_MODEL)
+        if request_shape(spec) != request_shape(SPEC):
+            raise ValueError(f"GREC_SERVE_CHALLENGER={CHALLENGER_MODEL}: its requests differ from the champion's "
+                             "(flows, use cases, columns or value types); one service serves one request schema")
+        return self._prepare(model, spec, {"model": f"{name}:v{version}", "registered_model": name, "version": version})
 
     def _swap(self, version: str) -> None:
         """Serve the registry's `version` of the followed model from now on (the follower's thread)."""
@@ -155,7 +173,8 @@ class GRecRanker:
         customer_id, flow, use_case = body["customer_id"], route_of(SPEC, body), body["use_case"]
         request = RankRequest(customer_id, flow, use_case, list(body["item_ids"]), body.get("search_query", ""),
                               rank_context(SPEC, body))
-        ranker, meta = self.served
+        arm = SPLIT.arm(customer_id) if self.challenger else CHAMPION
+        ranker, meta = self.challenger if arm == CHALLENGER else self.served
         try:
             result = ranker.rank(request)
         except RequestError as e:
@@ -166,10 +185,10 @@ class GRecRanker:
             ctx.response.status_code = 503  # what BentoML sets on the response it is given
             return JSONResponse({"error": str(e), "detail": "the request was not scored; /readyz says when the store "
                                  "answers again"}, status_code=503, headers={"Retry-After": "1"})
-        request_id, model = uuid.uuid4().hex, meta["model"]
-        self.log.append(result.scored.log_row() | {
-            "request_id": request_id, "logged_at": datetime.now(timezone.utc), "endpoint": "rank", "use_case": use_case,
-            "customer_id": customer_id, "cold_start_customer": result.cold_start_customer, "model": model})
+        request_id, model = body.get("request_id") or uuid.uuid4().hex, meta["model"]
+        experiment = {"arm": arm, "experiment": SPLIT.experiment} if self.challenger else {}
+        self.log.append(result.log_row(request_id, customer_id, use_case, model, body.get("event_timestamp"),
+                                       **experiment))
         ctx.response.headers["Server-Timing"] = ", ".join(f"{k};dur={v:.3f}" for k, v in result.stages.items())
         return RankResponse(request_id=request_id, task=result.task, model=model,
                             items=[{"item_id": i, "score": s, "cold_start": i in result.cold_start_items}
@@ -198,7 +217,11 @@ class GRecRanker:
     def metadata(self) -> dict:
         """What is served and since when; a version the followed alias names that could not be
         swapped in, and why (`pending`)."""
-        return self.served[1] | {"pending": self.follower.pending if self.follower else None}
+        experiment = None
+        if self.challenger:
+            experiment = {"name": SPLIT.experiment, "challenger_share": SPLIT.challenger_share,
+                          "challenger": self.challenger[1]["model"], "split": "a stable hash of the customer id"}
+        return self.served[1] | {"pending": self.follower.pending if self.follower else None, "experiment": experiment}
 
     @bentoml.on_shutdown
     def close(self) -> None:

@@ -73,9 +73,11 @@ def test_training_pipeline_compiles_with_its_steps_order_condition_and_cluster_s
 def test_monitoring_pipeline_compiles_with_retraining_behind_two_conditions(tmp_path):
     spec, platform = compiled("monitoring", tmp_path)
     tasks = all_tasks(spec["root"]["dag"], spec["components"])
-    assert set(tasks) == {"drift-report", "start-training"}
-    conditions = tasks["start-training"][1]
-    assert len(conditions) == 2 and "drift-report" in conditions[0] and "kfp_host" in conditions[1]
+    assert set(tasks) == {"drift-report", "quality-report", "start-training"}
+    conditions = tasks["start-training"][1]  # retrain (drift or quality fell), and a KFP host to run it on
+    assert len(conditions) == 2 and "quality-report" in conditions[0] and "kfp_host" in conditions[1]
+    drifted = tasks["quality-report"][0]["inputs"]["parameters"]["drifted"]
+    assert drifted["taskOutputParameter"]["producerTask"] == "drift-report"
     assert set(platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]) == set(spec["deploymentSpec"]["executors"])
 
 

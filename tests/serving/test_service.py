@@ -1,6 +1,6 @@
 """The BentoML service started with `grec serve` on loopback, once over each online store (SQLite,
 Redis): the same scores as the registry model in-process (read from SQLite), a 4xx naming the
-problem for every bad request, and a prediction log of what was served."""
+problem for every bad request, a prediction log of what was served, and an A/B split by customer."""
 
 import os
 import subprocess
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 from grec.features.store import OnlineReader
@@ -17,6 +18,7 @@ from grec.features.training_set import open_source
 from grec.lifecycle.pyfunc import request_frame, score_frame
 from grec.lifecycle.registry import Registry
 from grec.serving.bento import local_service
+from grec.serving.experiment import Split
 from grec.serving.prediction_log import read_log
 from grec.serving.ranker import RankRequest, Ranker
 
@@ -27,7 +29,9 @@ def service(served, request):
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():  # what `grec serve` inherits
             mp.setenv(name, value)
-        with local_service(served["home"]) as url, httpx.Client(base_url=url, timeout=30) as client:
+        # an A/A test: the champion's own version as the challenger, for half of the customers
+        experiment = {"GREC_SERVE_CHALLENGER": f"grec:{served['version']}", "GREC_SERVE_EXPERIMENT": "aa"}
+        with local_service(served["home"], env=experiment) as url, httpx.Client(base_url=url, timeout=30) as client:
             yield {"client": client, "backend": request.param}
 
 
@@ -131,3 +135,45 @@ def test_package_builds_a_bento_with_the_champion(served):
     assert "libgomp1" in (bento / "env" / "docker" / "Dockerfile").read_text()  # LightGBM's OpenMP, for a tree champion
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()  # the service's own export of the lock
     assert "\ntorch==2.13.0" in requirements and "\npyspark==" not in requirements and "\npytest==" not in requirements
+
+
+def logged(served, request_ids: set[str], timeout: float = 30.0):
+    """The prediction log's rows of these requests, once all are written (every 5 s, off the request path)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = read_log(served["home"] / "predictions")
+        rows = log[log["request_id"].isin(request_ids)] if "request_id" in log else log.iloc[:0]
+        if set(rows["request_id"]) == request_ids or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
+def test_an_ab_split_ranks_each_customer_by_one_arm_and_logs_it(service, served):
+    client = service["client"]
+    meta = client.post("/metadata").json()
+    assert meta["experiment"]["name"] == "aa" and meta["experiment"]["challenger"] == f"grec:v{served['version']}"
+    customers = served["tables"]["customers"]["customer_id"].head(12).tolist()
+    sent = {}
+    for i, customer in enumerate(customers * 2):  # each customer twice
+        request_id = f"{service['backend']}-page-{i}"
+        when = f"2026-09-0{1 + i % 6}T10:00:00+02:00"
+        body = {"customer_id": int(customer), "flow": "AAL", "use_case": "CTR", "item_ids": [1, 2, 3],
+                "request_id": request_id, "event_timestamp": when}
+        answer = client.post("/rank", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["request_id"] == request_id  # the caller's id answered back
+        sent[request_id] = (customer, when)
+    rows = logged(served, set(sent)).drop_duplicates("request_id")
+    assert len(rows) == len(sent)
+    split = Split("aa", 0.5)
+    for row in rows.itertuples():
+        customer, when = sent[row.request_id]
+        assert row.arm == split.arm(customer) and row.experiment == "aa"
+        assert pd.Timestamp(row.event_timestamp) == pd.Timestamp(when)  # the page's time, for the outcomes' join
+    assert rows.groupby("customer_id")["arm"].nunique().max() == 1  # one arm per customer
+    assert set(rows["arm"]) == {"champion", "challenger"}
+    for bad in ({"event_timestamp": "yesterday"}, {"event_timestamp": "2026-09-01T10:00:00"},
+                {"event_timestamp": "0001-01-01T00:00:00+23:59"}, {"request_id": "has space"}):
+        body = {"customer_id": 1, "flow": "AAL", "use_case": "CTR", "item_ids": [1]} | bad
+        answer = client.post("/rank", json=body)
+        assert answer.status_code == 400 and next(iter(bad)) in answer.text, answer.text
