@@ -124,7 +124,8 @@ def run_experiment(data_dir: Path, config: ExperimentConfig, out: Path, log=prin
     with atomic_folder(out / "batch") as batch:  # the folder's own layout: `grec data append` takes it
         write_parquet(batch / table.file, as_stored(shown, table))
     served = read_log(log_dir)
-    served = served[served["request_id"].str.startswith(prefix)] if len(served) else served  # this run's
+    if len(served):  # this run's requests (the service's own log holds others, and /score rows without ids)
+        served = served[served["request_id"].str.startswith(prefix, na=False)]
     joined = join_outcomes(served, shown, tasks)
     result = ExperimentResult(config, models, folder=out, impressions=len(shown), request_prefix=prefix,
                               requests={arm: int((served.drop_duplicates("request_id")["arm"] == arm).sum())

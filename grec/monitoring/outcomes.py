@@ -52,4 +52,9 @@ def join_outcomes(served: pd.DataFrame, impressions: pd.DataFrame, tasks: TaskVo
 
 
 def _text(ids: pd.Series) -> pd.Series:
-    return ids.map(lambda v: str(v.item() if hasattr(v, "item") else v))
+    """Ids as text to match on: numpy's as Python's, and an integer id upcast to float beside
+    missing values (a log of several layouts) as the integer."""
+    def one(v):
+        v = v.item() if hasattr(v, "item") else v
+        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+    return ids.map(one)

@@ -96,7 +96,15 @@ def read_log(folder: Path) -> pd.DataFrame:
     parts = sorted(Path(folder).glob("date=*/part-*.parquet"))
     if not parts:
         return pd.DataFrame()
-    return pd.concat([_candidate_rows(pd.read_parquet(p)) for p in parts], ignore_index=True)
+    return pd.concat([_candidate_rows(_microseconds(pd.read_parquet(p))) for p in parts], ignore_index=True)
+
+
+def _microseconds(part: pd.DataFrame) -> pd.DataFrame:
+    """A part's times in microseconds: parts written from frames hold nanoseconds, those from /rank
+    rows microseconds, and a page's time may lie past what nanoseconds hold (year 2262), which
+    concatenating them as nanoseconds would refuse."""
+    times = {c: "datetime64[us, UTC]" for c, kind in part.dtypes.items() if isinstance(kind, pd.DatetimeTZDtype)}
+    return part.astype(times) if times else part
 
 
 def _candidate_rows(part: pd.DataFrame) -> pd.DataFrame:

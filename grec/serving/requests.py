@@ -25,21 +25,19 @@ Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 Key = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, strict=True)]  # a string id or category
 Flag = Annotated[bool, Field(strict=True)]
 RequestId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", strict=True)]
-# The years pandas and the prediction log's readers hold (nanosecond timestamps), in UTC.
-TIME_RANGE = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2262, 1, 1, tzinfo=timezone.utc))
 
 
-def _in_time_range(value: datetime) -> datetime:
+def _utc(value: datetime) -> datetime:
+    """A page's time in UTC, as the log keeps it. An instant past what UTC datetimes hold (year 1 at
+    +23:59) is the earliest or latest one: any date-time the schema allows is taken, none is a 500."""
     try:
-        value = value.astimezone(timezone.utc)
-    except OverflowError:  # year 1 at +23:59 has no UTC time
-        raise ValueError(f"{value.isoformat()}: has no UTC time") from None
-    if not TIME_RANGE[0] <= value < TIME_RANGE[1]:
-        raise ValueError(f"{value.isoformat()}: must fall in the years 1970 to 2261")
-    return value
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        edge = datetime.min if value.year == 1 else datetime.max
+        return edge.replace(tzinfo=timezone.utc)
 
 
-EventTime = Annotated[AwareDatetime, AfterValidator(_in_time_range)]
+EventTime = Annotated[AwareDatetime, AfterValidator(_utc)]
 VALUE_TYPES = {"int64": Id, "string": Key, "bool": Flag}
 # How far past the training rows' range a number may be: this many times the range's magnitude.
 # Prices and bills grow and a new catalogue brings new extremes, so the training range itself is too

@@ -93,7 +93,7 @@ def test_serving_a_production_week_logs_it_and_appends_what_happened(served, tmp
     assert done.exit_code == 0, done.output
     assert "Served 150 requests with grec:v" in done.output
     log = read_log(served["home"] / "predictions")
-    mine = log[log["request_id"].str.startswith("served-2026-09-01-")].drop_duplicates("request_id")
+    mine = log[log["request_id"].str.startswith("served-2026-09-01-", na=False)].drop_duplicates("request_id")
     assert len(mine) == 150 and set(mine["arm"]) == {"champion"}
     times = pd.to_datetime(mine["event_timestamp"], utc=True)
     assert times.between(pd.Timestamp("2026-09-01", tz="UTC"), pd.Timestamp("2026-09-03", tz="UTC")).all()

@@ -54,3 +54,24 @@ def test_ranking_requests_are_one_row_each_and_read_as_one_row_per_candidate(tmp
     assert ranked["cold_start_item"].tolist() == [False, True, False, False, True]
     assert set(ranked["plan"]) == {"free"} and all(list(v) == ["trk_1"] for v in ranked["viewed_item_ids"])
     assert len(rows) == 7
+
+
+def test_parts_of_both_layouts_and_a_page_time_past_2262_read_together(tmp_path):
+    """A /rank row's page time may be any date-time the schema allows (year 8304 included); a /score
+    part holds nanosecond times. Read together, every time is kept (in microseconds)."""
+    from datetime import datetime, timezone
+
+    from grec.serving.requests import _utc
+
+    far = _utc(datetime.fromisoformat("8304-05-26T13:24:17.4+00:00"))
+    log = PredictionLog(tmp_path, flush_seconds=0.05)
+    log.append({"request_id": "far", "logged_at": datetime.now(timezone.utc), "event_timestamp": far, "endpoint": "rank",
+                "item_id": [1, 2], "score": np.array([0.1, 0.2]), "rank": np.array([1, 0]),
+                "cold_start_item": np.array([False, False]), "candidates": 2})
+    time.sleep(0.3)
+    log.append(pd.DataFrame({"item_id": [3], "score": [0.3], "endpoint": ["score"],
+                             "logged_at": [pd.Timestamp.now(tz="UTC")]}))
+    log.close()
+    rows = read_log(tmp_path)
+    assert len(rows) == 3 and rows["event_timestamp"].iloc[0] == pd.Timestamp(far)
+    assert str(rows["logged_at"].dtype) == "datetime64[us, UTC]"
