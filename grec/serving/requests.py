@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from grec.data.spec import FeatureSpec
 from grec.serving.limits import MAX_CANDIDATES, MAX_HISTORY, MAX_ID, MAX_TEXT_CHARS, MAX_VECTOR_VALUE
@@ -37,7 +37,15 @@ def _utc(value: datetime) -> datetime:
         return edge.replace(tzinfo=timezone.utc)
 
 
-EventTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+def _date_time_text(value):
+    """Only what the schema says a page's time is: an RFC 3339 string (pydantic's lax mode would take
+    a number as seconds since 1970)."""
+    if not isinstance(value, (str, datetime)):
+        raise ValueError(f"must be a date-time string with its UTC offset, got {type(value).__name__} {value!r}")
+    return value
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_date_time_text), AfterValidator(_utc)]
 VALUE_TYPES = {"int64": Id, "string": Key, "bool": Flag}
 # How far past the training rows' range a number may be: this many times the range's magnitude.
 # Prices and bills grow and a new catalogue brings new extremes, so the training range itself is too

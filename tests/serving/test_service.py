@@ -173,7 +173,7 @@ def test_an_ab_split_ranks_each_customer_by_one_arm_and_logs_it(service, served)
     assert rows.groupby("customer_id")["arm"].nunique().max() == 1  # one arm per customer
     assert set(rows["arm"]) == {"champion", "challenger"}
     for bad in ({"event_timestamp": "yesterday"}, {"event_timestamp": "2026-09-01T10:00:00"},  # no UTC offset
-                {"request_id": "has space"}):
+                {"event_timestamp": 1788000000}, {"request_id": "has space"}):  # a number is not a date-time string
         body = {"customer_id": 1, "flow": "AAL", "use_case": "CTR", "item_ids": [1]} | bad
         answer = client.post("/rank", json=body)
         assert answer.status_code == 400 and next(iter(bad)) in answer.text, answer.text
