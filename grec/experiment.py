@@ -19,7 +19,6 @@ task (route x use case) gets a share of the traffic; a task's conversions count 
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,7 +56,6 @@ class ExperimentResult:
     use_cases: list[dict] = field(default_factory=list)  # pooled over routes
     requests: dict[str, int] = field(default_factory=dict)
     impressions: int = 0
-    folder: Path | None = None
     request_prefix: str = ""  # request r of this run is logged as f"{request_prefix}{r}"
 
     def to_dict(self) -> dict:
@@ -68,8 +66,6 @@ class ExperimentResult:
 def _next_impression_id(data_dir: Path) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-
-    from grec.data.contract import read_contract
 
     table = read_contract(data_dir).tables["impressions"]
     column = table.column("impression_id").stored  # the user's name for it
@@ -127,7 +123,7 @@ def run_experiment(data_dir: Path, config: ExperimentConfig, out: Path, log=prin
     if len(served):  # this run's requests (the service's own log holds others, and /score rows without ids)
         served = served[served["request_id"].str.startswith(prefix, na=False)]
     joined = join_outcomes(served, shown, tasks)
-    result = ExperimentResult(config, models, folder=out, impressions=len(shown), request_prefix=prefix,
+    result = ExperimentResult(config, models, impressions=len(shown), request_prefix=prefix,
                               requests={arm: int((served.drop_duplicates("request_id")["arm"] == arm).sum())
                                         for arm in ARMS})
     result.tasks, result.use_cases = report(joined, tasks, config.seed)
@@ -213,7 +209,3 @@ def markdown(result: ExperimentResult) -> str:
         lines += [f"| {row[key]} | {_rate(row[CHAMPION])} | {_rate(row[CHALLENGER])} | {_lift(row)} |" for row in rows]
         lines.append("")
     return "\n".join(lines)
-
-
-def load_result(folder: Path) -> dict:
-    return json.loads((Path(folder) / "result.json").read_text())

@@ -288,19 +288,6 @@ def classification_report(window: pd.DataFrame, scores: np.ndarray, tasks: TaskV
     return Report([ClassificationPreset()]).run(Dataset.from_pandas(frame, data_definition=definition), None)
 
 
-def use_case_scores(current: pd.DataFrame, tasks: TaskVocabulary) -> np.ndarray:
-    """(N, U) the champion's probability of each use case per row, from drift_rows' per-task score
-    columns (each row has a value in its own route's column only)."""
-    from grec.monitoring.drift import score_column
-
-    out = np.full((len(current), len(tasks.use_cases)), np.nan)
-    for u, use_case in enumerate(tasks.use_cases):
-        for flow in tasks.flows:
-            column = current[score_column(f"{flow}+{use_case}")].to_numpy()
-            out[:, u] = np.where(np.isnan(column), out[:, u], column)
-    return out
-
-
 def served_outcomes(log: pd.DataFrame, window: pd.DataFrame, tasks: TaskVocabulary, start: pd.Timestamp,
                     end: pd.Timestamp, window_join: pd.Timedelta = pd.Timedelta(minutes=10)) -> pd.DataFrame:
     """The /rank rows the service logged for pages in [start, end) (their event_timestamp, else when
