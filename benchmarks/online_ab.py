@@ -69,6 +69,8 @@ def train_models(data: Path, home: Path, end: pd.Timestamp, log=typer.echo) -> d
 
 
 def markdown(payload: dict) -> str:
+    from grec.experiment import lift_text
+
     m = payload["machine"]
     lines = ["# Online A/B on the simulated storefront: GRec against per-task LightGBM and against MMoE", "",
              f"Reproduce: `{payload['command']}`", "",
@@ -80,7 +82,15 @@ def markdown(payload: dict) -> str:
              "conversions of the task's label among the shown items per 1,000 requests [95% bootstrap interval over "
              "customers] (conversions in requests); lift: treatment (GRec) over control.", "",
              "The paper's Table 2 (GRec over the single-task recommenders, online): "
-             + "; ".join(f"{k} {v}" for k, v in PAPER.items()) + ".", ""]
+             + "; ".join(f"{k} {v}" for k, v in PAPER.items()) + ".", "",
+             "## GRec's lift per use case (pooled over the routes)", "",
+             "| use case | " + " | ".join(f"GRec over {e['labels']['control']}" for e in payload["experiments"]) + " |",
+             "|---|" + "---|" * len(payload["experiments"])]
+    use_cases = [row["use_case"] for row in payload["experiments"][0]["use_cases"]]
+    for use_case in use_cases:
+        cells = [lift_text(next(r for r in e["use_cases"] if r["use_case"] == use_case)) for e in payload["experiments"]]
+        lines.append(f"| {use_case} | " + " | ".join(cells) + " |")
+    lines.append("")
     for experiment in payload["experiments"]:
         labels, models = experiment["labels"], experiment["models"]
         tables = experiment["markdown"].split("\n\n", 2)[2]  # the experiment's tables, after its title and legend
@@ -91,12 +101,13 @@ def markdown(payload: dict) -> str:
 
 def main(
     impressions: Annotated[int, typer.Option(help="Impressions of the world (training and test weeks)")] = 400_000,
-    requests: Annotated[int, typer.Option(help="Requests per experiment, from the production week")] = 40_000,
+    requests: Annotated[int, typer.Option(help="Requests per experiment, from the production week")] = 100_000,
     seed: Annotated[int, typer.Option(help="World seed")] = 0,
     name: Annotated[str, typer.Option(help="Results file stem under benchmarks/results/")] = "online_ab",
 ):
     from grec.data.simulate import SimulationConfig, simulate_to
     from grec.experiment import ExperimentConfig, markdown as experiment_markdown, run_experiment
+    from grec.serving.experiment import CHALLENGER, CHAMPION
 
     command = " ".join(["python", "benchmarks/online_ab.py", *sys.argv[1:]])
     with tempfile.TemporaryDirectory() as folder:
@@ -117,8 +128,9 @@ def main(
                                                            production[1].isoformat(), requests, 0.5, seed),
                                     home / "experiments" / label, log=typer.echo)
             typer.echo(f"{label}: {time.perf_counter() - began:.0f} s")
-            experiments.append(result.to_dict() | {"labels": {"control": control, "treatment": "GRec task-sentence 8/4"},
-                                                   "markdown": experiment_markdown(result)})
+            labels = {"control": control, "treatment": "GRec task-sentence 8/4"}
+            experiments.append(result.to_dict() | {"labels": labels, "markdown": experiment_markdown(
+                result, {CHAMPION: labels["control"], CHALLENGER: labels["treatment"]})})
     payload = {"machine": machine(), "command": command, "impressions": impressions, "requests": requests,
                "world_seed": seed, "window": [t.isoformat() for t in production], "models": versions,
                "experiments": experiments}

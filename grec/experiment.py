@@ -33,6 +33,7 @@ from grec.monitoring.outcomes import join_outcomes
 from grec.serving.experiment import CHALLENGER, CHAMPION, Split
 
 BOOTSTRAP = 1000
+MIN_CONVERSIONS = 10  # both arms together; fewer reads nothing (the bootstrap of a handful of events is not an interval)
 ARMS = (CHAMPION, CHALLENGER)  # control, treatment
 
 
@@ -158,12 +159,17 @@ def _per_1000(per_request: pd.DataFrame, rng: np.random.Generator) -> tuple[floa
 
 def report(joined: pd.DataFrame, tasks, seed: int = 0) -> tuple[list[dict], list[dict]]:
     """Per task and per use case (pooled over routes): each arm's requests, conversions, conversions
-    per 1,000 requests [95% interval], and the treatment's lift over the control [95% interval]."""
+    per 1,000 requests [95% interval], the treatment's lift over the control [95% interval], and the
+    verdict, read on the interval of the difference (treatment - control per 1,000 requests: defined
+    where an arm converted nothing, where the ratio's is not) and only with MIN_CONVERSIONS."""
     rng = np.random.default_rng(seed)
     per_request = conversions(joined, tasks)
     out: dict[str, list[dict]] = {"task": [], "use_case": []}
+    order = {"task": [tasks.task_name(t) for t in range(tasks.n_tasks)], "use_case": list(tasks.use_cases)}
     for level in ("task", "use_case"):
-        for name, group in per_request.groupby(level, sort=False):
+        groups = dict(list(per_request.groupby(level, sort=False)))
+        for name in [n for n in order[level] if n in groups]:  # the model's order: route-major, use cases in turn
+            group = groups[name]
             row: dict = {level: name}
             draws = {}
             for arm in ARMS:
@@ -177,8 +183,19 @@ def report(joined: pd.DataFrame, tasks, seed: int = 0) -> tuple[list[dict], list
             finite = lift[np.isfinite(lift)]
             row["lift_interval"] = ([float(np.quantile(finite, 0.025)), float(np.quantile(finite, 0.975))]
                                     if len(finite) else None)
+            difference = draws[CHALLENGER] - draws[CHAMPION]
+            row["difference"] = treatment - control
+            row["difference_interval"] = [float(np.quantile(difference, 0.025)), float(np.quantile(difference, 0.975))]
+            row["verdict"] = _verdict(row)
             out[level].append(row)
     return out["task"], out["use_case"]
+
+
+def _verdict(row: dict) -> str:
+    if row[CHAMPION]["conversions"] + row[CHALLENGER]["conversions"] < MIN_CONVERSIONS:
+        return "too few conversions"
+    lo, hi = row["difference_interval"]
+    return "treatment ahead" if lo > 0 else "control ahead" if hi < 0 else "level"
 
 
 def _rate(cell: dict) -> str:
@@ -186,26 +203,28 @@ def _rate(cell: dict) -> str:
     return f"{cell['per_1000']:.2f} [{lo:.2f}, {hi:.2f}] ({cell['conversions']:,} in {cell['requests']:,})"
 
 
-def _lift(row: dict) -> str:
+def lift_text(row: dict) -> str:
+    """The lift [interval] and the verdict, as a table cell."""
     if row["lift"] is None or row["lift_interval"] is None:
-        return "-"
+        return f"- {row['verdict']}"
     lo, hi = row["lift_interval"]
-    verdict = "treatment ahead" if lo > 0 else "control ahead" if hi < 0 else "level"
-    return f"{row['lift']:+.1%} [{lo:+.1%}, {hi:+.1%}] {verdict}"
+    return f"{row['lift']:+.1%} [{lo:+.1%}, {hi:+.1%}] {row['verdict']}"
 
 
-def markdown(result: ExperimentResult) -> str:
+def markdown(result: ExperimentResult, labels: dict[str, str] | None = None) -> str:
+    """The result as tables; `labels` (arm -> a name for its model) head the columns beside the versions."""
     c = result.config
-    control, treatment = result.models[CHAMPION], result.models[CHALLENGER]
+    control, treatment = (f"{labels[arm]} ({result.models[arm]})" if labels else result.models[arm] for arm in ARMS)
     lines = [f"# A/B {c.name}: {treatment} (treatment) against {control} (control)", "",
              f"Requests {sum(result.requests.values()):,} drawn from [{c.start}, {c.end}) (seed {c.seed}), "
              f"{c.treatment_share:.0%} of the customers to the treatment by a stable hash; "
              f"{result.impressions:,} impressions shown. Cells: conversions (the task's label among the shown "
              "items) per 1,000 requests [95% bootstrap interval over customers] (conversions in requests); "
-             "lift: treatment over control.", ""]
+             "lift: treatment over control [95% interval]; the verdict reads the interval of the difference, and needs "
+             f"{MIN_CONVERSIONS} conversions in the two arms.", ""]
     for level, rows in (("use case", result.use_cases), ("task", result.tasks)):
         lines += [f"| {level} | {control} | {treatment} | lift |", "|---|---:|---:|---|"]
         key = "use_case" if level == "use case" else "task"
-        lines += [f"| {row[key]} | {_rate(row[CHAMPION])} | {_rate(row[CHALLENGER])} | {_lift(row)} |" for row in rows]
+        lines += [f"| {row[key]} | {_rate(row[CHAMPION])} | {_rate(row[CHALLENGER])} | {lift_text(row)} |" for row in rows]
         lines.append("")
     return "\n".join(lines)

@@ -11,8 +11,9 @@ import pytest
 from grec.data.append import append_batch
 from grec.data.contract import read_contract, write_tables
 from grec.data.simulate_online import SLOTS, Storefront
+from grec.data.schema import TaskVocabulary
 from grec.data.tables import load_tables
-from grec.experiment import ExperimentConfig, run_experiment
+from grec.experiment import MIN_CONVERSIONS, ExperimentConfig, report, run_experiment
 from grec.serving.experiment import Split
 from grec.serving.prediction_log import read_log
 
@@ -69,12 +70,42 @@ def test_the_intervals_hold_their_estimates_and_the_batch_appends(aa, served, tm
             assert lo <= row[arm]["per_1000"] <= hi
         if row["lift_interval"] is not None and row["lift"] is not None:
             assert row["lift_interval"][0] <= row["lift"] <= row["lift_interval"][1]
+        lo, hi = row["difference_interval"]
+        assert lo <= row["difference"] <= hi
     assert "| use case |" in (out / "result.md").read_text()
     folder = tmp_path / "shop"
     write_tables(load_tables(served["data"]), folder, read_contract(served["data"]))
     before = len(load_tables(folder)["impressions"])
     append_batch(folder, out / "batch")
     assert len(load_tables(folder)["impressions"]) == before + result.impressions
+
+
+def _served_rows(rates: dict[str, float], requests: int, seed: int) -> tuple[pd.DataFrame, object]:
+    """Served rows of a one-task world: `requests` per arm, six items each, converting at the arm's rate."""
+    tasks = TaskVocabulary(("AAL",), ("CVR",), {"CVR": "purchase"}, {"CVR": None})
+    rng = np.random.default_rng(seed)
+    frames = []
+    for arm, rate in rates.items():
+        n = requests * 6
+        frames.append(pd.DataFrame({"request_id": np.repeat([f"{arm}-{r}" for r in range(requests)], 6),
+                                    "arm": arm, "customer_id": np.repeat(rng.integers(0, 10**9, requests), 6),
+                                    "flow": "AAL", "use_case": "CVR", "purchase": rng.random(n) < rate}))
+    return pd.concat(frames, ignore_index=True), tasks
+
+
+def test_the_verdict_reads_the_difference_and_needs_conversions():
+    joined, tasks = _served_rows({"champion": 0.01, "challenger": 0.03}, 3000, seed=0)
+    (row,), _ = report(joined, tasks)
+    assert row["verdict"] == "treatment ahead" and row["difference_interval"][0] > 0
+    # an arm that converted nothing: the lift's interval is undefined, the difference's is not
+    joined, tasks = _served_rows({"champion": 0.0005, "challenger": 0.0}, 400, seed=1)
+    (row,), _ = report(joined, tasks)
+    assert row["challenger"]["conversions"] == 0 < row["champion"]["conversions"] < MIN_CONVERSIONS
+    assert row["verdict"] == "too few conversions"
+    # the same arm twice: level, in most worlds
+    verdicts = [report(*_served_rows({"champion": 0.02, "challenger": 0.02}, 2000, seed=s))[0][0]["verdict"]
+                for s in range(10)]
+    assert verdicts.count("level") >= 8
 
 
 def test_serving_a_production_week_logs_it_and_appends_what_happened(served, tmp_path, monkeypatch):
