@@ -305,8 +305,7 @@ def served_outcomes(log: pd.DataFrame, window: pd.DataFrame, tasks: TaskVocabula
         return pd.DataFrame()
     joined = join_outcomes(log, window, tasks, window_join)
     shown = joined[joined["shown"]].copy()
-    route = shown[list(tasks.tokens)].astype(str).agg("+".join, axis=1) if len(shown) else pd.Series(dtype=str)
-    return shown.assign(task=route + "+" + shown["use_case"])
+    return shown.assign(task=tasks.routes_of(shown).astype(str) + "+" + shown["use_case"].astype(str))
 
 
 def history_plot(history: dict[str, list], path: Path, title: str) -> Path | None:
