@@ -23,7 +23,7 @@ import torch
 from grec.data.dataset import Dataset
 from grec.evaluate import predict, task_masks
 from grec.io import atomic_write, write_json
-from grec.lifecycle.gate import weighted_auc
+from grec.metrics import weighted_ap, weighted_auc
 from grec.model.checkpoint import build_model, model_config
 from grec.model.inputs import InputConfig
 from grec.train import TrainConfig, train_model
@@ -93,21 +93,6 @@ class TrainedCache:
             with open(tmp, "wb") as f:
                 np.savez(f, probs=probs, seconds=seconds, rows_per_second=speed, settings=json.dumps(settings))
         atomic_write(self._path(name, seed), write)
-
-
-def weighted_ap(label: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Average precision of `score` for every row of `weights`: label (R,), score (R,), weights
-    (B, R) -> (B,). Tied scores form one threshold, as in average_precision_score; NaN where a
-    weighting leaves no positive."""
-    order = np.argsort(-score, kind="stable")
-    s, y, w = score[order], label[order].astype(bool), weights[:, order]
-    ends = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]  # (G,) last row of each tie group
-    tp = np.cumsum(w * y, axis=1)[:, ends]  # (B, G) weighted true positives at each threshold
-    fp = np.cumsum(w * ~y, axis=1)[:, ends]
-    gained = np.diff(tp, axis=1, prepend=0.0)  # recall steps (unnormalised)
-    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (gained * precision).sum(1) / tp[:, -1]
 
 
 def _scores(label, probs, weights, metric) -> tuple[float, list[float], np.ndarray]:

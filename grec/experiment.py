@@ -106,7 +106,7 @@ def run_experiment(data_dir: Path, config: ExperimentConfig, out: Path, log=prin
         arm = split.arm(row["customer_id"])
         ranker = rankers[arm]
         use_case = tasks.use_cases[r % len(tasks.use_cases)]
-        route = "+".join(str(row[t]) for t in tasks.tokens)
+        route = tasks.route_of(row)
         result = ranker.rank(RankRequest(row["customer_id"], route, use_case, row["candidates"], row["search_query"],
                                          {c: row[c] for c in context_columns}))
         prediction_log.append(result.log_row(f"{prefix}{r}", row["customer_id"], use_case, models[arm],
@@ -141,8 +141,7 @@ def conversions(joined: pd.DataFrame, tasks) -> pd.DataFrame:
         column = tasks.labels[use_case]
         rows = joined["use_case"] == use_case
         joined.loc[rows, "label"] = joined.loc[rows, column].fillna(0).astype(float) if column in joined else 0.0
-    route = joined[list(tasks.tokens)].astype(str).agg("+".join, axis=1)
-    joined = joined.assign(task=route + "+" + joined["use_case"])
+    joined = joined.assign(task=tasks.routes_of(joined).astype(str) + "+" + joined["use_case"].astype(str))
     return joined.groupby("request_id", sort=False).agg(
         arm=("arm", "first"), customer_id=("customer_id", "first"), task=("task", "first"),
         use_case=("use_case", "first"), conversions=("label", "sum"))

@@ -103,6 +103,19 @@ class TaskVocabulary:
         values = self.token_values
         return [[values[i].index(t) for i, t in enumerate(r)] for r in self.route_tokens]
 
+    def route_of(self, row) -> str:
+        """One row's route (a request's body, a record): its task token columns' values joined with '+'."""
+        return "+".join(str(row[t]) for t in self.tokens)
+
+    def routes_of(self, rows) -> np.ndarray:
+        """(N,) each row's route: its flow, or its task token columns' values joined with '+'; `rows`
+        a DataFrame, a dict of columns, or `column(name)` giving a column's values."""
+        column = rows if callable(rows) else (lambda name: np.asarray(rows[name]))
+        if len(self.tokens) == 1:
+            return np.asarray(column("flow"), dtype=object)
+        parts = [np.asarray(column(t), dtype=object).astype(str) for t in self.tokens]
+        return np.array(["+".join(values) for values in zip(*parts)], dtype=object)
+
     @property
     def n_tasks(self) -> int:
         return len(self.flows) * len(self.use_cases)

@@ -226,7 +226,7 @@ class FeatureSpec:
             item_text=texts.lookup(column("description")),
             seq_items=seq_items,
             seq_pages=self.history_rows(column("visited_page_ids"), "page"),
-            flow=self.flow_codes(self.routes(column)),
+            flow=self.flow_codes(self.tasks.routes_of(column)),
             seq_item_categorical=seq_categorical,
             seq_item_numerical=seq_numerical,
         )
@@ -251,19 +251,10 @@ class FeatureSpec:
         flat = vocab.index(np.concatenate([np.asarray(v) for v in lists if len(v)]))
         return pad_flat(flat, lens, self.seq_len, 2, vocab.size)
 
-    def routes(self, column) -> np.ndarray:
-        """(N,) each row's route: its flow, or its task token columns' values joined with '+'
-        (TaskVocabulary.tokens); `column(name)` gives a column's values."""
-        tokens = self.tasks.tokens
-        if len(tokens) == 1:
-            return column("flow")
-        parts = [np.asarray(column(t), dtype=object).astype(str) for t in tokens]
-        return np.array(["+".join(values) for values in zip(*parts)], dtype=object)
-
     def flow_codes(self, flows) -> np.ndarray:
         """(N,) int64 index of each row's route (a frame's task token columns, or the routes' names)
         in the task vocabulary; an unknown route is an error naming the row."""
-        values = (self.routes(lambda c: flows[c].to_numpy()) if isinstance(flows, pd.DataFrame)
+        values = (self.tasks.routes_of(flows) if isinstance(flows, pd.DataFrame)
                   else np.asarray(flows, dtype=object))
         known = self.tasks.flows
         if len(values) <= SMALL:  # a request's row: a Categorical costs 0.3 ms, a dict a microsecond

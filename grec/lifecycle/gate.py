@@ -25,6 +25,7 @@ import numpy as np
 
 from grec.data.schema import SchemaError
 from grec.io import write_json, write_text
+from grec.metrics import weighted_auc
 from grec.policy import read_policy
 
 POLICY_FILE = Path(__file__).with_name("gate_policy.yaml")
@@ -79,21 +80,6 @@ class GatePolicy:
 
 # ---------------------------------------------------------------------------------------------
 # AUC under bootstrap weights
-
-
-def weighted_auc(label: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUC of `score` for every row of `weights`: label (R,), score (R,), weights (B, R) -> (B,).
-
-    The Mann-Whitney statistic with tied scores counted half, as roc_auc_score does; one sort
-    serves all B weightings. NaN where a weighting leaves no positive or no negative."""
-    order = np.argsort(score, kind="stable")
-    s, y, w = score[order], label[order].astype(bool), weights[:, order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # (G,) first row of each tie group
-    pos = np.add.reduceat(w * y, starts, axis=1)  # (B, G)
-    neg = np.add.reduceat(w * ~y, starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg  # negatives strictly below each group
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (pos * (below + 0.5 * neg)).sum(1) / (pos.sum(1) * neg.sum(1))
 
 
 def bootstrap_auc(

@@ -105,7 +105,7 @@ def drift_rows(model, spec, frame: pd.DataFrame) -> pd.DataFrame:
         out["history_length"] = frame["viewed_item_ids"].map(len).to_numpy()
     if "has_search" in monitored:
         out["has_search"] = (frame["search_query"].fillna("") != "").astype(np.int64).to_numpy()
-    flow = spec.routes(lambda c: frame[c].to_numpy())  # each row's route: its flow, or its task tokens joined
+    flow = spec.tasks.routes_of(frame)  # each row's route: its flow, or its task tokens joined
     scores = score_use_cases(model, spec, frame[spec.input_columns()].reset_index(drop=True))  # (N, U)
     for u, use_case in enumerate(spec.tasks.use_cases):
         for f in spec.tasks.flows:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from grec.data.schema import SchemaError, TaskVocabulary
+from grec.metrics import weighted_ap, weighted_auc
 from grec.policy import read_policy
 
 POLICY_FILE = Path(__file__).with_name("quality_policy.yaml")
@@ -107,17 +108,20 @@ class TaskQuality:
     reasons: list[str] = field(default_factory=list)
 
 
-def _bootstrap(labels: np.ndarray, scores: np.ndarray, n: int, rng: np.random.Generator):
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
+def _bootstrap(labels: np.ndarray, scores: np.ndarray, n: int, rng: np.random.Generator, chunk: int = 100):
+    """95% intervals of AUC and AP over `n` Poisson(1) reweightings of the rows (grec.metrics: one
+    sort serves a chunk of weightings)."""
     aucs, aps = [], []
-    for _ in range(n):
-        pick = rng.integers(0, len(labels), len(labels))
-        y = labels[pick]
-        if 0 < y.sum() < len(y):
-            aucs.append(roc_auc_score(y, scores[pick]))
-            aps.append(average_precision_score(y, scores[pick]))
-    interval = lambda v: (float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))) if v else None  # noqa: E731
+    for start in range(0, n, chunk):
+        weights = rng.poisson(1.0, (min(chunk, n - start), len(labels))).astype(np.float32)  # (b, R)
+        aucs.append(weighted_auc(labels, scores, weights))
+        aps.append(weighted_ap(labels, scores, weights))
+
+    def interval(draws: list[np.ndarray]) -> tuple[float, float] | None:
+        values = np.concatenate(draws)
+        values = values[np.isfinite(values)]  # a weighting without a positive or a negative
+        return (float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))) if len(values) else None
+
     return interval(aucs), interval(aps)
 
 
@@ -305,8 +309,7 @@ def served_outcomes(log: pd.DataFrame, window: pd.DataFrame, tasks: TaskVocabula
         return pd.DataFrame()
     joined = join_outcomes(log, window, tasks, window_join)
     shown = joined[joined["shown"]].copy()
-    route = shown[list(tasks.tokens)].astype(str).agg("+".join, axis=1) if len(shown) else pd.Series(dtype=str)
-    return shown.assign(task=route + "+" + shown["use_case"])
+    return shown.assign(task=tasks.routes_of(shown).astype(str) + "+" + shown["use_case"].astype(str))
 
 
 def history_plot(history: dict[str, list], path: Path, title: str) -> Path | None:

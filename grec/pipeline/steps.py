@@ -461,7 +461,7 @@ def quality(data_dir: Path, start: str, end: str, out_dir: Path, model_name: str
     when = _utc(as_of) or pd.Timestamp(datetime.now(timezone.utc))
     window, _ = window_rows(Path(data_dir), lo, hi)
     scores = score_use_cases(net, spec, window[spec.input_columns()].reset_index(drop=True))
-    route = spec.routes(lambda c: window[c].to_numpy())
+    route = spec.tasks.routes_of(window)
     served = q.served_outcomes(read_log(settings.predictions_dir()), window, spec.tasks, lo, hi)
     rows = q.quality(window.reset_index(drop=True), scores, spec.tasks, route, when, quality_policy,
                      registry.gate_aucs(version), served)

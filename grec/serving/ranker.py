@@ -353,7 +353,7 @@ class Ranker:
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise RequestError(f"rows[{row}].{name}: unknown value {frame[name].iloc[row]!r}; known: {list(known)}")
-        routes = pd.Series(self.spec.routes(lambda c: frame[c].to_numpy()))
+        routes = pd.Series(tasks.routes_of(frame))
         if not routes.isin(tasks.flows).all():
             row = int(np.flatnonzero(~routes.isin(tasks.flows).to_numpy())[0])
             raise RequestError(f"rows[{row}]: {routes[row]!r} is not one of this model's task token combinations: "

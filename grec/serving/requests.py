@@ -88,16 +88,11 @@ def _one_of(kind: str, values: tuple[str, ...]):
 
 def _task_fields(spec: FeatureSpec) -> dict[str, Any]:
     """The task's tokens: the flow, any other task token column (a page...) and the use case, each
-    one of its values (which combinations are tasks is checked per request: `route_of`)."""
+    one of its values (which combinations are tasks is checked per request: `TaskVocabulary.route_of`)."""
     tasks = spec.tasks
     tokens = {name: _one_of(name.replace("_", " ") if name != "flow" else "flow", values)
               for name, values in zip(tasks.tokens, tasks.token_values)}
     return {**tokens, "use_case": _one_of("use case", tasks.use_cases)}
-
-
-def route_of(spec: FeatureSpec, body: dict) -> str:
-    """The request's route: its flow, or its task tokens joined with '+' (TaskVocabulary)."""
-    return "+".join(str(body[name]) for name in spec.tasks.tokens)
 
 
 def rank_input_model(spec: FeatureSpec) -> type[BaseModel]:

@@ -39,7 +39,7 @@ from grec.serving import limits  # noqa: E402
 from grec.serving.experiment import CHALLENGER, CHAMPION, Split  # noqa: E402
 from grec.serving.middleware import RequestLimits  # noqa: E402
 from grec.serving.requests import (  # noqa: E402
-    FORBID_EXTRA, rank_context, rank_input_model, rank_output_model, route_of, score_row_model)
+    FORBID_EXTRA, rank_context, rank_input_model, rank_output_model, score_row_model)
 
 MODEL_TAG = os.environ.get("GREC_BENTO_MODEL", "grec:latest")
 # BentoML's request path reads a pydantic attribute the way pydantic 2.11 deprecates: a warning
@@ -170,7 +170,7 @@ class GRecRanker:
         from grec.serving.ranker import RankRequest, RequestError
         from grec.serving.store_guard import StoreUnavailable
 
-        customer_id, flow, use_case = body["customer_id"], route_of(SPEC, body), body["use_case"]
+        customer_id, flow, use_case = body["customer_id"], SPEC.tasks.route_of(body), body["use_case"]
         request = RankRequest(customer_id, flow, use_case, list(body["item_ids"]), body.get("search_query", ""),
                               rank_context(SPEC, body))
         arm = SPLIT.arm(customer_id) if self.challenger else CHAMPION

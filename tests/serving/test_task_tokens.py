@@ -14,7 +14,7 @@ from grec.lifecycle.tracking import train_and_log
 from grec.model.checkpoint import load_model, model_config
 from grec.model.inputs import InputConfig
 from grec.serving.ranker import RankRequest, Ranker, RequestError
-from grec.serving.requests import rank_input_model, route_of
+from grec.serving.requests import rank_input_model
 from grec.serving.subnet import export_subnetworks
 from grec.train import TrainConfig
 from tests.conftest import copy_text_caches
@@ -71,11 +71,11 @@ def test_rank_takes_each_token_by_name_and_scores_the_tasks_route(served, monkey
     spec = served["spec"]
     body = rank_input_model(spec)(customer_id=3, flow="AAL", surface="deals", use_case="CTCVR",
                                   item_ids=list(range(30))).model_dump()
-    assert route_of(spec, body) == "AAL+deals"
+    assert spec.tasks.route_of(body) == "AAL+deals"
     schema = rank_input_model(spec).model_json_schema()["properties"]
     assert schema["surface"]["enum"] == list(SURFACES)
     ranker = Ranker(served["model"], spec, OnlineReader())
-    deals = ranker.rank(RankRequest(3, route_of(spec, body), "CTCVR", list(range(30))))
+    deals = ranker.rank(RankRequest(3, spec.tasks.route_of(body), "CTCVR", list(range(30))))
     detail = ranker.rank(RankRequest(3, "AAL+detail", "CTCVR", list(range(30))))
     assert deals.task == "AAL+deals+CTCVR" and len(deals.scores) == 30
     assert not np.allclose(sorted(deals.scores), sorted(detail.scores))  # another surface, another task
