@@ -6,6 +6,14 @@ Current window: the newest impressions, joined point-in-time through the feature
 training rows are, scored by the champion; and, where the ranking service ran in the window, its
 prediction log (what was actually served).
 
+Like is compared with like. The reference was logged by whatever showed the training weeks'
+items; an impression the ranking service placed shows the champion's own pick, so its item columns
+and the champion's score of it move with no change in the world (the feedback loop). Those
+impressions are left out of the window's comparison (`unranked`; kept where nothing else is left,
+and said so). The service's scores are of every candidate it ranked, a population no training row
+is: they are compared with the service's own scores of the window before (the first served window
+is the next one's reference).
+
 Compared: the monitored input columns of the champion's own FeatureSpec (its context and item
 features and the flow; the history length and whether there was a search, where its data has
 histories and search) and, per task of its task vocabulary (flow + use case), its score
@@ -140,6 +148,29 @@ def window_rows(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> tuple
     return point_in_time_rows(window.reset_index(drop=True))
 
 
+def unranked(window: pd.DataFrame, log: pd.DataFrame, tasks: TaskVocabulary,
+             policy: DriftPolicy) -> tuple[pd.DataFrame, list[str]]:
+    """The window's impressions the ranking service did not place (grec.monitoring.outcomes joins
+    them with its prediction log), and a note saying how many were left out; all of them, noted,
+    where fewer than policy.min_rows_per_task would be left."""
+    from grec.monitoring.outcomes import join_outcomes
+
+    if log.empty or window.empty:
+        return window, []
+    joined = join_outcomes(log, window, tasks)
+    ranked = window["impression_id"].isin(set(joined.loc[joined["shown"], "impression_id"].astype("int64")))
+    n = int(ranked.sum())
+    if n == 0:
+        return window, []
+    if len(window) - n < policy.min_rows_per_task:
+        return window, [f"all but {len(window) - n:,} of the window's {len(window):,} impressions were placed by the "
+                        "ranking service: compared as they are (the champion's own picks, against a reference logged "
+                        "by whatever showed the training weeks)"]
+    return window[~ranked.to_numpy()].reset_index(drop=True), [
+        f"{n:,} of the window's {len(window):,} impressions were placed by the ranking service and are left out: "
+        "their items are the champion's own picks, the reference's were shown by whatever showed the training weeks"]
+
+
 def served_scores(log: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
                   tasks: TaskVocabulary | Sequence[str]) -> pd.DataFrame:
     """The prediction log's rows for pages in [start, end) (the time a request named, its
@@ -187,6 +218,7 @@ class DriftResult:
     tasks: list[ColumnDrift]  # the champion's scores on the window's impressions
     served: list[ColumnDrift] = field(default_factory=list)  # the prediction log's scores
     not_compared: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was left out of a comparison, and why
 
     @property
     def feature_share(self) -> float:
@@ -204,6 +236,8 @@ class DriftResult:
                  f"the features or {self.policy['drifted_tasks']} task(s) drift", ""]
         if self.reasons:
             lines += ["Why:", *(f"- {x}" for x in self.reasons), ""]
+        if self.notes:
+            lines += ["Compared like with like:", *(f"- {x}" for x in self.notes), ""]
         if w.get("left_out"):
             from grec.features.training_set import left_out_lines
 
@@ -211,7 +245,8 @@ class DriftResult:
         lines += [f"Features drifted: {sum(c.drifted for c in self.features)} of {len(self.features)} "
                   f"({self.feature_share:.0%})", "", "| feature | method | value | threshold | drifted |", "|---|---|---:|---:|---|"]
         lines += [f"| {c.column} | {c.method} | {c.value:.3f} | {c.threshold} | {'yes' if c.drifted else ''} |" for c in self.features]
-        for title, rows in (("Champion scores per task, window impressions", self.tasks), ("Served scores per task", self.served)):
+        for title, rows in (("Champion scores per task, window impressions", self.tasks),
+                            ("Served scores per task, against the window before", self.served)):
             if not rows:
                 continue
             lines += ["", f"{title}:", "", "| task | rows ref | rows now | mean ref | mean now | method | value | drifted |",
@@ -293,10 +328,13 @@ def _with_counts(d: ColumnDrift, reference: pd.DataFrame, current: pd.DataFrame)
 
 def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str],
             tasks: TaskVocabulary | Sequence[str], policy: DriftPolicy, window: dict, reference_info: dict,
-            served: pd.DataFrame | None = None):
+            served: pd.DataFrame | None = None, served_before: pd.DataFrame | None = None,
+            notes: Sequence[str] = ()):
     """Evidently reports of `current` against `reference` and the policy's decision: (DriftResult,
     [snapshots]: the window's report, then the served one when the log had rows). `tasks`: the
-    tasks whose scores are compared, in report order (the model's task vocabulary, or names)."""
+    tasks whose scores are compared, in report order (the model's task vocabulary, or names).
+    `served`: the service's scores in the window (served_scores), compared with `served_before`,
+    its scores in the window before; `notes`: what was left out of `current` (unranked)."""
     tasks = task_names(tasks)
     current = sample(current, policy.sample_rows, policy.seed)
     reference = sample(reference, policy.sample_rows, policy.seed)
@@ -304,15 +342,21 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, s
     snapshot, found = _evidently(reference, current, columns, compared, policy.feature_drift_share)
     features = [found[c] for c in columns]
     task_drift = [_with_counts(found[score_column(t)], reference, current) for t in compared]
-    snapshots, served_drift = [snapshot], []
+    snapshots, served_drift, notes = [snapshot], [], list(notes)
     if served is not None and not served.empty:
-        served_tasks, _ = _task_rows(reference, served, policy, tasks)
+        before = served_before if served_before is not None else pd.DataFrame()
+        served = sample(served, policy.sample_rows, policy.seed)
+        served_tasks, _ = _task_rows(before, served, policy, tasks) if not before.empty else ([], [])
         if served_tasks:
-            served_snapshot, served_found = _evidently(reference, served, {}, served_tasks, policy.feature_drift_share)
+            before = sample(before, policy.sample_rows, policy.seed)
+            served_snapshot, served_found = _evidently(before, served, {}, served_tasks, policy.feature_drift_share)
             snapshots.append(served_snapshot)
-            served_drift = [_with_counts(served_found[score_column(t)], reference, served) for t in served_tasks]
+            served_drift = [_with_counts(served_found[score_column(t)], before, served) for t in served_tasks]
+        else:
+            notes.append("the service's scores are not compared: it served too few rows per task in the window before "
+                         "(this window's are the next one's reference)")
     result = DriftResult(False, [], asdict(policy), {**window, "rows": len(current)}, {**reference_info, "rows": len(reference)},
-                         features, task_drift, served_drift, [t for t in short])
+                         features, task_drift, served_drift, [t for t in short], notes)
     if result.feature_share >= policy.feature_drift_share:
         names = ", ".join(c.column for c in features if c.drifted)
         result.reasons.append(f"{result.feature_share:.0%} of the features drifted (policy: {policy.feature_drift_share:.0%}): {names}")

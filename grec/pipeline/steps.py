@@ -398,7 +398,7 @@ def monitor(data_dir: Path, start: str, end: str, out_dir: Path, model_name: str
     from grec.features.store import apply
     from grec.lifecycle.registry import Registry, RegistryError
     from grec.monitoring.drift import (REFERENCE_ARTIFACT, DriftPolicy, compare, drift_rows, feature_columns,
-                                       served_scores, window_rows)
+                                       served_scores, unranked, window_rows)
     from grec.serving.prediction_log import read_log
 
     drift_policy = DriftPolicy.load(policy)
@@ -413,12 +413,15 @@ def monitor(data_dir: Path, start: str, end: str, out_dir: Path, model_name: str
     apply(Path(data_dir))  # the window's customers, items and activity into the feature sources
     lo, hi = _utc(start), _utc(end)
     window, left_out = window_rows(Path(data_dir), lo, hi)
+    log = read_log(settings.predictions_dir())
+    window, notes = unranked(window, log, spec.tasks, drift_policy)
     current = drift_rows(net, spec, window)
-    served = served_scores(read_log(settings.predictions_dir()), lo, hi, spec.tasks)
+    served = served_scores(log, lo, hi, spec.tasks)
+    before = served_scores(log, lo - (hi - lo), lo, spec.tasks)
     result, snapshots = compare(reference, current, feature_columns(spec), spec.tasks, drift_policy,
                                 {"start": lo.isoformat(), "end": hi.isoformat(), "served_rows": len(served),
                                  "left_out": left_out},
-                                {"model": model_name, "version": version, "run_id": run_id}, served)
+                                {"model": model_name, "version": version, "run_id": run_id}, served, before, notes)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = result.save(out_dir, "drift")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from grec.data.schema import TELECOM_TASKS, SchemaError
-from grec.monitoring.drift import DriftPolicy, compare, score_column, served_scores, task_names
+from grec.monitoring.drift import DriftPolicy, compare, score_column, served_scores, task_names, unranked
 
 TASKS = task_names(TELECOM_TASKS)
 
@@ -27,10 +27,10 @@ def rows(n: int, seed: int, nse: float = 0.1, tenure_shift: float = 0.0, score_s
     return frame
 
 
-def run(reference, current, policy=None, served=None):
+def run(reference, current, policy=None, served=None, served_before=None):
     policy = policy or DriftPolicy.load()
     return compare(reference, current, COLUMNS, TASKS, policy, {"start": "a", "end": "b", "served_rows": 0},
-                   {"model": "grec", "version": "1", "run_id": "r"}, served)[0]
+                   {"model": "grec", "version": "1", "run_id": "r"}, served, served_before)[0]
 
 
 def test_the_same_law_does_not_drift():
@@ -64,16 +64,45 @@ def test_one_task_whose_scores_moved_is_drift_and_is_named():
     assert result.reasons == ["champion scores drifted on 1 task(s): EUP+CVR"]
 
 
-def test_served_scores_are_compared_with_the_reference():
-    log = pd.DataFrame({"flow": "AAL", "use_case": "CTR", "score": np.random.default_rng(3).beta(2, 40, 3_000) + 0.1,
-                        "logged_at": pd.Timestamp("2026-09-08", tz="UTC")})
-    served = served_scores(log, pd.Timestamp("2026-09-07", tz="UTC"), pd.Timestamp("2026-09-14", tz="UTC"), TELECOM_TASKS)
+def test_served_scores_are_compared_with_the_window_before():
+    rng = np.random.default_rng(3)
+    log = pd.DataFrame({"flow": "AAL", "use_case": "CTR", "score": np.r_[rng.beta(2, 40, 3_000), rng.beta(2, 40, 3_000) + 0.1],
+                        "logged_at": np.repeat(pd.to_datetime(["2026-09-01", "2026-09-08"], utc=True), 3_000)})
+    week = pd.Timestamp("2026-09-07", tz="UTC"), pd.Timestamp("2026-09-14", tz="UTC")
+    served = served_scores(log, *week, TELECOM_TASKS)
+    before = served_scores(log, week[0] - pd.Timedelta(days=7), week[0], TELECOM_TASKS)
     assert served[score_column("AAL+CTR")].notna().all() and served[score_column("EUP+CTR")].isna().all()
-    result = run(rows(20_000, 0), rows(8_000, 1), served=served)
+    assert len(served) == len(before) == 3_000
+    result = run(rows(20_000, 0), rows(8_000, 1), served=served, served_before=before)
     assert [c.column for c in result.served] == [score_column("AAL+CTR")] and result.served[0].drifted
     assert result.reasons == ["served scores drifted on 1 task(s): AAL+CTR"]
+    # the same law a week later: no drift (against the training rows, candidates are another population)
+    same = served_scores(log.assign(score=rng.beta(2, 40, 6_000)), *week, TELECOM_TASKS)
+    assert not run(rows(20_000, 0), rows(8_000, 1), served=same, served_before=before).drifted
+    # the first served window: nothing to compare it with, and the report says so
+    first = run(rows(20_000, 0), rows(8_000, 1), served=served)
+    assert not first.drifted and first.served == [] and "window before" in first.markdown()
     outside = served_scores(log, pd.Timestamp("2026-09-14", tz="UTC"), pd.Timestamp("2026-09-21", tz="UTC"), TELECOM_TASKS)
     assert outside.empty
+
+
+def test_impressions_the_service_placed_are_left_out_of_the_window():
+    rng = np.random.default_rng(4)
+    n = 2_000
+    window = pd.DataFrame({"impression_id": np.arange(n), "customer_id": rng.integers(0, 300, n),
+                           "item_id": rng.integers(0, 50, n), "flow": "AAL", "clicked": 0,
+                           "event_timestamp": pd.Timestamp("2026-09-08", tz="UTC") + pd.to_timedelta(np.arange(n), "min")})
+    placed = window.iloc[::4]  # the service ranked these pages a second before they were shown
+    log = pd.DataFrame({"request_id": [f"r{i}" for i in range(len(placed))], "endpoint": "rank", "use_case": "CTR",
+                        "customer_id": placed["customer_id"].to_numpy(), "item_id": placed["item_id"].to_numpy(),
+                        "flow": "AAL", "score": 0.1, "event_timestamp": placed["event_timestamp"] - pd.Timedelta(seconds=1)})
+    kept, notes = unranked(window, log, TELECOM_TASKS, DriftPolicy.load())
+    assert set(kept["impression_id"]) == set(window["impression_id"]) - set(placed["impression_id"])
+    assert notes and notes[0].startswith("500 of the window's 2,000 impressions")
+    assert unranked(window, log.iloc[:0], TELECOM_TASKS, DriftPolicy.load()) == (window, [])
+    # a window the service placed almost whole is compared as it is, and the note says so
+    kept, notes = unranked(window.iloc[::4], log, TELECOM_TASKS, DriftPolicy.load())
+    assert len(kept) == 500 and "compared as they are" in notes[0]
 
 
 def test_tasks_with_too_few_rows_are_not_compared():

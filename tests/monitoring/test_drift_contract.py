@@ -119,11 +119,13 @@ def test_another_vocabularys_tasks_are_compared_and_served_by_name():
                           for n, s in ((8_000, 0), (4_000, 1)))
     columns = {"age": "numerical", "flow": "categorical"}
     window, info = {"start": "a", "end": "b", "served_rows": 0}, {"model": "m", "version": "1", "run_id": "r"}
-    log = pd.DataFrame({"flow": ["WEB"] * 2_000 + ["AAL"] * 10, "use_case": ["CTR"] * 2_010, "score": 0.5,
-                        "logged_at": pd.Timestamp("2026-09-08", tz="UTC")})
+    log = pd.DataFrame({"flow": ["WEB"] * 4_000 + ["AAL"] * 10, "use_case": ["CTR"] * 4_010,
+                        "score": [0.1] * 2_000 + [0.5] * 2_010,
+                        "logged_at": pd.to_datetime(["2026-09-01"] * 2_000 + ["2026-09-08"] * 2_010, utc=True)})
     served = served_scores(log, pd.Timestamp("2026-09-07", tz="UTC"), pd.Timestamp("2026-09-14", tz="UTC"), WEB_APP)
+    before = served_scores(log, pd.Timestamp("2026-08-31", tz="UTC"), pd.Timestamp("2026-09-07", tz="UTC"), WEB_APP)
     assert list(served.columns) == [score_column(t) for t in tasks] and served[score_column("WEB+CTR")].notna().sum() == 2_000
-    result, _ = compare(reference, current, columns, WEB_APP, DriftPolicy.load(), window, info, served)
+    result, _ = compare(reference, current, columns, WEB_APP, DriftPolicy.load(), window, info, served, before)
     assert [c.column for c in result.tasks] == [score_column(t) for t in tasks]
     assert [c.column for c in result.tasks if c.drifted] == [score_column("APP+CTCVR")]
     assert [c.column for c in result.served] == [score_column("WEB+CTR")] and result.served[0].drifted

@@ -130,3 +130,10 @@ def test_serving_a_production_week_logs_it_and_appends_what_happened(served, tmp
     assert times.between(pd.Timestamp("2026-09-01", tz="UTC"), pd.Timestamp("2026-09-03", tz="UTC")).all()
     after = load_tables(data)["impressions"]
     assert len(after) > before and after["impression_id"].is_unique
+    # drift compares like with like: the impressions the champion placed are its own picks, left out
+    from grec.pipeline import steps
+
+    shown = len(after) - before
+    result, _ = steps.monitor(data, "2026-08-27", "2026-09-03", tmp_path / "drift")  # a week: enough logged rows
+    assert result.notes[0].startswith(f"{shown:,} of the window's") and "left out" in result.notes[0]
+    assert result.served == [] and "window before" in result.notes[1]  # the first served window
