@@ -303,7 +303,9 @@ def main(
         previous = RESULTS / f"{name}.json"
         payload = {"machine": machine(), "levels": {}}
         if previous.exists():  # a run of some task counts adds to (or replaces) those of the committed file
-            payload["levels"] = json.loads(previous.read_text()).get("levels", {})
+            kept = json.loads(previous.read_text())
+            payload["levels"] = kept.get("levels", {})
+            payload |= {k: kept[k] for k in ("surfaces",) if k in kept}  # the surface measure is its own run
         command = " ".join(["python", "benchmarks/many_tasks.py", *sys.argv[1:]])
         for count in (int(t) for t in tasks.split(",")):
             result = run_tasks(count, seed_list, impressions, keep, chosen)
