@@ -148,17 +148,17 @@ def window_rows(data_dir: Path, start: pd.Timestamp, end: pd.Timestamp) -> tuple
     return point_in_time_rows(window.reset_index(drop=True))
 
 
-def unranked(window: pd.DataFrame, log: pd.DataFrame, tasks: TaskVocabulary,
-             policy: DriftPolicy) -> tuple[pd.DataFrame, list[str]]:
-    """The window's impressions the ranking service did not place (grec.monitoring.outcomes joins
-    them with its prediction log), and a note saying how many were left out; all of them, noted,
-    where fewer than policy.min_rows_per_task would be left."""
-    from grec.monitoring.outcomes import join_outcomes
+def unranked(window: pd.DataFrame, log: pd.DataFrame, tasks: TaskVocabulary, policy: DriftPolicy,
+             start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, list[str]]:
+    """The window's impressions (stamped in [start, end)) the ranking service did not place (its log's
+    pages of the window joined with them: grec.monitoring.quality.served_outcomes), and a note saying
+    how many were left out; all of them, noted, where fewer than policy.min_rows_per_task would be left."""
+    from grec.monitoring.quality import served_outcomes
 
-    if log.empty or window.empty:
+    shown = served_outcomes(log, window, tasks, start, end) if len(window) else pd.DataFrame()
+    if shown.empty:
         return window, []
-    joined = join_outcomes(log, window, tasks)
-    ranked = window["impression_id"].isin(set(joined.loc[joined["shown"], "impression_id"].astype("int64")))
+    ranked = window["impression_id"].isin(set(shown["impression_id"].astype("int64")))
     n = int(ranked.sum())
     if n == 0:
         return window, []
@@ -346,7 +346,7 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, s
     if served is not None and not served.empty:
         before = served_before if served_before is not None else pd.DataFrame()
         served = sample(served, policy.sample_rows, policy.seed)
-        served_tasks, _ = _task_rows(before, served, policy, tasks) if not before.empty else ([], [])
+        served_tasks, _ = _task_rows(before, served, policy, tasks)
         if served_tasks:
             before = sample(before, policy.sample_rows, policy.seed)
             served_snapshot, served_found = _evidently(before, served, {}, served_tasks, policy.feature_drift_share)

@@ -414,7 +414,7 @@ def monitor(data_dir: Path, start: str, end: str, out_dir: Path, model_name: str
     lo, hi = _utc(start), _utc(end)
     window, left_out = window_rows(Path(data_dir), lo, hi)
     log = read_log(settings.predictions_dir())
-    window, notes = unranked(window, log, spec.tasks, drift_policy)
+    window, notes = unranked(window, log, spec.tasks, drift_policy, lo, hi)
     current = drift_rows(net, spec, window)
     served = served_scores(log, lo, hi, spec.tasks)
     before = served_scores(log, lo - (hi - lo), lo, spec.tasks)

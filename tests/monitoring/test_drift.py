@@ -95,13 +95,17 @@ def test_impressions_the_service_placed_are_left_out_of_the_window():
     placed = window.iloc[::4]  # the service ranked these pages a second before they were shown
     log = pd.DataFrame({"request_id": [f"r{i}" for i in range(len(placed))], "endpoint": "rank", "use_case": "CTR",
                         "customer_id": placed["customer_id"].to_numpy(), "item_id": placed["item_id"].to_numpy(),
-                        "flow": "AAL", "score": 0.1, "event_timestamp": placed["event_timestamp"] - pd.Timedelta(seconds=1)})
-    kept, notes = unranked(window, log, TELECOM_TASKS, DriftPolicy.load())
+                        "flow": "AAL", "score": 0.1, "event_timestamp": placed["event_timestamp"] - pd.Timedelta(seconds=1),
+                        "logged_at": pd.Timestamp("2026-12-01", tz="UTC")})
+    week = pd.Timestamp("2026-09-07", tz="UTC"), pd.Timestamp("2026-09-14", tz="UTC")
+    kept, notes = unranked(window, log, TELECOM_TASKS, DriftPolicy.load(), *week)
     assert set(kept["impression_id"]) == set(window["impression_id"]) - set(placed["impression_id"])
     assert notes and notes[0].startswith("500 of the window's 2,000 impressions")
-    assert unranked(window, log.iloc[:0], TELECOM_TASKS, DriftPolicy.load()) == (window, [])
+    assert unranked(window, log.iloc[:0], TELECOM_TASKS, DriftPolicy.load(), *week) == (window, [])
+    # the log's pages of another week place nothing in this one
+    assert unranked(window, log, TELECOM_TASKS, DriftPolicy.load(), week[1], week[1] + pd.Timedelta(days=7))[1] == []
     # a window the service placed almost whole is compared as it is, and the note says so
-    kept, notes = unranked(window.iloc[::4], log, TELECOM_TASKS, DriftPolicy.load())
+    kept, notes = unranked(window.iloc[::4], log, TELECOM_TASKS, DriftPolicy.load(), *week)
     assert len(kept) == 500 and "compared as they are" in notes[0]
 
 
