@@ -142,8 +142,8 @@ def logged(served, request_ids: set[str], timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while True:
         log = read_log(served["home"] / "predictions")
-        rows = log[log["request_id"].isin(request_ids)] if "request_id" in log else log.iloc[:0]
-        if set(rows["request_id"]) == request_ids or time.monotonic() > deadline:
+        rows = log[log["request_id"].isin(request_ids)] if "request_id" in log else pd.DataFrame(columns=["request_id"])
+        if set(rows["request_id"]) == request_ids or time.monotonic() > deadline:  # nothing written yet: wait
             return rows
         time.sleep(0.5)
 
