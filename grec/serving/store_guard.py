@@ -3,7 +3,8 @@ store is answering.
 
 A store that does not answer (Redis stopped, a network partition, a SQLite file gone) made `/rank`
 a 500 after 6-7 s of the client's retries, while `/readyz` said ready. Here each read runs on a
-small pool of threads and is waited for at most `timeout` seconds (GREC_SERVE_STORE_TIMEOUT_SECONDS):
+small pool of threads and is waited for at most `timeout` seconds (GREC_SERVE_STORE_TIMEOUT_SECONDS;
+`call` blocks its thread, `acall` awaits on the worker's event loop, which serves other requests meanwhile):
 past it, or on the store's own connection error, `StoreUnavailable` names the store and the reason,
 and the service answers 503. `ready()` is false from a failed read until a read succeeds again
 (a probe when asked), so a load balancer takes the worker out while its store is down and puts it
@@ -13,6 +14,7 @@ are: a 500 is a bug to fix, not a store to wait for.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -51,11 +53,32 @@ class GuardedStore:
             result = future.result(timeout=self.timeout)
         except FutureTimeout:
             future.cancel()
-            raise self._failed(f"no answer within {self.timeout:g} s (GREC_SERVE_STORE_TIMEOUT_SECONDS)") from None
+            raise self._timed_out() from None
         except Exception as e:
-            if not _is_store_failure(e):
-                raise
-            raise self._failed(f"{type(e).__name__}: {e}") from None
+            raise self._failure_of(e) from None
+        return self._answered(result)
+
+    async def acall(self, read: Callable[..., T], *args) -> T:
+        """`call` for a request served on the event loop: the loop serves other requests while the
+        read waits (a store that does not answer holds each request up to `timeout`, not the worker)."""
+        future = self._pool.submit(read, *args)
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except (asyncio.TimeoutError, FutureTimeout):
+            future.cancel()
+            raise self._timed_out() from None
+        except Exception as e:
+            raise self._failure_of(e) from None
+        return self._answered(result)
+
+    def _timed_out(self) -> StoreUnavailable:
+        return self._failed(f"no answer within {self.timeout:g} s (GREC_SERVE_STORE_TIMEOUT_SECONDS)")
+
+    def _failure_of(self, error: Exception) -> Exception:
+        """The store's own failure as StoreUnavailable; any other error as it is."""
+        return self._failed(f"{type(error).__name__}: {error}") if _is_store_failure(error) else error
+
+    def _answered(self, result: T) -> T:
         if self.failure is not None:
             with self._lock:
                 self.failure = None
