@@ -195,7 +195,34 @@ def _bodies(state: Path, url: str, n: int, candidates: int, seed: int) -> list[d
     return [body() for _ in range(n)]
 
 
-def load(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict:
+def _processes() -> dict[int, tuple[int, float, str]]:
+    """{pid: (parent, CPU seconds so far, command line)} of this machine's processes (Linux /proc)."""
+    out, tick = {}, os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # ended meanwhile
+                continue
+            out[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, command)
+    return out
+
+
+def _cpu_seconds(url: str, store_pid: int | None) -> tuple[float, float]:
+    """CPU seconds used so far by the service at `url` (`grec serve`, its BentoML supervisor and
+    workers: the processes under the one serving that port) and by the store's server process (0
+    without one)."""
+    procs = _processes()
+    port = url.rsplit(":", 1)[1]
+    tree = {pid for pid, (_, _, command) in procs.items() if " serve " in command and f"--port {port}" in command}
+    while grown := {pid for pid, (parent, _, _) in procs.items() if parent in tree} - tree:
+        tree |= grown
+    server = sum(procs[pid][1] for pid in tree)
+    return server, (procs[store_pid][1] if store_pid in procs else 0.0)
+
+
+def load(url: str, bodies: list[dict], concurrency: int, seconds: float, store_pid: int | None = None) -> dict:
     """`concurrency` clients posting `bodies` in turn for `seconds`: requests/s, latency percentiles,
     failures, the median of each stage the server reports (its Server-Timing header), and the load
     generator's own CPU per request. The clients are coroutines on one event loop (aiohttp, one
@@ -237,13 +264,16 @@ def load(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict
             await asyncio.gather(*(client(session, k, start + seconds) for k in range(concurrency)))
             return time.monotonic() - start
 
-    cpu = time.process_time()
+    cpu, (server_cpu, store_cpu) = time.process_time(), _cpu_seconds(url, store_pid)
     wall = asyncio.run(run())
     cpu = time.process_time() - cpu
+    server_after, store_after = _cpu_seconds(url, store_pid)
     lat = np.array(latencies) * 1e3
+    per_request = 1e3 / max(len(lat), 1)
     return {"requests": len(lat), "failed": sum(reasons.values()),
             "failures": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:3]),
-            "requests_per_s": len(lat) / wall, "client_cpu_ms": cpu / max(len(lat), 1) * 1e3,
+            "requests_per_s": len(lat) / wall, "client_cpu_ms": cpu * per_request,
+            "server_cpu_ms": (server_after - server_cpu) * per_request, "store_cpu_ms": (store_after - store_cpu) * per_request,
             "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)), "mean_ms": float(lat.mean()),
             "stages_ms": {k: statistics.median(v) for k, v in stages.items()}}
 
@@ -294,7 +324,7 @@ LEVELS = [(c, neighbour) for neighbour in NEIGHBOURS for c in (1, 8)]  # (concur
 
 
 def http_rank(state: Path, variants: dict[str, tuple[Path | None, dict]], seconds: float, rounds: int,
-              candidates: int = 50) -> dict:
+              candidates: int = 50, store_pid: int | None = None) -> dict:
     """{variant: {neighbour: {concurrency: figures}}} of `grec serve` (each variant: the code at
     a checkout, None for this one, and its settings) over the online store the environment selects.
     Every variant serves at once on its own port and the variants take turns, level by level, for
@@ -315,7 +345,7 @@ def http_rank(state: Path, variants: dict[str, tuple[Path | None, dict]], second
             with busy_neighbour(os.cpu_count() or 1, niceness) if niceness is not None else nullcontext():
                 for round_ in range(rounds):
                     for name, url in urls.items():
-                        runs[name][c, neighbour].append(r := load(url, bodies, c, seconds))
+                        runs[name][c, neighbour].append(r := load(url, bodies, c, seconds, store_pid))
                         typer.echo(f"  {name}, concurrency {c}, {neighbour}, round {round_ + 1}: "
                                    f"{r['requests_per_s']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
                                    f"failed {r['failed']} {r['failures'] or ''}")
@@ -327,8 +357,10 @@ def _median_of(rounds: list[dict]) -> dict:
     """A level's rounds as one: each figure's median and range; failures summed."""
     out = {"rounds": len(rounds), "requests": sum(r["requests"] for r in rounds), "failed": sum(r["failed"] for r in rounds),
            "failures": {k: v for r in rounds for k, v in r["failures"].items()}}
-    for key in ("requests_per_s", "p50_ms", "p99_ms", "mean_ms", "client_cpu_ms"):
-        values = [r[key] for r in rounds]
+    for key in ("requests_per_s", "p50_ms", "p99_ms", "mean_ms", "client_cpu_ms", "server_cpu_ms", "store_cpu_ms"):
+        values = [r[key] for r in rounds if key in r]
+        if not values:  # results written before a figure was taken
+            continue
         out[key], out[f"{key}_range"] = statistics.median(values), [min(values), max(values)]
     names = {k for r in rounds for k in r["stages_ms"]}
     out["stages_ms"] = {k: statistics.median(r["stages_ms"][k] for r in rounds if k in r["stages_ms"]) for k in names}
@@ -374,8 +406,11 @@ def online_stores(state: Path, stores: list[str], seconds: float, rounds: int,
         for store in stores:
             os.environ.clear()
             os.environ.update(saved)
+            store_pid = None  # SQLite is read inside the server's own processes
             if store == "redis":
-                os.environ.update(services.redis_settings(services.start(["redis"], root)["redis"]))
+                redis = services.start(["redis"], root)["redis"]
+                os.environ.update(services.redis_settings(redis))
+                store_pid = redis.pid
                 start = time.perf_counter()
                 feature_store().apply(repo_objects())
                 materialize(pd.Timestamp.now(tz="UTC"))  # every view's latest values
@@ -385,7 +420,7 @@ def online_stores(state: Path, stores: list[str], seconds: float, rounds: int,
             where = online_store_description(feature_store())
             typer.echo(f"  {where}")
             out[store] = {"online_store": where, "reads": feature_reads(state),
-                          "code": http_rank(state, variants, seconds=seconds, rounds=rounds)}
+                          "code": http_rank(state, variants, seconds=seconds, rounds=rounds, store_pid=store_pid)}
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -398,6 +433,7 @@ def online_stores(state: Path, stores: list[str], seconds: float, rounds: int,
 
 
 def markdown(payload: dict) -> str:
+    payload = _int_keys(payload)  # as run (batch sizes, concurrencies as ints) or as read back from JSON (strings)
     m = payload["machine"]
     lines = [
         "# Serving benchmark",
@@ -411,6 +447,15 @@ def markdown(payload: dict) -> str:
     if payload.get("http"):
         lines += http_markdown(payload["http"])
     return "\n".join(lines) + "\n"
+
+
+def _int_keys(value):
+    """`value` with every all-digit dict key as an int, as the run held it before JSON wrote it."""
+    if isinstance(value, dict):
+        return {int(k) if isinstance(k, str) and k.isdigit() else k: _int_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_int_keys(v) for v in value]
+    return value
 
 
 def in_process_markdown(payload: dict) -> list[str]:
@@ -456,8 +501,10 @@ def http_markdown(h: dict) -> list[str]:
              f"per level, for {rounds} rounds: each figure is the median over the rounds, [min-max] beside it. Services: "
              + "; ".join(f"{k}: `{v['source'] or 'this checkout'}` {v['env'] or ''}" for k, v in h["variants"].items())
              + ". Stores: " + "; ".join(f"{n}: `{s['online_store']}`" for n, s in stores.items()) + ".", "",
-             "| store | service | concurrency | neighbour | requests/s | p50 | p99 | failed | client CPU/request |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+             "CPU per request: of the load generator (client), of `grec serve`'s processes (server: its supervisor "
+             "and workers, SQLite's reads included) and of the Redis server (store), all on the same 2 cores.", "",
+             "| store | service | concurrency | neighbour | requests/s | p50 | p99 | failed | CPU/request: client | server | store |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
 
     def ranged(f: dict, key: str, fmt: str) -> str:
         lo, hi = f.get(f"{key}_range", [f[key], f[key]])
@@ -469,7 +516,8 @@ def http_markdown(h: dict) -> list[str]:
                 for c, f in r[kind].items():
                     lines.append(f"| {store} | {code} | {c} | {kind} | {ranged(f, 'requests_per_s', '.0f')} | "
                                  f"{ranged(f, 'p50_ms', '.1f')} ms | {ranged(f, 'p99_ms', '.1f')} ms | {f['failed']} | "
-                                 f"{f['client_cpu_ms']:.2f} ms |")
+                                 f"{f['client_cpu_ms']:.2f} ms | {_ms(f, 'server_cpu_ms')} | "
+                                 f"{_ms(f, 'store_cpu_ms') if store != 'sqlite' else 'in server'} |")
     lines += ["", "Where a request's time goes (concurrency 1, quiet; medians of the server's `Server-Timing` stages; "
               "the rest is HTTP, BentoML's request parsing and response, and the client, the p50 less the stages):", ""]
     stage_names = sorted({k for s in stores.values() for r in s["code"].values() for k in _quiet_1(r)["stages_ms"]},
@@ -489,6 +537,10 @@ def http_markdown(h: dict) -> list[str]:
             r = s["reads"]
             lines.append(f"| {n} | {r['reads']} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms |")
     return lines
+
+
+def _ms(figures: dict, key: str) -> str:
+    return f"{figures[key]:.2f} ms" if key in figures else "-"
 
 
 def _quiet_1(figures: dict) -> dict:

@@ -19,7 +19,7 @@ def _module(name: str):
 
 @pytest.mark.parametrize("script, name", [("incumbents", "incumbents"), ("network_limits", "network_limits"),
                                           ("network_limits", "network_limits_800k"), ("training_scale", "training_scale"),
-                                          ("online_ab", "online_ab")])
+                                          ("online_ab", "online_ab"), ("serving", "serving"), ("serving", "serving_http")])
 def test_committed_markdown_is_rendered_from_the_committed_json(script, name):
     payload = json.loads((BENCHMARKS / "results" / f"{name}.json").read_text())
     assert _module(script).markdown(payload) == (BENCHMARKS / "results" / f"{name}.md").read_text()
