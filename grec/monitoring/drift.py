@@ -171,11 +171,10 @@ def unranked(window: pd.DataFrame, log: pd.DataFrame, tasks: TaskVocabulary, pol
         "their items are the champion's own picks, the reference's were shown by whatever showed the training weeks"]
 
 
-def served_scores(log: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
-                  tasks: TaskVocabulary | Sequence[str]) -> pd.DataFrame:
+def served_scores(log: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, tasks: TaskVocabulary) -> pd.DataFrame:
     """The prediction log's rows for pages in [start, end) (the time a request named, its
-    event_timestamp, else when it was logged) as one score column per task of `tasks` (the model's
-    task vocabulary, or task names); rows of other tasks are left out of every column."""
+    event_timestamp, else when it was logged) as one score column per task of the model's task
+    vocabulary `tasks`; rows of other tasks are left out of every column."""
     if log.empty:
         return pd.DataFrame()
     when = pd.to_datetime(log["logged_at"], utc=True)
@@ -183,8 +182,7 @@ def served_scores(log: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
         when = pd.to_datetime(log["event_timestamp"], utc=True).fillna(when)
     log = log[(when >= start) & (when < end)]
     out = pd.DataFrame(index=log.index)
-    tokens = tasks.tokens if isinstance(tasks, TaskVocabulary) else ("flow",)
-    task = log[tokens[0]].astype(str).str.cat([log[t].astype(str) for t in (*tokens[1:], "use_case")], sep="+")
+    task = pd.Series(tasks.routes_of(log), index=log.index).astype(str) + "+" + log["use_case"].astype(str)
     for t in task_names(tasks):
         out[score_column(t)] = np.where(task == t, log["score"], np.nan)
     return out.reset_index(drop=True)
