@@ -285,12 +285,26 @@ def _encoded(body: dict) -> bytes:
     return json.dumps(body).encode()
 
 
+def _group_nice(niceness: int) -> None:
+    """In a new session's first process: `niceness` for the process and, where the kernel groups
+    sessions (autogroup), for its group, which is what weighs it against the others."""
+    os.nice(niceness)
+    group = Path("/proc/self/autogroup")
+    if niceness and group.exists():
+        group.write_text(str(niceness))
+
+
 @contextmanager
 def busy_neighbour(processes: int, niceness: int = 0):
     """`processes` processes spinning on the CPU beside the server (another pod on the node), at
     `niceness` (0: the server's own priority; 19: the weight Kubernetes gives a pod using cores
-    beyond its requests next to the ranker's requested cores)."""
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: os.nice(niceness))
+    beyond its requests next to the ranker's requested cores). Each in a session of its own: with the
+    kernel's autogroup scheduling (on here, /proc/sys/kernel/sched_autogroup_enabled) a session is a
+    scheduling group, so the neighbour is its own group as a pod is its own cgroup, beside the
+    server's (`grec serve` starts one) and the load generator's; in the load generator's session the
+    spinners took its CPU share, and the client's own delays were read as the server's latency."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: _group_nice(niceness),
+                                 start_new_session=True)
                 for _ in range(processes)]
     try:
         yield
@@ -495,8 +509,9 @@ def http_markdown(h: dict) -> list[str]:
     lines = ["", f"## (c) HTTP `/rank`, {h['candidates']} candidates, per online store",
              "", f"State: `{h['state']}` (champion {h['model']}). Server ({h['workers']} workers), online store and load "
              "generator (aiohttp, one event loop) share the machine; \"busy\" runs one spinning process per core beside "
-             "them at the server's priority (a neighbour saturating the node with cores of its own requested), \"busy, "
-             "nice 19\" the same at nice 19 (a BestEffort pod beside the ranker's requested cores)."
+             "them, in a session of its own (with the kernel's autogroup, a scheduling group of the server's weight: "
+             "a neighbour pod with as many cores requested), \"busy, nice 19\" the same group at nice 19 (a BestEffort "
+             "pod beside the ranker's requested cores)."
              f" Every service serves at once; they take turns, {h['seconds']:.0f} s "
              f"per level, for {rounds} rounds: each figure is the median over the rounds, [min-max] beside it. Services: "
              + "; ".join(f"{k}: `{v['source'] or 'this checkout'}` {v['env'] or ''}" for k, v in h["variants"].items())
