@@ -372,9 +372,7 @@ def _median_of(rounds: list[dict]) -> dict:
     out = {"rounds": len(rounds), "requests": sum(r["requests"] for r in rounds), "failed": sum(r["failed"] for r in rounds),
            "failures": {k: v for r in rounds for k, v in r["failures"].items()}}
     for key in ("requests_per_s", "p50_ms", "p99_ms", "mean_ms", "client_cpu_ms", "server_cpu_ms", "store_cpu_ms"):
-        values = [r[key] for r in rounds if key in r]
-        if not values:  # results written before a figure was taken
-            continue
+        values = [r[key] for r in rounds]
         out[key], out[f"{key}_range"] = statistics.median(values), [min(values), max(values)]
     names = {k for r in rounds for k in r["stages_ms"]}
     out["stages_ms"] = {k: statistics.median(r["stages_ms"][k] for r in rounds if k in r["stages_ms"]) for k in names}
@@ -531,8 +529,8 @@ def http_markdown(h: dict) -> list[str]:
                 for c, f in r[kind].items():
                     lines.append(f"| {store} | {code} | {c} | {kind} | {ranged(f, 'requests_per_s', '.0f')} | "
                                  f"{ranged(f, 'p50_ms', '.1f')} ms | {ranged(f, 'p99_ms', '.1f')} ms | {f['failed']} | "
-                                 f"{f['client_cpu_ms']:.2f} ms | {_ms(f, 'server_cpu_ms')} | "
-                                 f"{_ms(f, 'store_cpu_ms') if store != 'sqlite' else 'in server'} |")
+                                 f"{f['client_cpu_ms']:.2f} ms | {f['server_cpu_ms']:.2f} ms | "
+                                 f"{'in server' if store == 'sqlite' else format(f['store_cpu_ms'], '.2f') + ' ms'} |")
     lines += ["", "Where a request's time goes (concurrency 1, quiet; medians of the server's `Server-Timing` stages; "
               "the rest is HTTP, BentoML's request parsing and response, and the client, the p50 less the stages):", ""]
     stage_names = sorted({k for s in stores.values() for r in s["code"].values() for k in _quiet_1(r)["stages_ms"]},
@@ -552,10 +550,6 @@ def http_markdown(h: dict) -> list[str]:
             r = s["reads"]
             lines.append(f"| {n} | {r['reads']} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms |")
     return lines
-
-
-def _ms(figures: dict, key: str) -> str:
-    return f"{figures[key]:.2f} ms" if key in figures else "-"
 
 
 def _quiet_1(figures: dict) -> dict:

@@ -282,15 +282,22 @@ class Ranker:
 
     # -- features ----------------------------------------------------------------------------
 
-    def read_customer(self, request: RankRequest) -> tuple[dict, bool]:
-        """The customer's features from the online store (one read) and whether the store knows them."""
-        return self._customer(self.store.call(self.reader.customer, request.customer_id))
+    def _read(self, request: RankRequest) -> tuple[dict, dict | None]:
+        """What a request reads from the online store, as one call on the store guard's pool: the
+        customer's features, and the store's vector of a search query not yet in memory (None when
+        there is none to read)."""
+        query, found = request.search_query, None
+        if self.spec.has("search") and query.strip() and text_hash(query) not in self.texts.known:
+            found = self.reader.store.get_online_features(
+                features=["query_embeddings:query_embedding"], entity_rows=[{"query_hash": text_hash(query)}]).to_dict()
+        return self.reader.customer(request.customer_id), found
 
-    async def read_customer_async(self, request: RankRequest) -> tuple[dict, bool]:
-        """`read_customer` awaited: the worker's event loop serves other requests while it waits."""
-        return self._customer(await self.store.acall(self.reader.customer, request.customer_id))
-
-    def _customer(self, customer: dict) -> tuple[dict, bool]:
+    def _customer(self, request: RankRequest, read: tuple[dict, dict | None]) -> tuple[dict, bool]:
+        """The customer's features and whether the store knows them; a query's vector put where
+        RequestTexts.lookup finds it."""
+        customer, found = read
+        if found is not None:
+            self.texts.remember([request.search_query], found["query_embedding"])
         spec = self.spec
         profile = [c for c in spec.context_categorical + spec.context_numerical if c not in spec.impression_context]
         # A customer the store does not know (no profile columns: the unknown bucket for all).
@@ -303,34 +310,13 @@ class Ranker:
                                   REQUEST_CONTEXT_DEFAULT)
         return self.spec.encode({k: _one(v) for k, v in (cold_item | columns).items()}, self.texts), columns
 
-    def query_vector(self, query: str) -> None:
-        """Put the store's vector of `query` (if it has one) where `lookup` finds it."""
-        if self._query_unknown(query):
-            self._remember_query(query, self.store.call(self._read_query, query))
-
-    async def query_vector_async(self, query: str) -> None:
-        """`query_vector` awaited."""
-        if self._query_unknown(query):
-            self._remember_query(query, await self.store.acall(self._read_query, query))
-
-    def _query_unknown(self, query: str) -> bool:
-        return self.spec.has("search") and bool(query.strip()) and text_hash(query) not in self.texts.known
-
-    def _read_query(self, query: str) -> dict:
-        return self.reader.store.get_online_features(features=["query_embeddings:query_embedding"],
-                                                     entity_rows=[{"query_hash": text_hash(query)}]).to_dict()
-
-    def _remember_query(self, query: str, found: dict) -> None:
-        self.texts.remember([query], found["query_embedding"])
-
     # -- scoring ---------------------------------------------------------------------------
 
     def rank(self, request: RankRequest) -> RankResult:
         """Stages (milliseconds on the result): validate, read (customer and query from the store),
         encode (the request side once, the candidates gathered from the catalogue), score."""
         clock = self._validated(request)
-        customer, cold_customer = self.read_customer(request)
-        self.query_vector(request.search_query)
+        customer, cold_customer = self._customer(request, self.store.call(self._read, request))
         clock.mark("read")
         return self._ranked(request, customer, cold_customer, clock)
 
@@ -340,8 +326,7 @@ class Ranker:
         to a thread pool and back that BentoML gives a synchronous endpoint (5-6% of a worker's
         CPU per request at concurrency 8, measured)."""
         clock = self._validated(request)
-        customer, cold_customer = await self.read_customer_async(request)
-        await self.query_vector_async(request.search_query)
+        customer, cold_customer = self._customer(request, await self.store.acall(self._read, request))
         clock.mark("read")
         return self._ranked(request, customer, cold_customer, clock)
 
