@@ -10,9 +10,14 @@ when the server starts) is not swapped in: the worker keeps serving and says so 
 (`/metadata`), and a restart of the server serves it. Bounds drawn from the training range stay
 those of the version the server started with.
 
-This is the local path (`grec serve`, `GREC_SERVE_FOLLOW=name@alias`). On a cluster the image is
-immutable: the packaging step's new Bento image rolls out through the Deployment
-(deploy/k8s/ranker.yaml).
+A worker asks once before it is ready (`check`), so one started from an older Bento serves the
+alias's version from its first request: a pod that a cluster starts or restarts after promotions
+is never behind them.
+
+`grec serve` sets `GREC_SERVE_FOLLOW=name@alias`; so does the ranker's Deployment
+(deploy/k8s/ranker.yaml), whose pods read the shared MLflow registry: the training pipeline's
+promotion (or a `grec registry rollback`) is the rollout, with no new image. A new image (new
+service code, or a version whose requests differ) rolls out through the Deployment.
 """
 
 from __future__ import annotations
@@ -52,31 +57,41 @@ class Follower:
         self.name, self.alias, self.served, self.swap, self.interval = name, alias, served, swap, interval
         self.tracking_uri = tracking_uri
         self.pending: dict | None = None  # a version the alias names that is not served, and why
+        self._registry = None
         self._thread = threading.Thread(target=self._run, name="registry-follower", daemon=True)
 
     def start(self) -> Follower:
         self._thread.start()
         return self
 
-    def _run(self) -> None:
+    def check(self) -> str | None:
+        """Ask the registry once; swap in a version the alias names that is not served. Returns the
+        version swapped in, or None (nothing new, the registry down, or the swap refused: `pending`)."""
         from grec.lifecycle.registry import Registry
 
-        registry = None
+        try:
+            self._registry = self._registry or Registry(self.name, self.tracking_uri)
+            version = self._registry.aliases().get(self.alias)
+        except ImportError as e:  # no driver for the store (mlflow-skinny has no SQL store): it never heals
+            raise RuntimeError(f"following {self.name}@{self.alias}: the registry cannot be read here ({e}); the "
+                               "ranker's image reads it through an MLflow tracking server: set MLFLOW_TRACKING_URI "
+                               "to its http(s) URL") from e
+        except Exception:  # the registry is down: keep serving, ask again next time
+            log.exception("reading %s@%s failed", self.name, self.alias)
+            return None
+        if version is None or version == self.served or (self.pending or {}).get("version") == version:
+            return None
+        log.info("%s@%s moved to v%s (serving v%s): loading it", self.name, self.alias, version, self.served)
+        try:
+            self.swap(version)
+        except Exception as e:
+            log.exception("v%s not swapped in; still serving v%s", version, self.served)
+            self.pending = {"version": version, "reason": f"{type(e).__name__}: {e}"[:500]}
+            return None
+        self.served, self.pending = version, None
+        return version
+
+    def _run(self) -> None:
         while True:
             time.sleep(self.interval)
-            try:
-                registry = registry or Registry(self.name, self.tracking_uri)
-                version = registry.aliases().get(self.alias)
-            except Exception:  # the registry is down: keep serving, ask again next time
-                log.exception("reading %s@%s failed", self.name, self.alias)
-                continue
-            if version is None or version == self.served or (self.pending or {}).get("version") == version:
-                continue
-            log.info("%s@%s moved to v%s (serving v%s): loading it", self.name, self.alias, version, self.served)
-            try:
-                self.swap(version)
-            except Exception as e:
-                log.exception("v%s not swapped in; still serving v%s", version, self.served)
-                self.pending = {"version": version, "reason": f"{type(e).__name__}: {e}"[:500]}
-                continue
-            self.served, self.pending = version, None
+            self.check()

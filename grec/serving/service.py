@@ -115,7 +115,9 @@ class GRecRanker:
             from grec.serving.rollout import Follower, parse_follow
 
             name, alias = parse_follow(FOLLOW)
-            self.follower = Follower(name, alias, str(info.labels.get("version")), self._swap, FOLLOW_SECONDS).start()
+            self.follower = Follower(name, alias, str(info.labels.get("version")), self._swap, FOLLOW_SECONDS)
+            self.follower.check()  # started from an older Bento (a pod after promotions): the alias's version first
+            self.follower.start()
 
     def _prepare(self, model, spec, labels: dict) -> tuple:
         """A Ranker for `model` (catalogue read, networks compiled) and what /metadata says of it."""

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -267,3 +270,76 @@ def test_the_rankers_image_serves_the_registry_models_scores_and_stops_on_sigter
         assert state["Running"] is False and state["ExitCode"] == 0, state
     finally:
         engine.docker("rm", "-f", name, check=False)
+
+
+@contextmanager
+def registry_server(home: Path):
+    """`grec ui` over the state folder's registry: an MLflow tracking server on loopback, what the
+    ranker's pods reach through MLFLOW_TRACKING_URI (the image's mlflow-skinny has no SQL store)."""
+    port = _free_port()
+    env = {**os.environ, "GREC_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen([sys.executable, "-m", "grec.cli", "ui", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the registry's server did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def test_the_rankers_image_follows_the_registry_as_its_deployment_sets_it(engine, storefront, ranker):
+    """deploy/k8s/ranker.yaml's pods: GREC_SERVE_FOLLOW=grec@champion, the registry reached through
+    a tracking server. Started after a promotion its Bento predates, the container serves the
+    champion from its first answer; a rollback while clients post /rank is served within 30 s with
+    every answer a 200."""
+    from grec.lifecycle.registry import CHAMPION, Registry
+    from tests.serving.load import RankLoad, served_version
+
+    home = storefront["docker"]["home"]
+    with pytest.MonkeyPatch.context() as mp, registry_server(home) as tracking:
+        mp.setenv("GREC_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        registry = Registry("grec")
+        packaged = registry.aliases()[CHAMPION]  # the version the image's Bento holds
+        source = registry.version(packaged)
+        promoted = str(registry.client.create_model_version("grec", source.source, run_id=source.run_id).version)
+        registry.client.set_registered_model_alias("grec", CHAMPION, promoted)
+        env = {"GREC_HOME": str(home), "GREC_SERVE_WORKERS": "2", "GREC_SERVE_COMPILE": "0",
+               "GREC_SERVE_FOLLOW": "grec@champion", "GREC_SERVE_FOLLOW_SECONDS": "1", "MLFLOW_TRACKING_URI": tracking}
+        port, name = _free_port(), f"grec-ranker-follow-{os.getpid()}"
+        options = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        engine.docker("run", "-d", "--name", name, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
+                      *options, "-v", f"{home}:{home}", ranker["tag"], "--host", "127.0.0.1", "--port", str(port))
+        try:
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_ready(url, Container(engine, name), timeout=900)
+            except RuntimeError as e:
+                raise AssertionError(f"{e}: {engine.docker('logs', name, check=False).stderr[-3000:]}") from None
+            customers = __import__("pandas").read_parquet(storefront["data"] / "impressions.parquet")["customer_id"]
+            body = {"customer_id": int(customers.value_counts().index[0]), "flow": "EUP", "use_case": "CVR",
+                    "item_ids": list(range(40))}
+            with httpx.Client(base_url=url, timeout=30) as client, RankLoad(url, body) as load:
+                first = [client.post("/rank", json=body).json()["model"] for _ in range(8)]  # both workers
+                assert set(first) == {f"grec:v{promoted}"}, first
+                meta = client.post("/metadata").json()
+                assert meta["version"] == promoted and meta["follows"] == "grec@champion", meta
+                registry.client.set_registered_model_alias("grec", CHAMPION, packaged)  # a rollback
+                rolled_back = time.monotonic()
+                assert served_version(client, packaged)["model"] == f"grec:v{packaged}"
+                assert load.wait_for(f"grec:v{packaged}") and time.monotonic() - rolled_back < 30
+            assert len(load.answers) > 20 and not load.failed(), load.failed()[:3]
+        finally:
+            registry.client.set_registered_model_alias("grec", CHAMPION, packaged)
+            engine.docker("rm", "-f", name, check=False)

@@ -1,47 +1,39 @@
 """A new champion rolled out while the service answers (`grec serve` following the registry's
 alias): no refused request, /metadata saying what is served and since when; a rollback the same."""
 
-import threading
 import time
 
 import httpx
+import pytest
 
 from grec.lifecycle.registry import CHAMPION, Registry
 from grec.serving.bento import local_service
+from grec.serving.rollout import Follower
+from tests.serving.load import RankLoad, served_version
 
 
-def test_a_promotion_and_a_rollback_under_load_refuse_no_request(served, monkeypatch):
+@pytest.fixture
+def two_versions(served, monkeypatch):
+    """The served model registered again as a second version; the champion alias back where it was after."""
     monkeypatch.setenv("GREC_HOME", str(served["home"]))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     registry = Registry("grec")
     first = served["version"]
     source = registry.version(first)
     second = str(registry.client.create_model_version("grec", source.source, run_id=source.run_id).version)
+    yield registry, first, second
+    registry.client.set_registered_model_alias("grec", CHAMPION, first)
+
+
+def test_a_promotion_and_a_rollback_under_load_refuse_no_request(served, two_versions):
+    registry, first, second = two_versions
     customer = int(served["tables"]["impressions"]["customer_id"].value_counts().index[0])
     body = {"customer_id": customer, "flow": "EUP", "use_case": "CVR", "item_ids": list(range(40))}
-    answers: list[tuple[int, str]] = []
-    stop = threading.Event()
-
-    def load(url: str) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            while not stop.is_set():
-                r = client.post("/rank", json=body)
-                answers.append((r.status_code, r.json().get("model") if r.status_code == 200 else r.text))
-
-    def served_version(client: httpx.Client, version: str, within: float = 30.0) -> dict:
-        deadline = time.monotonic() + within
-        while (meta := client.post("/metadata").json())["version"] != version and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return meta
-
-    try:
-        with local_service(served["home"], env={"GREC_SERVE_FOLLOW_SECONDS": "1"}) as url, \
-                httpx.Client(base_url=url, timeout=30) as client:
-            before = client.post("/metadata").json()
-            assert before["version"] == first and before["follows"] == "grec@champion" and before["served_since"]
-            clients = [threading.Thread(target=load, args=(url,)) for _ in range(2)]
-            for c in clients:
-                c.start()
+    with local_service(served["home"], env={"GREC_SERVE_FOLLOW_SECONDS": "1"}) as url, \
+            httpx.Client(base_url=url, timeout=30) as client:
+        before = client.post("/metadata").json()
+        assert before["version"] == first and before["follows"] == "grec@champion" and before["served_since"]
+        with RankLoad(url, body) as load:
             time.sleep(1.0)
             promoted_at = time.monotonic()
             registry.client.set_registered_model_alias("grec", CHAMPION, second)  # what a promotion does
@@ -49,20 +41,33 @@ def test_a_promotion_and_a_rollback_under_load_refuse_no_request(served, monkeyp
             meta = served_version(client, second)
             assert meta["version"] == second and meta["model"] == f"grec:v{second}", meta
             assert meta["served_since"] > before["served_since"] and meta["pending"] is None
-            deadline = time.monotonic() + 30
-            while any(m != f"grec:v{second}" for _, m in answers[-10:]) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert time.monotonic() - promoted_at < 30
+            assert load.wait_for(f"grec:v{second}") and time.monotonic() - promoted_at < 30
             registry.client.set_registered_model_alias("grec", CHAMPION, first)  # a rollback
             assert served_version(client, first)["model"] == f"grec:v{first}"
             time.sleep(1.0)
-            stop.set()
-            for c in clients:
-                c.join(timeout=60)
-    finally:
-        stop.set()
-        registry.client.set_registered_model_alias("grec", CHAMPION, first)
-    statuses = [s for s, _ in answers]
-    assert len(answers) > 50 and set(statuses) == {200}, [a for a in answers if a[0] != 200][:3]
-    models = [m for _, m in answers]
-    assert {f"grec:v{first}", f"grec:v{second}"} <= set(models)
+    assert len(load.answers) > 50 and not load.failed(), load.failed()[:3]
+    assert {f"grec:v{first}", f"grec:v{second}"} <= {m for _, m in load.answers}
+
+
+def test_the_follower_asks_once_on_check_and_keeps_a_refused_version_pending(two_versions, monkeypatch):
+    """`check` is what a worker runs before it is ready (a pod started after promotions serves the
+    alias's version first) and what the follower's thread repeats."""
+    registry, first, second = two_versions
+    swapped: list[str] = []
+    follower = Follower("grec", CHAMPION, first, swapped.append)
+    assert follower.check() is None and swapped == []  # the alias names what is served
+    registry.client.set_registered_model_alias("grec", CHAMPION, second)
+    assert follower.check() == second and swapped == [second] and follower.served == second
+    assert follower.check() is None and swapped == [second]
+
+    def refuse(version):
+        raise ValueError("its requests differ")
+
+    registry.client.set_registered_model_alias("grec", CHAMPION, first)
+    refusing = Follower("grec", CHAMPION, second, refuse)
+    assert refusing.check() is None and refusing.served == second
+    assert refusing.pending == {"version": first, "reason": "ValueError: its requests differ"}
+    assert refusing.check() is None  # not retried: pending until a restart or another version
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's default retries take minutes
+    down = Follower("grec", CHAMPION, second, swapped.append, tracking_uri="http://127.0.0.1:9")
+    assert down.check() is None and swapped == [second]  # the registry unreachable: keep serving
