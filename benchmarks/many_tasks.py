@@ -2,8 +2,9 @@
 
 The storefront at three task counts, one world (grec.data.simulate, one seed of the world):
 12 tasks (flow x use case, the default storefront), 48 (flow x four surface groups x use case:
-search, browse, deals, and the rest) and 72 (flow x the six surfaces x use case, `--pages`),
-where each surface converts at its own rate and the conversion tasks are as sparse as real ones.
+search, browse, deals, and the rest), 72 (flow x the six surfaces x use case, `--pages`) and 96
+(the checkout's accessory interstitial and cart page too, `--checkout-pages`), where each surface
+converts at its own rate and for its own reasons, and the conversion tasks are as sparse as real ones.
 Models, every one through the platform's own path (open_source -> model_config -> train_model ->
 predict) under one budget (TrainConfig's defaults, early stopping on the validation week): GRec
 task-sentence 8/4 and 32/4, MMoE with 4 and 8 experts, PLE, and one LightGBM per task.
@@ -55,7 +56,7 @@ MODELS = {
 # 48 tasks: the six surfaces in four groups (the landing, home and detail pages as "other")
 SURFACE_GROUPS = {"search": "search", "browse": "browse", "deals": "deals", "landing": "other", "home": "other",
                   "detail": "other"}
-TASK_COUNTS = (12, 48, 72)
+TASK_COUNTS = (12, 48, 72, 96)
 SPARSE = 30  # a task is sparse when its test week holds fewer positives than this (and at least one)
 WORLD_SEED = 202
 
@@ -69,7 +70,8 @@ def world(tasks: int, folder: Path, impressions: int) -> Path:
     if tasks not in TASK_COUNTS:
         raise typer.BadParameter(f"--tasks: {tasks} is not one of {TASK_COUNTS}")
     out = folder / str(tasks)
-    simulate_to(out, SimulationConfig(n_impressions=impressions, train_weeks=5, seed=WORLD_SEED, pages=tasks != 12))
+    simulate_to(out, SimulationConfig(n_impressions=impressions, train_weeks=5, seed=WORLD_SEED, pages=tasks != 12,
+                                      checkout_pages=tasks == 96))
     if tasks == 48:  # the same impressions, surfaces grouped: fewer, larger tasks
         contract = read_contract(out)
         tables = load_tables(out, contract)
@@ -206,7 +208,8 @@ def markdown(payload: dict) -> str:
              f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
              f"GPU: {m['gpu'] or 'none'}. The simulated storefront (world seed {WORLD_SEED}, 5 training weeks, the "
              "last validating, and a test week); 12 tasks: flow x use case; 48: flow x four surface groups x use "
-             "case; 72: flow x six surfaces x use case. One budget (TrainConfig's defaults, early stopping on the "
+             "case; 72: flow x six surfaces x use case; 96: flow x eight surfaces (the checkout's accessory interstitial "
+             "and cart page too) x use case. One budget (TrainConfig's defaults, early stopping on the "
              "validation week). Cells: test value averaged over seeds [95% bootstrap interval]; differences: the "
              "paired 95% interval of (GRec task-sentence 8/4 - model); 'level' where it holds 0. Sparse tasks: "
              f"fewer than {SPARSE} test positives (at least one). Serving: one request of 50 candidates of one task "
@@ -277,7 +280,7 @@ def picture(payload: dict, path: Path) -> None:
 
 
 def main(
-    tasks: Annotated[str, typer.Option(help="Comma-separated task counts: 12, 48, 72")] = "12,48,72",
+    tasks: Annotated[str, typer.Option(help="Comma-separated task counts: 12, 48, 72, 96")] = "12,48,72,96",
     seeds: Annotated[str, typer.Option(help="Comma-separated model seeds")] = "0,1,2",
     impressions: Annotated[int, typer.Option(help="Impressions of the world")] = 300_000,
     models: Annotated[str, typer.Option(help="Comma-separated model names (default: all of MODELS)")] = ",".join(MODELS),

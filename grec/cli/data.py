@@ -27,6 +27,8 @@ def simulate(
     drift_weeks: Annotated[int, typer.Option(help="Monitor weeks, counted from the end, that carry the drift")] = 1,
     pages: Annotated[bool, typer.Option("--pages", help="Storefront: tasks per surface too (flow x surface x use "
                                                        "case, 72 tasks), each surface converting at its own rate")] = False,
+    checkout_pages: Annotated[bool, typer.Option("--checkout-pages", help="With --pages: the checkout's accessory "
+                                                                         "interstitial and cart page too (96 tasks)")] = False,
     world: Annotated[str, typer.Option(help="storefront (the telecom storefront, the platform's own contract) or "
                                             "jobs (a job board's logs: contract drafted by `grec data init`)")] = "storefront",
 ):
@@ -40,7 +42,7 @@ def simulate(
     out = out or settings.data_dir()
     if world not in ("storefront", "jobs"):
         raise typer.BadParameter(f"--world: {world!r} is not one of storefront, jobs")
-    if world == "jobs" and pages:
+    if world == "jobs" and (pages or checkout_pages):
         raise typer.BadParameter("--pages adds surfaces to the storefront's tasks; the job board has its own (leave it out)")
     if world == "jobs" and (monitor_weeks or drift):
         raise typer.BadParameter("--monitor-weeks and --drift simulate the storefront's production weeks; the job "
@@ -54,7 +56,7 @@ def simulate(
             config = SimulationConfig(
                 n_impressions=impressions, test_weeks=test_weeks, seed=seed, monitor_weeks=monitor_weeks,
                 drift=tuple(d.strip() for d in (drift or "").split(",") if d.strip()), drift_weeks=drift_weeks,
-                pages=pages, **given, **({"n_items": items} if items is not None else {}))
+                pages=pages, checkout_pages=checkout_pages, **given, **({"n_items": items} if items is not None else {}))
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     with console.status(f"Simulating {impressions:,} impressions"):

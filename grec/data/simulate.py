@@ -291,8 +291,21 @@ PAGE_TYPE_P = {"browse": 0.30, "landing": 0.33, "home": 0.22, "deals": 0.10, "de
 # add to cart readily, an accessory shown on another product's page (detail) is an afterthought,
 # search results convert on intent. Without `pages` none of it is drawn or applied.
 SURFACES = ("search", *PAGE_TYPE_P)  # search results, then the page types in PAGE_TYPE_P's order
-SURFACE_ATC = np.array([0.35, 0.1, -0.15, -0.35, 0.45, -0.6])
-SURFACE_PURCHASE = np.array([0.25, 0.0, -0.1, -0.3, 0.3, -0.45])
+# With `checkout_pages` too: two surfaces of the checkout path, the paper's "Accessory Interstitial
+# Page" and the cart page, taken from landing- and home-page rows by a stream of their own (every
+# other row is the six-surface storefront's, draw for draw):
+# - the accessory interstitial, shown once a phone is in the cart (the customer's most recently
+#   viewed phone, which their history shows): an accessory or a watch on the cart's page; it
+#   converts readily, and on whether the accessory fits that phone (its maker's own, a third
+#   party's, or a watch of its OS: a Samsung case does not fit an iPhone): history against candidate;
+# - the cart page: a recently viewed item (CART_SHOWS_VIEWED) or a popular accessory; it converts on
+#   the item being one the customer viewed.
+CHECKOUT_SURFACES = ("interstitial", "cart")
+CHECKOUT_SHARE = {"interstitial": 0.35, "cart": 0.25}  # of the landing and home rows (interstitial: with a viewed phone)
+CART_SHOWS_VIEWED = 0.5
+CHECKOUT_STREAM = 96  # the checkout surfaces draw from default_rng([seed, CHECKOUT_STREAM])
+SURFACE_ATC = np.array([0.35, 0.1, -0.15, -0.35, 0.45, -0.6, 0.2, 0.3])
+SURFACE_PURCHASE = np.array([0.25, 0.0, -0.1, -0.3, 0.3, -0.45, 0.5, 0.2])
 # ...and each surface has its own reasons to add to cart (a term of the add-to-cart logit on its rows
 # only), as pages do: search results convert on the searched category (SEARCH: per related item,
 # less half), browse listings on ratings (BROWSE: per star above 4), a flow's landing page on what
@@ -304,6 +317,7 @@ SURFACE_PURCHASE = np.array([0.25, 0.0, -0.1, -0.3, 0.3, -0.45])
 # cannot. Measured: benchmarks/results/many_tasks.md, "What the surface tells a ranking".
 SURFACE_FIT_SEARCH, SURFACE_FIT_BROWSE, SURFACE_FIT_LANDING = 1.0, 1.0, 0.8
 SURFACE_FIT_HOME, SURFACE_FIT_DEALS, SURFACE_FIT_DETAIL = 1.0, 0.06, 1.2
+SURFACE_FIT_INTERSTITIAL, SURFACE_FIT_CART = 1.6, 1.2  # per fitting accessory, per viewed item (less half)
 GOES_WITH_A_PHONE = (WATCH, AUDIO, CASE, CHARGER)
 RETARGET_SHARE = 0.25  # home-page rows re-targeting a recently viewed item (when there is one)
 POLICY_POPULARITY = 0.8  # the logging policy follows popularity, a bit flattened
@@ -415,6 +429,8 @@ class SimulationConfig:
     # Tasks per surface too (SURFACES): the impressions gain a `surface` column, the data folder a
     # contract whose tasks are flow x surface x use case (72), each surface converting at its own rate.
     pages: bool = False
+    # With pages: the checkout's two surfaces too (CHECKOUT_SURFACES): 8 surfaces, 96 tasks.
+    checkout_pages: bool = False
 
     def __post_init__(self) -> None:
         if self.n_impressions < 1:
@@ -432,6 +448,13 @@ class SimulationConfig:
             raise ValueError(f"drift: unknown scenario(s) {sorted(unknown)}; known: {', '.join(DRIFTS)}")
         if self.drift and not 1 <= self.drift_weeks <= self.monitor_weeks:
             raise ValueError("drift needs monitor weeks to happen in: 1 <= drift_weeks <= monitor_weeks")
+        if self.checkout_pages and not self.pages:
+            raise ValueError("checkout_pages adds two surfaces to the storefront's pages: it needs pages")
+
+    @property
+    def surfaces(self) -> tuple[str, ...]:
+        """The surfaces impressions are shown on (none without pages)."""
+        return (SURFACES + CHECKOUT_SURFACES if self.checkout_pages else SURFACES) if self.pages else ()
 
     @property
     def customer_count(self) -> int:
@@ -948,7 +971,8 @@ class _Shown(NamedTuple):
     item: np.ndarray
     page: np.ndarray
     kind: np.ndarray  # 0 search, 1 browse, 2 other (intent hidden)
-    surface: np.ndarray  # index into SURFACES
+    surface: np.ndarray  # index into SURFACES (+ CHECKOUT_SURFACES)
+    phone: np.ndarray | None = None  # the phone in the cart on interstitial rows (item index; -1 elsewhere)
 
 
 SEARCH_KIND, BROWSE_KIND, HIDDEN_KIND = range(3)
@@ -1009,6 +1033,50 @@ def _logging_policy(rng: np.random.Generator, rows: _Rows, intent: np.ndarray, b
     )
     kind = np.select([search, is_type["browse"]], [SEARCH_KIND, BROWSE_KIND], HIDDEN_KIND)
     return _Shown(item.astype(np.int64), page.astype(np.int64), kind, page_type + 1)  # search (-1) is surface 0
+
+
+def _checkout_pages(rng: np.random.Generator, shown: _Shown, rows: _Rows, items: _Items,
+                    seq: tuple[np.ndarray, np.ndarray, np.ndarray]) -> _Shown:
+    """Landing- and home-page rows moved to the checkout's surfaces (CHECKOUT_SURFACES): the
+    interstitial's accessory, the cart's viewed item or accessory, both on the cart's page."""
+    n = len(shown.item)
+    offsets, seq_items, _ = seq
+    phone = _last_viewed_phone(items, offsets, seq_items)
+    u = rng.random(n)
+    eligible = np.isin(shown.surface, (SURFACES.index("landing"), SURFACES.index("home")))
+    interstitial = eligible & (phone >= 0) & (u < CHECKOUT_SHARE["interstitial"])
+    cart = eligible & ~interstitial & (rng.random(n) < CHECKOUT_SHARE["cart"])
+    base = np.exp(POLICY_POPULARITY * items.popularity)
+    accessory = _sample_rows(rng, (base * np.isin(items.category, GOES_WITH_A_PHONE))[None], np.zeros(n, np.int64))
+    pick = offsets[:-1] + np.floor(rng.random(n) * rows.seq_len).astype(np.int64)
+    viewed = seq_items[np.minimum(pick, len(seq_items) - 1)] if len(seq_items) else accessory
+    retarget = (rows.seq_len > 0) & (rng.random(n) < CART_SHOWS_VIEWED)
+    item = np.where(interstitial, accessory, np.where(cart, np.where(retarget, viewed, accessory), shown.item))
+    moved = interstitial | cart
+    surface = np.select([interstitial, cart], [len(SURFACES), len(SURFACES) + 1], shown.surface)
+    return _Shown(item.astype(np.int64), np.where(moved, CART, shown.page), np.where(moved, HIDDEN_KIND, shown.kind),
+                  surface, np.where(interstitial, phone, -1))
+
+
+def _last_viewed_phone(items: _Items, offsets: np.ndarray, seq_items: np.ndarray) -> np.ndarray:
+    """Per row, the most recent phone among its viewed items (-1: none)."""
+    n = len(offsets) - 1
+    at = np.where(np.isin(items.category[seq_items], PHONES), np.arange(len(seq_items)), -1)
+    last = np.full(n, -1, np.int64)
+    filled = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if len(filled):
+        last[filled] = np.maximum.reduceat(at, offsets[:-1][filled])
+    inside = last >= offsets[:-1]  # a -1 or an index before the row's own views: no phone
+    return np.where(inside, seq_items[np.clip(last, 0, max(len(seq_items) - 1, 0))] if len(seq_items) else -1, -1)
+
+
+def _fits_the_phone(items: _Items, item: np.ndarray, phone: np.ndarray) -> np.ndarray:
+    """Whether an accessory or watch fits the phone in the cart: a third party's, the phone
+    maker's own, or a watch of the phone's OS."""
+    maker = BRAND_OS[items.brand[item]] != OS_NONE
+    same_brand = items.brand[item] == items.brand[phone]
+    watch_os = (items.category[item] == WATCH) & (items.os[item] == items.os[phone])
+    return ~maker | same_brand | watch_os
 
 
 def _in_sequence(item: np.ndarray, seq_len: np.ndarray, offsets: np.ndarray, seq_items: np.ndarray) -> np.ndarray:
@@ -1082,21 +1150,28 @@ def _logit_terms(rows: _Rows, shown: _Shown, intent: np.ndarray, brand_intent: n
     }
     if pages:
         atc["surface"], purchase["surface"] = SURFACE_ATC[shown.surface], SURFACE_PURCHASE[shown.surface]
-        atc["surface_fit"] = _surface_fit(shown, f, cat, related, items.rating[i], items.discount[i], atc_taste)
+        atc["surface_fit"] = _surface_fit(shown, f, cat, related, items.rating[i], items.discount[i], atc_taste, items,
+                                          viewed)
     return {"click": click, "atc": atc, "purchase": purchase}
 
 
 def _surface_fit(shown: _Shown, flow: np.ndarray, cat: np.ndarray, related: np.ndarray, rating: np.ndarray,
-                 discount: np.ndarray, atc_taste: np.ndarray) -> np.ndarray:
+                 discount: np.ndarray, atc_taste: np.ndarray, items: _Items, viewed: np.ndarray) -> np.ndarray:
     """Each surface's own add-to-cart term (SURFACE_FIT_*), on the rows of that surface."""
     product = shown.page - DETAIL_PAGE  # the category of the product page a detail row cross-sells on
     goes_with = np.isin(cat, GOES_WITH_A_PHONE) & np.isin(product, PHONES)
-    surface = {name: shown.surface == k for k, name in enumerate(SURFACES)}
+    surface = {name: shown.surface == k for k, name in enumerate(SURFACES + CHECKOUT_SURFACES)}
+    fits = np.zeros(len(cat), bool)
+    if shown.phone is not None and surface["interstitial"].any():
+        on = np.flatnonzero(surface["interstitial"])
+        fits[on] = _fits_the_phone(items, shown.item[on], shown.phone[on])
     return np.select(
-        [surface["search"], surface["browse"], surface["landing"], surface["home"], surface["deals"], surface["detail"]],
+        [surface["search"], surface["browse"], surface["landing"], surface["home"], surface["deals"], surface["detail"],
+         surface["interstitial"], surface["cart"]],
         [SURFACE_FIT_SEARCH * (related - 0.5), SURFACE_FIT_BROWSE * (rating - 4.0),
          SURFACE_FIT_LANDING * FLOW_CATEGORY_AFFINITY[flow, cat], SURFACE_FIT_HOME * atc_taste,
-         SURFACE_FIT_DEALS * discount, np.where(goes_with, SURFACE_FIT_DETAIL, -SURFACE_FIT_DETAIL / 3)], 0.0)
+         SURFACE_FIT_DEALS * discount, np.where(goes_with, SURFACE_FIT_DETAIL, -SURFACE_FIT_DETAIL / 3),
+         SURFACE_FIT_INTERSTITIAL * (fits - 0.5), SURFACE_FIT_CART * (viewed - 0.5)], 0.0)
 
 
 def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent: np.ndarray,
@@ -1110,7 +1185,7 @@ def _probabilities(rng: np.random.Generator, rows: _Rows, shown: _Shown, intent:
     terms = _logit_terms(rows, shown, intent, brand_intent, viewed, c, items, world, pages)
     logits = {step: sum(t.values()) for step, t in terms.items()}
     if drifted is not None and drifted.any():  # rows after the price change meet the new prices
-        sub = lambda nt: type(nt)(*(a[drifted] for a in nt))  # noqa: E731
+        sub = lambda nt: type(nt)(*(None if a is None else a[drifted] for a in nt))  # noqa: E731
         after = _logit_terms(sub(rows), sub(shown), intent[drifted], brand_intent[drifted], viewed[drifted], c,
                              _price_change(items)[0], world, pages)
         for step, t in after.items():
@@ -1139,6 +1214,8 @@ def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _C
     launched = None if n_before_launch == items.n else np.arange(items.n) >= n_before_launch
     after_launch = None if launched is None else ts_us >= config.drift_start.value // 1000
     shown = _logging_policy(rng, rows, intent, brand_intent, search, items, seq, launched, after_launch)
+    if config.checkout_pages:  # from a stream of its own: the other rows stay the storefront's
+        shown = _checkout_pages(np.random.default_rng([config.seed, CHECKOUT_STREAM]), shown, rows, known, seq)
     in_seq = _in_sequence(shown.item, rows.seq_len, seq[0], seq[1])
     after_start = ts_us >= config.drift_start.value // 1000 if config.drift else None
     drifted = after_start if "price_change" in config.drift else None
@@ -1180,7 +1257,7 @@ def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _C
     })
     if not config.pages:
         return frame[IMPRESSIONS.names()]
-    frame["surface"] = np.array(SURFACES, dtype=object)[shown.surface]
+    frame["surface"] = np.array(config.surfaces, dtype=object)[shown.surface]
     for use_case, p in oracle_scores(frame).items():  # one true-probability column per use case (the contract's oracles)
         frame[PAGES_ORACLES[use_case]] = p.astype(np.float32)
     return frame[pages_contract().tables["impressions"].names()]
@@ -1189,11 +1266,12 @@ def _impressions_table(rng: np.random.Generator, config: SimulationConfig, c: _C
 PAGES_ORACLES = {u: f"p_{u.lower()}" for u in USE_CASES}
 
 
-def pages_contract() -> Contract:
-    """The storefront with surfaces (`SimulationConfig.pages`): its tables and features, tasks
-    flow x surface x use case (every combination a route), each use case's true probability in a
-    column of its own."""
-    routes = tuple(f"{flow}+{surface}" for flow in FLOWS for surface in SURFACES)
+def pages_contract(checkout_pages: bool = False) -> Contract:
+    """The storefront with surfaces (`SimulationConfig.pages`, and `checkout_pages`): its tables and
+    features, tasks flow x surface x use case (every combination a route), each use case's true
+    probability in a column of its own."""
+    surfaces = SURFACES + CHECKOUT_SURFACES if checkout_pages else SURFACES
+    routes = tuple(f"{flow}+{surface}" for flow in FLOWS for surface in surfaces)
     tasks = TaskVocabulary(routes, USE_CASES, dict(USE_CASE_LABEL), dict(USE_CASE_POPULATION), dict(PAGES_ORACLES),
                            tokens=("flow", "surface"))
     features = {t: {k: TELECOM.features(t, k) for k in ("categorical", "numerical")} for t in TELECOM.tables}
@@ -1279,7 +1357,8 @@ def summarize(tables: dict[str, pd.DataFrame]) -> dict:
     if "surface" in imp:  # tasks per surface: each route's rates, positives and oracle AUC per use case
         route = imp["flow"].str.cat(imp["surface"], sep="+")
         summary["oracle_auc_by_task"], summary["positives_by_task"] = {}, {}
-        for name in pages_contract().tasks.flows:
+        checkout = bool(imp["surface"].isin(CHECKOUT_SURFACES).any())
+        for name in pages_contract(checkout).tasks.flows:
             part = imp[route == name]
             summary["rates"][name] = _rates(part)
             for use_case, auc in _oracle_aucs(part).items():
@@ -1303,7 +1382,7 @@ def simulate_to(out_dir: Path, config: SimulationConfig) -> dict[str, Path]:
     out_dir = Path(out_dir)
     began = time.perf_counter()
     tables = simulate(config)
-    paths = write_tables(tables, out_dir, pages_contract() if config.pages else TELECOM)
+    paths = write_tables(tables, out_dir, pages_contract(config.checkout_pages) if config.pages else TELECOM)
     elapsed = time.perf_counter() - began
     windows = config.windows
     meta = {

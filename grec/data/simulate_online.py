@@ -67,6 +67,8 @@ class Storefront:
     """The world of one simulated data folder (its SimulationConfig), rebuilt draw for draw."""
 
     def __init__(self, config: sim.SimulationConfig):
+        if config.checkout_pages:  # its requests are drawn page by page; the checkout's rows are not
+            raise ValueError("the online storefront serves the six surfaces; checkout_pages is for logs only")
         self.config = config
         world_rng, item_rng, customer_rng, impression_rng, drift_rng = np.random.default_rng(config.seed).spawn(5)
         self.world = {"click": sim._random_flow_matrices(world_rng), "atc": sim._random_flow_matrices(world_rng)}
