@@ -81,19 +81,19 @@ def local_service(state: Path, port: int | None = None, timeout: float = 180.0, 
         log.close()
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
-    """Return once `url`/readyz answers 200; RuntimeError if `proc` ends or `timeout` passes first."""
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180.0, path: str = "/readyz") -> None:
+    """Return once `url``path` answers 200; RuntimeError if `proc` ends or `timeout` passes first."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"grec serve did not become ready at {url}")
+            raise RuntimeError(f"{url}{path} did not answer 200 (the server ended or {timeout:.0f} s passed)")
         time.sleep(0.5)
 
 

@@ -170,6 +170,26 @@ class Container:
         return None if state["Running"] else state["ExitCode"]
 
 
+@contextmanager
+def ranker_container(engine, tag: str, home: Path, env: dict[str, str], name: str):
+    """The ranker's image `tag` serving on a free loopback port with `env`, the state folder mounted
+    at its own path, as this user; yields its URL once /readyz answers (its log in the failure),
+    removes it after."""
+    port = _free_port()
+    options = [a for k, v in {"GREC_HOME": str(home), **env}.items() for a in ("-e", f"{k}={v}")]
+    engine.docker("run", "-d", "--name", name, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
+                  *options, "-v", f"{home}:{home}", tag, "--host", "127.0.0.1", "--port", str(port))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, Container(engine, name), timeout=900)
+        except RuntimeError as e:
+            raise AssertionError(f"{e}: {engine.docker('logs', name, check=False).stderr[-3000:]}") from None
+        yield url
+    finally:
+        engine.docker("rm", "-f", name, check=False)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -233,16 +253,8 @@ def test_the_rankers_image_serves_the_registry_models_scores_and_stops_on_sigter
                      "GREC_REDIS": env["GREC_REDIS"]}
         for name, value in env.items():  # and this process's in-process reference reads the same store
             monkeypatch.setenv(name, value)
-    port, name = _free_port(), f"grec-ranker-test-{os.getpid()}-{store}"
-    options = [a for k, v in {"GREC_HOME": str(home), **settings}.items() for a in ("-e", f"{k}={v}")]
-    engine.docker("run", "-d", "--name", name, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
-                  *options, "-v", f"{home}:{home}", ranker["tag"], "--host", "127.0.0.1", "--port", str(port))
-    try:
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(url, Container(engine, name), timeout=900)
-        except RuntimeError as e:
-            raise AssertionError(f"{e}: {engine.docker('logs', name, check=False).stderr[-3000:]}") from None
+    name = f"grec-ranker-test-{os.getpid()}-{store}"
+    with ranker_container(engine, ranker["tag"], home, settings, name) as url:
         meta = httpx.post(f"{url}/metadata", timeout=30).json()
         assert meta["online_store"].split()[0] == store
         if store == "sqlite":  # the image's workers compile their tasks
@@ -268,8 +280,6 @@ def test_the_rankers_image_serves_the_registry_models_scores_and_stops_on_sigter
         engine.docker("stop", "--time", "30", name)  # SIGTERM; SIGKILL only after 30 s (exit code 137)
         state = json.loads(engine.docker("inspect", name, "--format", "{{json .State}}").stdout)
         assert state["Running"] is False and state["ExitCode"] == 0, state
-    finally:
-        engine.docker("rm", "-f", name, check=False)
 
 
 @contextmanager
@@ -283,15 +293,7 @@ def registry_server(home: Path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the registry's server did not start"
-            time.sleep(0.5)
+        wait_ready(url, proc, timeout=120, path="/health")
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -315,22 +317,14 @@ def test_the_rankers_image_follows_the_registry_as_its_deployment_sets_it(engine
         source = registry.version(packaged)
         promoted = str(registry.client.create_model_version("grec", source.source, run_id=source.run_id).version)
         registry.client.set_registered_model_alias("grec", CHAMPION, promoted)
-        env = {"GREC_HOME": str(home), "GREC_SERVE_WORKERS": "2", "GREC_SERVE_COMPILE": "0",
-               "GREC_SERVE_FOLLOW": "grec@champion", "GREC_SERVE_FOLLOW_SECONDS": "1", "MLFLOW_TRACKING_URI": tracking}
-        port, name = _free_port(), f"grec-ranker-follow-{os.getpid()}"
-        options = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
-        engine.docker("run", "-d", "--name", name, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
-                      *options, "-v", f"{home}:{home}", ranker["tag"], "--host", "127.0.0.1", "--port", str(port))
+        env = {"GREC_SERVE_WORKERS": "2", "GREC_SERVE_COMPILE": "0", "GREC_SERVE_FOLLOW": "grec@champion",
+               "GREC_SERVE_FOLLOW_SECONDS": "1", "MLFLOW_TRACKING_URI": tracking}
+        customers = __import__("pandas").read_parquet(storefront["data"] / "impressions.parquet")["customer_id"]
+        body = {"customer_id": int(customers.value_counts().index[0]), "flow": "EUP", "use_case": "CVR",
+                "item_ids": list(range(40))}
         try:
-            url = f"http://127.0.0.1:{port}"
-            try:
-                wait_ready(url, Container(engine, name), timeout=900)
-            except RuntimeError as e:
-                raise AssertionError(f"{e}: {engine.docker('logs', name, check=False).stderr[-3000:]}") from None
-            customers = __import__("pandas").read_parquet(storefront["data"] / "impressions.parquet")["customer_id"]
-            body = {"customer_id": int(customers.value_counts().index[0]), "flow": "EUP", "use_case": "CVR",
-                    "item_ids": list(range(40))}
-            with httpx.Client(base_url=url, timeout=30) as client, RankLoad(url, body) as load:
+            with ranker_container(engine, ranker["tag"], home, env, f"grec-ranker-follow-{os.getpid()}") as url, \
+                    httpx.Client(base_url=url, timeout=30) as client, RankLoad(url, body) as load:
                 first = [client.post("/rank", json=body).json()["model"] for _ in range(8)]  # both workers
                 assert set(first) == {f"grec:v{promoted}"}, first
                 meta = client.post("/metadata").json()
@@ -342,4 +336,3 @@ def test_the_rankers_image_follows_the_registry_as_its_deployment_sets_it(engine
             assert len(load.answers) > 20 and not load.failed(), load.failed()[:3]
         finally:
             registry.client.set_registered_model_alias("grec", CHAMPION, packaged)
-            engine.docker("rm", "-f", name, check=False)

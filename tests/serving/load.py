@@ -11,7 +11,7 @@ import httpx
 
 class RankLoad:
     """`clients` threads posting `body` to `url`/rank until stopped; each answer kept as
-    (status, the model it names or the error text)."""
+    (status, the model it names or the error text); status 0: no answer (the error)."""
 
     def __init__(self, url: str, body: dict, clients: int = 2):
         self.url, self.body = url, body
@@ -22,7 +22,11 @@ class RankLoad:
     def _post(self) -> None:
         with httpx.Client(base_url=self.url, timeout=30) as client:
             while not self._stop.is_set():
-                r = client.post("/rank", json=self.body)
+                try:
+                    r = client.post("/rank", json=self.body)
+                except httpx.HTTPError as e:  # a refused or dropped connection is a failed request too
+                    self.answers.append((0, repr(e)))
+                    continue
                 self.answers.append((r.status_code, r.json().get("model") if r.status_code == 200 else r.text))
 
     def __enter__(self) -> RankLoad:
