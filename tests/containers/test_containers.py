@@ -302,9 +302,10 @@ def registry_server(home: Path):
 
 def test_the_rankers_image_follows_the_registry_as_its_deployment_sets_it(engine, storefront, ranker):
     """deploy/k8s/ranker.yaml's pods: GREC_SERVE_FOLLOW=grec@champion, the registry reached through
-    a tracking server. Started after a promotion its Bento predates, the container serves the
-    champion from its first answer; a rollback while clients post /rank is served within 30 s with
-    every answer a 200."""
+    a tracking server (without one, the image cannot open the SQLite store and refuses to start,
+    saying so). Started after a promotion its Bento predates, the container serves the champion
+    from its first answer; a rollback while clients post /rank is served within 30 s with every
+    answer a 200."""
     from grec.lifecycle.registry import CHAMPION, Registry
     from tests.serving.load import RankLoad, served_version
 
@@ -322,6 +323,19 @@ def test_the_rankers_image_follows_the_registry_as_its_deployment_sets_it(engine
         customers = __import__("pandas").read_parquet(storefront["data"] / "impressions.parquet")["customer_id"]
         body = {"customer_id": int(customers.value_counts().index[0]), "flow": "EUP", "use_case": "CVR",
                 "item_ids": list(range(40))}
+        refused = f"grec-ranker-no-server-{os.getpid()}"  # the state folder's SQLite registry: not readable here
+        engine.docker("run", "-d", "--name", refused, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
+                      *[a for k, v in {"GREC_HOME": str(home), **env, "MLFLOW_TRACKING_URI": ""}.items()
+                        for a in ("-e", f"{k}={v}")], "-v", f"{home}:{home}", ranker["tag"])
+        try:
+            deadline = time.monotonic() + 300
+            while (code := Container(engine, refused).poll()) is None and time.monotonic() < deadline:
+                time.sleep(1)
+            logs = engine.docker("logs", refused, check=False)
+            log = logs.stdout + logs.stderr  # the workers' output and the server's
+            assert code not in (None, 0) and "set MLFLOW_TRACKING_URI to its http(s) URL" in log, (code, log[-2000:])
+        finally:
+            engine.docker("rm", "-f", refused, check=False)
         try:
             with ranker_container(engine, ranker["tag"], home, env, f"grec-ranker-follow-{os.getpid()}") as url, \
                     httpx.Client(base_url=url, timeout=30) as client, RankLoad(url, body) as load:

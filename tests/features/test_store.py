@@ -338,7 +338,7 @@ def test_the_cluster_manifests_select_the_tested_redis_configuration():
     root = FEATURE_REPO.parent / "deploy"
     redis_objects = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all((root / "k8s" / "redis.yaml").read_text())}
     ranker = next(o for o in yaml.safe_load_all((root / "k8s" / "ranker.yaml").read_text()) if o["kind"] == "Deployment")
-    env = {e["name"]: e["value"] for e in ranker["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in ranker["spec"]["template"]["spec"]["containers"][0]["env"]}  # valueFrom: None
     assert env["FEAST_FS_YAML_FILE_PATH"].endswith("/feature_repo/feature_store.redis.yaml")
     port = redis_objects[("Service", "grec-redis")]["spec"]["ports"][0]["port"]
     assert env["GREC_REDIS"] == f"grec-redis:{port}"
