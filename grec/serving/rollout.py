@@ -12,7 +12,8 @@ those of the version the server started with.
 
 A worker asks once before it is ready (`check`), so one started from an older Bento serves the
 alias's version from its first request: a pod that a cluster starts or restarts after promotions
-is never behind them.
+is never behind them. That version is the only one it prepares then; the packaged model is the
+fallback when the registry does not answer or the swap is refused.
 
 `grec serve` sets `GREC_SERVE_FOLLOW=name@alias`; so does the ranker's Deployment
 (deploy/k8s/ranker.yaml), whose pods read the shared MLflow registry: the training pipeline's

@@ -103,20 +103,26 @@ class GRecRanker:
 
         die_with_parent()  # a worker outlives no supervisor: `kill -9` of `bentoml serve` takes it too
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
-        wrapper = bentoml.mlflow.load_model(self.bento_model).unwrap_python_model()
         self.reader = OnlineReader()
         info = self.bento_model.info
         # (Ranker, metadata): swapped as one by the registry follower; a request reads it once
-        self.served = self._prepare(wrapper.model, wrapper.spec, {"model": str(info.tag), **info.labels})
-        self.log = PredictionLog(settings.predictions_dir(), flush_seconds=LOG_FLUSH_SECONDS)
-        self.challenger = self._challenger() if SPLIT else None
+        self.served = None
         self.follower = None
         if FOLLOW:
             from grec.serving.rollout import Follower, parse_follow
 
             name, alias = parse_follow(FOLLOW)
             self.follower = Follower(name, alias, str(info.labels.get("version")), self._swap, FOLLOW_SECONDS)
-            self.follower.check()  # started from an older Bento (a pod after promotions): the alias's version first
+            # Started from an older Bento (a pod after promotions): the alias's version is the only one
+            # prepared. The packaged one is prepared only when the registry does not answer or the swap
+            # is refused (then `pending` says why).
+            self.follower.check()
+        if self.served is None:
+            wrapper = bentoml.mlflow.load_model(self.bento_model).unwrap_python_model()
+            self.served = self._prepare(wrapper.model, wrapper.spec, {"model": str(info.tag), **info.labels})
+        self.log = PredictionLog(settings.predictions_dir(), flush_seconds=LOG_FLUSH_SECONDS)
+        self.challenger = self._challenger() if SPLIT else None
+        if self.follower:
             self.follower.start()
 
     def _prepare(self, model, spec, labels: dict) -> tuple:

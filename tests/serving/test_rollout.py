@@ -1,6 +1,10 @@
 """A new champion rolled out while the service answers (`grec serve` following the registry's
 alias): no refused request, /metadata saying what is served and since when; a rollback the same."""
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import httpx
@@ -71,3 +75,44 @@ def test_the_follower_asks_once_on_check_and_keeps_a_refused_version_pending(two
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's default retries take minutes
     down = Follower("grec", CHAMPION, second, swapped.append, tracking_uri="http://127.0.0.1:9")
     assert down.check() is None and swapped == [second]  # the registry unreachable: keep serving
+
+
+# One ranking worker built in its own process (bentoml reads its home once per process), as `bentoml
+# serve` builds it, with each model it prepares (catalogue read, networks compiled) written down.
+START_A_WORKER = """
+import json, sys
+from grec.serving import service
+prepared, inner = [], service.GRecRanker.inner
+prepare = inner._prepare
+inner._prepare = lambda self, model, spec, labels: prepared.append(labels["model"]) or prepare(self, model, spec, labels)
+worker = inner()
+print(json.dumps({"prepared": prepared, "serves": worker.served[1]["model"], "pending": worker.follower.pending}))
+"""
+
+
+def start_a_worker(home, **env) -> dict:
+    env = os.environ | {"GREC_HOME": str(home), "GREC_SERVE_FOLLOW": "grec@champion", "GREC_SERVE_COMPILE": "0",
+                        "GREC_SERVE_WORKERS": "1"} | env
+    env.pop("BENTOML_HOME", None)
+    done = subprocess.run([sys.executable, "-c", START_A_WORKER], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_worker_started_behind_the_alias_prepares_only_the_alias_version(two_versions):
+    """A pod started from an older Bento after promotions: the champion is the one model it reads
+    and compiles before it is ready; the packaged one only when the registry does not answer."""
+    registry, first, second = two_versions
+    home = os.environ["GREC_HOME"]  # the served state folder (two_versions selects it)
+    packaged = subprocess.run([sys.executable, "-c", "from grec.serving.bento import import_champion; "
+                               "print(import_champion().tag)"], env=os.environ, capture_output=True, text=True,
+                              timeout=300)
+    assert packaged.returncode == 0, packaged.stderr[-3000:]
+    tag = packaged.stdout.strip().splitlines()[-1]
+    assert tag == f"grec:v{first}"
+    registry.client.set_registered_model_alias("grec", CHAMPION, second)  # promoted after the Bento was built
+    behind = start_a_worker(home, GREC_BENTO_MODEL=tag)
+    assert behind == {"prepared": [f"grec:v{second}"], "serves": f"grec:v{second}", "pending": None}
+    unreachable = start_a_worker(home, GREC_BENTO_MODEL=tag, MLFLOW_TRACKING_URI="http://127.0.0.1:9",
+                                 MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    assert unreachable == {"prepared": [tag], "serves": tag, "pending": None}
