@@ -176,9 +176,7 @@ def ranker_container(engine, tag: str, home: Path, env: dict[str, str], name: st
     at its own path, as this user; yields its URL once /readyz answers (its log in the failure),
     removes it after."""
     port = _free_port()
-    options = [a for k, v in {"GREC_HOME": str(home), **env}.items() for a in ("-e", f"{k}={v}")]
-    engine.docker("run", "-d", "--name", name, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
-                  *options, "-v", f"{home}:{home}", tag, "--host", "127.0.0.1", "--port", str(port))
+    _run_ranker(engine, tag, home, env, name, "--host", "127.0.0.1", "--port", str(port))
     try:
         url = f"http://127.0.0.1:{port}"
         try:
@@ -188,6 +186,14 @@ def ranker_container(engine, tag: str, home: Path, env: dict[str, str], name: st
         yield url
     finally:
         engine.docker("rm", "-f", name, check=False)
+
+
+def _run_ranker(engine, tag: str, home: Path, env: dict[str, str], name: str, *args: str) -> None:
+    """Start the ranker's image `tag` detached as `name`, as this user on the host's network, with
+    `env` and the state folder mounted at its own path; `args` go to its entrypoint."""
+    options = [a for k, v in {"GREC_HOME": str(home), **env}.items() for a in ("-e", f"{k}={v}")]
+    engine.docker("run", "-d", "--name", name, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
+                  *options, "-v", f"{home}:{home}", tag, *args)
 
 
 def _free_port() -> int:
@@ -324,9 +330,7 @@ def test_the_rankers_image_follows_the_registry_as_its_deployment_sets_it(engine
         body = {"customer_id": int(customers.value_counts().index[0]), "flow": "EUP", "use_case": "CVR",
                 "item_ids": list(range(40))}
         refused = f"grec-ranker-no-server-{os.getpid()}"  # the state folder's SQLite registry: not readable here
-        engine.docker("run", "-d", "--name", refused, "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}",
-                      *[a for k, v in {"GREC_HOME": str(home), **env, "MLFLOW_TRACKING_URI": ""}.items()
-                        for a in ("-e", f"{k}={v}")], "-v", f"{home}:{home}", ranker["tag"])
+        _run_ranker(engine, ranker["tag"], home, {**env, "MLFLOW_TRACKING_URI": ""}, refused)
         try:
             deadline = time.monotonic() + 300
             while (code := Container(engine, refused).poll()) is None and time.monotonic() < deadline:

@@ -80,7 +80,7 @@ def test_the_follower_asks_once_on_check_and_keeps_a_refused_version_pending(two
 # One ranking worker built in its own process (bentoml reads its home once per process), as `bentoml
 # serve` builds it, with each model it prepares (catalogue read, networks compiled) written down.
 START_A_WORKER = """
-import json, sys
+import json
 from grec.serving import service
 prepared, inner = [], service.GRecRanker.inner
 prepare = inner._prepare
@@ -90,13 +90,19 @@ print(json.dumps({"prepared": prepared, "serves": worker.served[1]["model"], "pe
 """
 
 
+def last_line_of(script: str, env: dict[str, str]) -> str:
+    """Run `script` in a fresh interpreter with `env` (BentoML reads its home once per process);
+    the last line it prints."""
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
 def start_a_worker(home, **env) -> dict:
     env = os.environ | {"GREC_HOME": str(home), "GREC_SERVE_FOLLOW": "grec@champion", "GREC_SERVE_COMPILE": "0",
                         "GREC_SERVE_WORKERS": "1"} | env
     env.pop("BENTOML_HOME", None)
-    done = subprocess.run([sys.executable, "-c", START_A_WORKER], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(last_line_of(START_A_WORKER, env))
 
 
 def test_a_worker_started_behind_the_alias_prepares_only_the_alias_version(two_versions):
@@ -104,11 +110,8 @@ def test_a_worker_started_behind_the_alias_prepares_only_the_alias_version(two_v
     and compiles before it is ready; the packaged one only when the registry does not answer."""
     registry, first, second = two_versions
     home = os.environ["GREC_HOME"]  # the served state folder (two_versions selects it)
-    packaged = subprocess.run([sys.executable, "-c", "from grec.serving.bento import import_champion; "
-                               "print(import_champion().tag)"], env=os.environ, capture_output=True, text=True,
-                              timeout=300)
-    assert packaged.returncode == 0, packaged.stderr[-3000:]
-    tag = packaged.stdout.strip().splitlines()[-1]
+    tag = last_line_of("from grec.serving.bento import import_champion; print(import_champion().tag)",
+                       dict(os.environ))
     assert tag == f"grec:v{first}"
     registry.client.set_registered_model_alias("grec", CHAMPION, second)  # promoted after the Bento was built
     behind = start_a_worker(home, GREC_BENTO_MODEL=tag)
