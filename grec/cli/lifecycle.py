@@ -109,6 +109,9 @@ def ui(
     console.print(f"MLflow UI: {experiment_url(experiment, f'http://127.0.0.1:{port}')}  (Ctrl-C stops it)", soft_wrap=True)
     mlflow = Path(sys.executable).with_name("mlflow")
     # one worker: a UI on loopback serves one person, and MLflow's default of 4 worker processes
-    # takes four times the memory and, on a small machine, several times as long to start
+    # takes four times the memory and, on a small machine, several times as long to start. No job
+    # runner (MLflow's GenAI jobs, which the platform does not use; as deploy/k8s/mlflow.yaml): on by
+    # default it adds 8 processes, 2 GB and 27 CPU-seconds in the 30 s after the UI answers
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     raise typer.Exit(run_server([str(mlflow), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-                                 "--port", str(port), "--workers", "1"], dict(os.environ)))
+                                 "--port", str(port), "--workers", "1"], env))

@@ -52,6 +52,7 @@ def test_grec_ui_serves_the_state_folders_store_and_prints_the_training_view_lin
     from pathlib import Path
 
     import httpx
+    import psutil
 
     eid = experiment_id()
     with socket.socket() as s:
@@ -74,6 +75,9 @@ def test_grec_ui_serves_the_state_folders_store_and_prints_the_training_view_lin
         assert answer is not None and answer.status_code == 200
         tags = {t["key"]: t["value"] for t in answer.json()["experiment"]["tags"]}
         assert tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+        # no job runner (MLflow's GenAI jobs: 8 processes polling while the UI idles)
+        started = [" ".join(p.cmdline()) for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert started and not [c for c in started if "mlflow.server.jobs" in c or "huey" in c], started
         proc.send_signal(signal.SIGTERM)  # what a service manager or `kill` sends to the command
         assert proc.wait(timeout=60) in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
         with pytest.raises(httpx.ConnectError):  # nothing left serving the port
