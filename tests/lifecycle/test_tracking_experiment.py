@@ -43,6 +43,7 @@ def test_grec_ui_serves_the_state_folders_store_and_prints_the_training_view_lin
     link that opens the experiment in its model-training view (the bare UI opens in GenAI view:
     MLflow 3.17's UI picks the view from `workflowType`, not from the experiment's tag). SIGTERM
     to `grec ui` alone (not its process group) stops the UI's server with it: the port closes."""
+    import contextlib
     import os
     import signal
     import socket
@@ -76,7 +77,10 @@ def test_grec_ui_serves_the_state_folders_store_and_prints_the_training_view_lin
         tags = {t["key"]: t["value"] for t in answer.json()["experiment"]["tags"]}
         assert tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
         # no job runner (MLflow's GenAI jobs: 8 processes polling while the UI idles)
-        started = [" ".join(p.cmdline()) for p in psutil.Process(proc.pid).children(recursive=True)]
+        started = []
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):  # one that ended since the listing
+                started.append(" ".join(child.cmdline()))
         assert started and not [c for c in started if "mlflow.server.jobs" in c or "huey" in c], started
         proc.send_signal(signal.SIGTERM)  # what a service manager or `kill` sends to the command
         assert proc.wait(timeout=60) in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
